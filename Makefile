@@ -1,0 +1,36 @@
+# Developer tasks for KATO. Every target that runs code sets up .venv first.
+# Use another interpreter with: make PYTHON=python3.12 venv
+
+PYTHON ?= python3
+VENV = .venv
+BIN = $(VENV)/bin
+
+.PHONY: venv demo test lint clean
+
+venv: $(VENV)/.installed
+
+# The stamp is rebuilt only when pyproject.toml changes, so a second run is a no-op.
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null || { \
+		found=$$($(PYTHON) -c 'import sys; print(sys.version.split()[0])' 2>/dev/null || echo 'missing or not working'); \
+		echo "error: KATO needs Python >= 3.11, but $(PYTHON) is $$found." >&2; \
+		echo "       Install Python 3.11 or newer and run: make PYTHON=python3.11 venv" >&2; \
+		exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: venv
+	$(BIN)/python -m kato.demo
+
+test: venv
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,374 @@
+"""One KATO deployment: session operations over a session store and the nodes' LTM stores.
+
+Every operation of the HTTP API is a method here and returns exactly the API's response body,
+so the HTTP service and the in-process client are both thin shells over this class and cannot
+drift apart. A state-changing operation is one atomic read-modify-write of the session
+(``SessionStore.update``) around a pure engine step; the step's node effects are applied after
+the session write has committed, once.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from kato import engine
+from kato.engine import EngineConfig, Observation, SessionState, Step
+from kato.exceptions import (
+    InvalidConfigError,
+    KatoError,
+    NotFoundError,
+    SessionNotFoundError,
+    ValidationError,
+)
+from kato.nodes import NodeStores
+from kato.sessions import (
+    Lease,
+    SessionRecord,
+    SessionStore,
+    looks_like_session_id,
+    new_session_id,
+)
+from kato.settings import Settings, ttl_problem
+
+__all__ = ["NODE_ID_PATTERN", "Kato", "check_node_id"]
+
+T = TypeVar("T")
+NODE_ID_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
+Body = dict[str, Any]
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
+def check_node_id(node_id: object) -> str:
+    """Return ``node_id`` if it is 1–128 characters of ``A-Z a-z 0-9 _ . -``; else raise."""
+    if not isinstance(node_id, str) or NODE_ID_PATTERN.fullmatch(node_id) is None:
+        raise ValidationError(
+            "node_id must be 1-128 characters of letters, digits, '_', '.' or '-'",
+            details={"errors": [{"field": "node_id", "problem": "invalid node id"}]},
+        )
+    return node_id
+
+
+class Kato:
+    """Sessions and nodes of one deployment.
+
+    kato = Kato(Settings(), MemorySessionStore(), MemoryNodes())
+    session = await kato.create_session("demo")
+    await kato.observe(session["session_id"], {"strings": ["hello"]})
+    """
+
+    def __init__(self, settings: Settings, sessions: SessionStore, nodes: NodeStores) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.nodes = nodes
+
+    # -- session lifecycle -------------------------------------------------------------------
+    async def create_session(
+        self,
+        node_id: str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        ttl_seconds: int | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> Body:
+        """``POST /sessions``: always a new session, visible everywhere once this returns."""
+        check_node_id(node_id)
+        if ttl_seconds is None:
+            ttl_seconds = self.settings.session_ttl
+        problem = ttl_problem(ttl_seconds)
+        if problem:
+            raise InvalidConfigError({"ttl_seconds": problem})
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise ValidationError("metadata must be an object")
+        overrides = engine.validate_overrides(config or {})
+        now = time.time()
+        record = SessionRecord(
+            session_id=new_session_id(int(now * 1000)),
+            node_id=node_id,
+            created_at=now,
+            ttl_seconds=ttl_seconds,
+            metadata=dict(metadata or {}),
+            config=overrides,
+        )
+        return self._session_body(await self.sessions.create(record))
+
+    async def get_session(self, session_id: str) -> Body:
+        return self._session_body(await self._get(session_id))
+
+    async def session_exists(self, session_id: str) -> Body:
+        """``GET /sessions/{id}/exists``: never raises for a missing session, never extends."""
+        exists, expired = (False, False)
+        if looks_like_session_id(session_id):
+            exists, expired = await self.sessions.exists(session_id)
+        return {"exists": exists, "expired": expired, "session_id": session_id}
+
+    async def delete_session(self, session_id: str) -> Body:
+        self._check_id(session_id)
+        await self.sessions.delete(session_id)
+        return {"status": "deleted", "session_id": session_id}
+
+    async def extend_session(self, session_id: str, ttl_seconds: int) -> Body:
+        problem = ttl_problem(ttl_seconds)
+        if problem:
+            raise InvalidConfigError({"ttl_seconds": problem}, session_id=session_id)
+        self._check_id(session_id)
+        lease = await self.sessions.extend(session_id, ttl_seconds)
+        return {
+            "status": "extended",
+            "session_id": session_id,
+            "ttl_seconds": lease.record.ttl_seconds,
+        }
+
+    async def count_sessions(self) -> Body:
+        return {"active_session_count": await self.sessions.count()}
+
+    async def get_session_config(self, session_id: str) -> Body:
+        lease = await self._get(session_id)
+        return {"session_id": session_id, "config": self._config(lease.record).session_view()}
+
+    async def update_session_config(self, session_id: str, config: Mapping[str, Any]) -> Body:
+        """Merge validated overrides into the session's; an invalid update applies nothing."""
+        try:
+            changes = engine.validate_overrides(config)
+        except InvalidConfigError as exc:
+            exc.session_id = session_id
+            raise
+
+        def change(record: SessionRecord) -> tuple[SessionRecord, None]:
+            return replace(record, config={**record.config, **changes}), None
+
+        await self._update(session_id, change)
+        return {"status": "okay", "message": "Configuration updated", "session_id": session_id}
+
+    # -- engine operations -------------------------------------------------------------------
+    async def observe(self, session_id: str, payload: Mapping[str, Any]) -> Body:
+        """Observe once; an observation whose ``unique_id`` was applied before is not re-applied."""
+        observation = Observation.parse(payload)
+        fallback_id = "obs-" + uuid.uuid4().hex
+
+        def change(record: SessionRecord) -> tuple[SessionRecord, tuple[Body, Step | None]]:
+            if observation.unique_id is not None:
+                earlier = record.applied_result(observation.unique_id)
+                if earlier is not None:
+                    return record, (dict(earlier), None)
+            step = engine.observe(
+                record.state,
+                observation,
+                self._config(record),
+                self.nodes.ltm(record.node_id),
+                node_id=record.node_id,
+                unique_id=fallback_id,
+            )
+            body = self._observe_body(record, step.result)
+            new = replace(record, state=step.state)
+            if observation.unique_id is not None:
+                new = new.remember(observation.unique_id, body, self.settings.applied_ids_limit)
+            return new, (body, step)
+
+        record, (body, step) = await self._update(session_id, change)
+        if step is not None:
+            self.nodes.ltm(record.node_id).apply(step.effects)
+        return body
+
+    async def observe_sequence(self, session_id: str, payload: Mapping[str, Any]) -> Body:
+        if not isinstance(payload, Mapping) or not isinstance(
+            payload.get("observations", []), list
+        ):
+            raise ValidationError("observations must be a list of observation objects")
+        observations = [Observation.parse(item) for item in payload.get("observations", [])]
+        flags = {}
+        for flag in ("learn_after_each", "learn_at_end", "clear_stm_between"):
+            value = payload.get(flag, False)
+            if not isinstance(value, bool):
+                raise ValidationError(f"{flag} must be true or false")
+            flags[flag] = value
+        prefix = "seq-obs-" + uuid.uuid4().hex[:24]
+
+        def change(record: SessionRecord) -> tuple[SessionRecord, Step]:
+            step = engine.observe_sequence(
+                record.state,
+                observations,
+                self._config(record),
+                self.nodes.ltm(record.node_id),
+                node_id=record.node_id,
+                make_unique_id=lambda position: f"{prefix}-{position}",
+                **flags,
+            )
+            return replace(record, state=step.state), step
+
+        record, step = await self._update(session_id, change)
+        self.nodes.ltm(record.node_id).apply(step.effects)
+        return {
+            **step.result,
+            "processor_id": record.node_id,
+            "session_id": session_id,
+            "isolated": True,
+        }
+
+    async def learn(self, session_id: str) -> Body:
+        def change(record: SessionRecord) -> tuple[SessionRecord, Step]:
+            step = engine.learn(record.state, self._config(record))
+            return replace(record, state=step.state), step
+
+        record, step = await self._update(session_id, change)
+        self.nodes.ltm(record.node_id).apply(step.effects)
+        name = step.result["pattern_name"]
+        return {
+            "status": "learned",
+            "pattern_name": name,
+            "session_id": session_id,
+            "processor_id": record.node_id,
+            "message": f"Learned pattern {name}"
+            if name
+            else "Nothing learned: STM held fewer than 2 symbols",
+        }
+
+    async def clear_stm(self, session_id: str) -> Body:
+        await self._update(
+            session_id, lambda r: (replace(r, state=engine.clear_stm(r.state).state), None)
+        )
+        return {"status": "cleared", "session_id": session_id}
+
+    async def clear_all(self, session_id: str) -> Body:
+        def change(record: SessionRecord) -> tuple[SessionRecord, Step]:
+            step = engine.clear_all(record.state)
+            return replace(record, state=step.state), step
+
+        record, step = await self._update(session_id, change)
+        self.nodes.ltm(record.node_id).apply(step.effects)
+        return {"status": "cleared", "session_id": session_id, "scope": "all"}
+
+    # -- session reads -----------------------------------------------------------------------
+    async def get_stm(self, session_id: str) -> Body:
+        state = await self._state(session_id)
+        return {
+            "stm": [list(e) for e in state.stm],
+            "session_id": session_id,
+            "length": len(state.stm),
+        }
+
+    async def get_predictions(self, session_id: str) -> Body:
+        lease = await self._get(session_id)
+        state = lease.record.state
+        return {
+            "predictions": [dict(p) for p in state.predictions],
+            "future_potentials": [dict(f) for f in state.future_potentials],
+            "session_id": session_id,
+            "processor_id": lease.record.node_id,
+            "count": len(state.predictions),
+            "time": state.time,
+            "unique_id": state.last_unique_id,
+        }
+
+    async def get_percept_data(self, session_id: str) -> Body:
+        lease = await self._get(session_id)
+        return {
+            "percept_data": dict(lease.record.state.percept_data),
+            "session_id": session_id,
+            "node_id": lease.record.node_id,
+        }
+
+    async def get_cognition_data(self, session_id: str) -> Body:
+        lease = await self._get(session_id)
+        state = lease.record.state
+        cognition = {
+            "predictions": [dict(p) for p in state.predictions],
+            "emotives": dict(state.current_emotives),
+            "symbols": list(state.symbols),
+            "command": "",
+            "metadata": {},
+            "path": [],
+            "strings": [],
+            "vectors": [],
+            "short_term_memory": [list(e) for e in state.stm],
+        }
+        return {
+            "cognition_data": cognition,
+            "session_id": session_id,
+            "node_id": lease.record.node_id,
+        }
+
+    # -- node operations ---------------------------------------------------------------------
+    async def get_pattern(self, node_id: str, name: str) -> Body:
+        pattern = self.nodes.ltm(check_node_id(node_id)).pattern(engine.bare_pattern_name(name))
+        if pattern is None:
+            raise NotFoundError(f"Pattern {name} not found")
+        return {"pattern": {"status": "okay", "pattern": pattern.to_document()}, "node_id": node_id}
+
+    async def list_patterns(self, node_id: str, *, offset: int = 0, limit: int = 100) -> Body:
+        ltm = self.nodes.ltm(check_node_id(node_id))
+        page = ltm.patterns(offset=offset, limit=limit)
+        return {
+            "node_id": node_id,
+            "patterns": [p.to_document() for p in page],
+            "offset": offset,
+            "limit": limit,
+            "total": ltm.pattern_count(),
+        }
+
+    async def symbol_stats(self, node_id: str) -> Body:
+        ltm = self.nodes.ltm(check_node_id(node_id))
+        return {
+            "node_id": node_id,
+            "symbols": [s.to_dict() for s in ltm.all_symbol_stats()],
+            "totals": ltm.totals().to_dict(),
+        }
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _config(self, record: SessionRecord) -> EngineConfig:
+        return replace(self.settings.engine, **record.config)
+
+    @staticmethod
+    def _check_id(session_id: str) -> None:
+        if not looks_like_session_id(session_id):
+            raise SessionNotFoundError(session_id)
+
+    async def _get(self, session_id: str) -> Lease:
+        self._check_id(session_id)
+        return await self.sessions.get(session_id)
+
+    async def _state(self, session_id: str) -> SessionState:
+        return (await self._get(session_id)).record.state
+
+    async def _update(
+        self, session_id: str, change: Callable[[SessionRecord], tuple[SessionRecord, T]]
+    ) -> tuple[SessionRecord, T]:
+        self._check_id(session_id)
+        try:
+            lease, value = await self.sessions.update(session_id, change)
+        except KatoError as exc:
+            exc.session_id = exc.session_id or session_id
+            raise
+        return lease.record, value
+
+    def _session_body(self, lease: Lease) -> Body:
+        record = lease.record
+        return {
+            "session_id": record.session_id,
+            "node_id": record.node_id,
+            "created_at": _iso(record.created_at),
+            "expires_at": _iso(lease.expires_at),
+            "ttl_seconds": record.ttl_seconds,
+            "metadata": dict(record.metadata),
+            "session_config": self._config(record).session_view(),
+        }
+
+    @staticmethod
+    def _observe_body(record: SessionRecord, result: Mapping[str, Any]) -> Body:
+        return {
+            "status": "okay",
+            "session_id": record.session_id,
+            "processor_id": record.node_id,
+            "stm_length": result["stm_length"],
+            "time": result["time"],
+            "unique_id": result["unique_id"],
+            "auto_learned_pattern": result["auto_learned_pattern"],
+        }

@@ -1,0 +1,314 @@
+"""Long-term memory: the records of a node, the effects that change them, and an in-memory store.
+
+The engine never writes long-term memory itself. An operation returns *effects*
+(:class:`LearnPattern`, :class:`RegisterVector`, :class:`ClearNode`) and the caller applies them
+to the node's store after the session write has committed, exactly once. Reads go through the
+small :class:`LTMView` protocol, so any store (in memory, SQLite, MongoDB) can serve predictions.
+
+:class:`MemoryLTM` is both the in-memory store and the overlay the engine uses inside one
+operation: ``MemoryLTM(base=view)`` answers reads from ``view`` plus the effects applied to the
+overlay, without touching ``view``. That is how a later step of an observe-sequence sees what an
+earlier step learned while the real store is still untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from kato.engine.accumulators import merge_metadata
+
+__all__ = [
+    "ClearNode",
+    "Effect",
+    "LTMStore",
+    "LTMView",
+    "LearnPattern",
+    "MemoryLTM",
+    "Pattern",
+    "RegisterVector",
+    "SymbolStats",
+    "Totals",
+    "apply_learn",
+]
+
+Event = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """One learned pattern of a node (engine.md §1.4); ``name`` is the bare hash."""
+
+    name: str
+    events: tuple[Event, ...]
+    frequency: int = 1
+    emotives: tuple[Mapping[str, float], ...] = ()
+    metadata: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def flat(self) -> tuple[str, ...]:
+        """The pattern's symbols in order, event boundaries removed."""
+        return tuple(symbol for event in self.events for symbol in event)
+
+    @property
+    def length(self) -> int:
+        return sum(len(event) for event in self.events)
+
+    def to_document(self) -> dict[str, object]:
+        """The pattern as ``get_pattern`` returns it (engine.md §6)."""
+        return {
+            "name": "PTRN|" + self.name,
+            "pattern_data": [list(event) for event in self.events],
+            "length": self.length,
+            "frequency": self.frequency,
+            "emotives": [dict(entry) for entry in self.emotives],
+            "metadata": {key: list(values) for key, values in self.metadata.items()},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolStats:
+    """Statistics of one symbol over every learn of its node (engine.md §1.5)."""
+
+    name: str
+    frequency: int = 0
+    pattern_member_frequency: int = 0
+    emotives: Mapping[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "frequency": self.frequency,
+            "pattern_member_frequency": self.pattern_member_frequency,
+            "emotives": dict(self.emotives),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Node-wide totals; ``symbol_count`` is K, the number of distinct symbols with a record."""
+
+    total_pattern_frequencies: int = 0
+    total_symbol_frequencies: int = 0
+    total_symbols_in_patterns_frequencies: int = 0
+    symbol_count: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "total_pattern_frequencies": self.total_pattern_frequencies,
+            "total_symbol_frequencies": self.total_symbol_frequencies,
+            "total_symbols_in_patterns_frequencies": self.total_symbols_in_patterns_frequencies,
+            "K": self.symbol_count,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LearnPattern:
+    """Effect: one learn of ``events`` (§3, §7 "learn"): upsert, emotives, metadata, statistics.
+
+    ``emotives`` is the learn's averaged emotives with zeros dropped, or ``None`` when the
+    accumulator was empty (then the pattern's emotive list is left as it is).
+    """
+
+    name: str
+    events: tuple[Event, ...]
+    emotives: Mapping[str, float] | None
+    metadata: Mapping[str, tuple[str, ...]]
+    persistence: int
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterVector:
+    """Effect: remember which vector a ``VCTR|…`` symbol stands for (the node's registry)."""
+
+    name: str
+    vector: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClearNode:
+    """Effect: delete the node's whole long-term memory (clear-all)."""
+
+
+Effect = LearnPattern | RegisterVector | ClearNode
+
+
+@runtime_checkable
+class LTMView(Protocol):
+    """What predictions read from a node's long-term memory, as one consistent snapshot."""
+
+    def candidates(self, symbols: Collection[str]) -> list[Pattern]:
+        """Every pattern sharing at least one symbol with ``symbols``, sorted by name."""
+        ...
+
+    def pattern(self, name: str) -> Pattern | None:
+        """One pattern by bare hash."""
+        ...
+
+    def symbol_stats(self, symbols: Collection[str]) -> dict[str, SymbolStats]:
+        """The records of those of ``symbols`` that have one."""
+        ...
+
+    def totals(self) -> Totals: ...
+
+
+class LTMStore(LTMView, Protocol):
+    """A node's long-term memory that effects can be applied to and that can be listed."""
+
+    def apply(self, effects: Iterable[Effect]) -> None: ...
+
+    def patterns(self, *, offset: int = 0, limit: int | None = None) -> list[Pattern]: ...
+
+    def pattern_count(self) -> int: ...
+
+    def all_symbol_stats(self) -> list[SymbolStats]: ...
+
+    def vector(self, name: str) -> tuple[float, ...] | None: ...
+
+
+def apply_learn(existing: Pattern | None, effect: LearnPattern) -> Pattern:
+    """The pattern after one learn: +1 frequency, emotive window, metadata union (§1.7, §1.8)."""
+    if existing is None:
+        existing = Pattern(name=effect.name, events=effect.events, frequency=0)
+    emotives = existing.emotives
+    if effect.emotives is not None:
+        emotives = (*emotives, dict(effect.emotives))[-effect.persistence :]
+    metadata = existing.metadata
+    if effect.metadata:
+        merged = merge_metadata(existing.metadata, effect.metadata)
+        metadata = {key: tuple(values) for key, values in merged.items()}
+    return Pattern(
+        name=existing.name,
+        events=existing.events,
+        frequency=existing.frequency + 1,
+        emotives=emotives,
+        metadata=metadata,
+    )
+
+
+def symbol_counts(events: Sequence[Event]) -> dict[str, int]:
+    """Occurrences of each distinct symbol of a pattern, in first-seen order."""
+    counts: dict[str, int] = {}
+    for event in events:
+        for symbol in event:
+            counts[symbol] = counts.get(symbol, 0) + 1
+    return counts
+
+
+class MemoryLTM:
+    """An in-memory node store, optionally layered over a read-only ``base`` view.
+
+    With a ``base``, reads merge the base with what was applied here; a :class:`ClearNode`
+    hides the base from then on. Nothing is ever written to the base.
+    """
+
+    def __init__(self, base: LTMView | None = None) -> None:
+        self._base = base
+        self._reset()
+
+    def _reset(self) -> None:
+        self._patterns: dict[str, Pattern] = {}
+        self._index: dict[str, set[str]] = {}
+        self._symbols: dict[str, SymbolStats] = {}
+        self._totals = Totals()
+        self._vectors: dict[str, tuple[float, ...]] = {}
+
+    # -- reads -------------------------------------------------------------------------------
+    def candidates(self, symbols: Collection[str]) -> list[Pattern]:
+        names: set[str] = set()
+        for symbol in symbols:
+            names.update(self._index.get(symbol, ()))
+        found = {name: self._patterns[name] for name in names}
+        if self._base is not None:
+            for pattern in self._base.candidates(symbols):
+                found.setdefault(pattern.name, pattern)
+        return [found[name] for name in sorted(found)]
+
+    def pattern(self, name: str) -> Pattern | None:
+        if name in self._patterns:
+            return self._patterns[name]
+        return self._base.pattern(name) if self._base is not None else None
+
+    def symbol_stats(self, symbols: Collection[str]) -> dict[str, SymbolStats]:
+        found = {s: self._symbols[s] for s in symbols if s in self._symbols}
+        if self._base is not None:
+            missing = [s for s in symbols if s not in found]
+            if missing:
+                found.update(self._base.symbol_stats(missing))
+        return found
+
+    def totals(self) -> Totals:
+        if self._base is None:
+            return self._totals
+        base = self._base.totals()
+        return Totals(
+            base.total_pattern_frequencies + self._totals.total_pattern_frequencies,
+            base.total_symbol_frequencies + self._totals.total_symbol_frequencies,
+            base.total_symbols_in_patterns_frequencies
+            + self._totals.total_symbols_in_patterns_frequencies,
+            base.symbol_count + self._totals.symbol_count,
+        )
+
+    def patterns(self, *, offset: int = 0, limit: int | None = None) -> list[Pattern]:
+        if self._base is not None:
+            raise TypeError("an overlay cannot be listed; list the store it overlays")
+        names = sorted(self._patterns)[offset:]
+        if limit is not None:
+            names = names[:limit]
+        return [self._patterns[name] for name in names]
+
+    def pattern_count(self) -> int:
+        if self._base is not None:
+            raise TypeError("an overlay cannot be counted; count the store it overlays")
+        return len(self._patterns)
+
+    def all_symbol_stats(self) -> list[SymbolStats]:
+        if self._base is not None:
+            raise TypeError("an overlay cannot be listed; list the store it overlays")
+        return [self._symbols[name] for name in sorted(self._symbols)]
+
+    def vector(self, name: str) -> tuple[float, ...] | None:
+        return self._vectors.get(name)
+
+    # -- writes ------------------------------------------------------------------------------
+    def apply(self, effects: Iterable[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, LearnPattern):
+                self._learn(effect)
+            elif isinstance(effect, RegisterVector):
+                self._vectors[effect.name] = effect.vector
+            elif isinstance(effect, ClearNode):
+                self._base = None  # a wipe hides the base too
+                self._reset()
+            else:  # pragma: no cover - the Effect union is closed
+                raise TypeError(f"unknown effect {effect!r}")
+
+    def _learn(self, effect: LearnPattern) -> None:
+        previous = self.pattern(effect.name)
+        self._patterns[effect.name] = apply_learn(previous, effect)
+        counts = symbol_counts(effect.events)
+        known = self.symbol_stats(list(counts))
+        new_symbols = 0
+        for symbol, count in counts.items():
+            old = known.get(symbol)
+            if old is None:
+                new_symbols += 1
+                old = SymbolStats(name=symbol)
+            self._index.setdefault(symbol, set()).add(effect.name)
+            emotives = dict(old.emotives)
+            for key, value in (effect.emotives or {}).items():
+                emotives[key] = emotives.get(key, 0.0) + value
+            self._symbols[symbol] = SymbolStats(
+                name=symbol,
+                frequency=old.frequency + count,
+                pattern_member_frequency=old.pattern_member_frequency + 1,
+                emotives=emotives,
+            )
+        length = sum(counts.values())
+        self._totals = Totals(
+            self._totals.total_pattern_frequencies + 1,
+            self._totals.total_symbol_frequencies + length,
+            self._totals.total_symbols_in_patterns_frequencies + len(counts),
+            self._totals.symbol_count + new_symbols,
+        )

@@ -1,0 +1,19 @@
+"""Sessions: the record a session is, its id, and the stores that hold records.
+
+A session is one user's short-term context on one node. Stores implement
+:class:`~kato.sessions.store.SessionStore`; the in-memory store serves a single process.
+"""
+
+from kato.sessions.ids import looks_like_session_id, new_session_id
+from kato.sessions.memory import MemorySessionStore
+from kato.sessions.record import SessionRecord
+from kato.sessions.store import Lease, SessionStore
+
+__all__ = [
+    "Lease",
+    "MemorySessionStore",
+    "SessionRecord",
+    "SessionStore",
+    "looks_like_session_id",
+    "new_session_id",
+]

@@ -1,0 +1,105 @@
+"""The in-memory session store: one process only (a notebook, the in-process client, tests).
+
+It keeps every guarantee of sessions.md within its process: ``change`` runs with no ``await``
+between read and write, so each update is atomic on the event loop. It cannot be shared by
+several worker processes, and the service refuses to start it behind more than one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TypeVar
+
+from kato.exceptions import SessionNotFoundError
+from kato.sessions.record import SessionRecord
+from kato.sessions.store import Lease
+
+__all__ = ["MemorySessionStore"]
+
+T = TypeVar("T")
+
+
+class MemorySessionStore:
+    """Sessions in a dict, each with a deadline on a monotonic ``clock`` (its only expiry clock)."""
+
+    def __init__(
+        self,
+        *,
+        auto_extend: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._auto_extend = auto_extend
+        self._clock = clock
+        self._wall = wall_clock
+        self._sessions: dict[str, tuple[SessionRecord, float]] = {}
+
+    def _lease(self, record: SessionRecord, deadline: float) -> Lease:
+        return Lease(record, self._wall() + (deadline - self._clock()))
+
+    def _live(self, session_id: str) -> tuple[SessionRecord, float]:
+        entry = self._sessions.get(session_id)
+        if entry is None:
+            raise SessionNotFoundError(session_id)
+        if entry[1] <= self._clock():
+            del self._sessions[session_id]
+            raise SessionNotFoundError(session_id, f"Session '{session_id}' has expired")
+        return entry
+
+    def _deadline(self, record: SessionRecord, previous: float | None) -> float:
+        if previous is not None and not self._auto_extend:
+            return previous
+        return self._clock() + record.ttl_seconds
+
+    async def create(self, record: SessionRecord) -> Lease:
+        deadline = self._deadline(record, None)
+        self._sessions[record.session_id] = (record, deadline)
+        return self._lease(record, deadline)
+
+    async def get(self, session_id: str, *, touch: bool = True) -> Lease:
+        record, deadline = self._live(session_id)
+        if touch:
+            deadline = self._deadline(record, deadline)
+            self._sessions[session_id] = (record, deadline)
+        return self._lease(record, deadline)
+
+    async def update(
+        self, session_id: str, change: Callable[[SessionRecord], tuple[SessionRecord, T]]
+    ) -> tuple[Lease, T]:
+        record, deadline = self._live(session_id)
+        new, value = change(record)
+        new = replace(new, version=record.version + 1)
+        deadline = self._deadline(new, deadline)
+        self._sessions[session_id] = (new, deadline)
+        return self._lease(new, deadline), value
+
+    async def delete(self, session_id: str) -> None:
+        self._live(session_id)
+        del self._sessions[session_id]
+
+    async def exists(self, session_id: str) -> tuple[bool, bool]:
+        entry = self._sessions.get(session_id)
+        if entry is None:
+            return False, False
+        if entry[1] <= self._clock():
+            return False, True
+        return True, False
+
+    async def extend(self, session_id: str, ttl_seconds: int) -> Lease:
+        record, _ = self._live(session_id)
+        record = replace(record, ttl_seconds=ttl_seconds, version=record.version + 1)
+        deadline = self._clock() + ttl_seconds
+        self._sessions[session_id] = (record, deadline)
+        return self._lease(record, deadline)
+
+    async def count(self) -> int:
+        now = self._clock()
+        expired = [sid for sid, (_, deadline) in self._sessions.items() if deadline <= now]
+        for sid in expired:
+            del self._sessions[sid]
+        return len(self._sessions)
+
+    async def close(self) -> None:
+        self._sessions.clear()
