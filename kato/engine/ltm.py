@@ -46,14 +46,15 @@ class Pattern:
     emotives: tuple[Mapping[str, float], ...] = ()
     metadata: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
-    @property
-    def flat(self) -> tuple[str, ...]:
-        """The pattern's symbols in order, event boundaries removed."""
-        return tuple(symbol for event in self.events for symbol in event)
+    flat: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    """The pattern's symbols in order, event boundaries removed (computed once)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "flat", tuple(s for event in self.events for s in event))
 
     @property
     def length(self) -> int:
-        return sum(len(event) for event in self.events)
+        return len(self.flat)
 
     def to_document(self) -> dict[str, object]:
         """The pattern as ``get_pattern`` returns it (engine.md §6)."""

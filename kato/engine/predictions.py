@@ -39,6 +39,10 @@ class _Candidate:
     matches: list[str]
     missing: list[list[str]]
     extras: list[list[str]]
+    pattern_probability: float = 0.0
+    weighted_strength: float = 0.0
+    information: float = 0.0
+    potential: float = 0.0
 
 
 def predict(
@@ -54,9 +58,8 @@ def predict(
     ensemble = _match_candidates(stm, state, ltm, config.recall_threshold)
     if not ensemble:
         return [], []
-    predictions, future_potentials = _score(ensemble, state, ltm)
-    predictions.sort(key=_rank_key(config.rank_sort_algo))
-    return predictions[: config.max_predictions], future_potentials
+    scored = _Ensemble(ensemble, state, ltm)
+    return scored.ranked(config.rank_sort_algo, config.max_predictions), scored.future_potentials()
 
 
 def _match_candidates(
@@ -124,95 +127,124 @@ def _entropy_term(p: float, k: int) -> float:
     return -p * math.log(p, k) if p > 0 and k > 1 else 0.0
 
 
-def _score(
-    ensemble: list[_Candidate], state: list[str], ltm: LTMView
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every per-prediction field of §4.5 and the ensemble quantities of §4.6."""
-    universe: dict[str, None] = {}
-    for cand in ensemble:
-        universe.update(dict.fromkeys(cand.matches))
-        for sub in cand.missing:
-            universe.update(dict.fromkeys(sub))
-    stats = ltm.symbol_stats(list(universe))
-    totals = ltm.totals()
-    tsip = totals.total_symbols_in_patterns_frequencies
-    k = totals.symbol_count
-    prob = {
-        symbol: (stats[symbol].pattern_member_frequency / tsip if tsip else 0.0)
-        for symbol in universe
-        if symbol in stats
-    }
+class _Ensemble:
+    """The quantities shared by one observe's predictions (§4.6) and the renderer of each.
 
-    size = len(state)
-    state_counts = Counter(state)
-    normalized_entropy = sum(_entropy_term(state_counts[symbol] / size, k) for symbol in state)
-    global_entropy = sum(_entropy_term(prob.get(symbol, 0.0), k) for symbol in state_counts)
+    Ranking by ``potential`` (the default) needs only the cheap fields, so every field of a
+    prediction is computed only for the predictions that survive the ``max_predictions`` cut.
+    """
 
-    total_frequency = sum(cand.pattern.frequency for cand in ensemble)
-    groups: dict[tuple[Event, ...], _FutureGroup] = {}
-    for cand in ensemble:
-        if cand.future:
-            group = groups.setdefault(_future_key(cand.future), _FutureGroup())
-            group.weight += cand.pattern.frequency * cand.similarity
-            group.members += 1
-    weight_total = sum(group.weight for group in groups.values())
+    def __init__(self, members: list[_Candidate], state: list[str], ltm: LTMView) -> None:
+        self.members = members
+        universe: dict[str, None] = {}
+        for cand in members:
+            universe.update(dict.fromkeys(cand.matches))
+            for sub in cand.missing:
+                universe.update(dict.fromkeys(sub))
+        stats = ltm.symbol_stats(list(universe))
+        self.totals = totals = ltm.totals()
+        tsip = totals.total_symbols_in_patterns_frequencies
+        k = totals.symbol_count
+        self.prob = {
+            symbol: (stats[symbol].pattern_member_frequency / tsip if tsip else 0.0)
+            for symbol in universe
+            if symbol in stats
+        }
+        self.size = size = len(state)
+        self.state_counts = Counter(state)
+        self.normalized_entropy = sum(
+            _entropy_term(self.state_counts[symbol] / size, k) for symbol in state
+        )
+        self.global_entropy = sum(
+            _entropy_term(self.prob.get(symbol, 0.0), k) for symbol in self.state_counts
+        )
+        self.total_frequency = sum(cand.pattern.frequency for cand in members)
+        self.groups: dict[tuple[Event, ...], _FutureGroup] = {}
+        for cand in members:
+            if cand.future:
+                group = self.groups.setdefault(_future_key(cand.future), _FutureGroup())
+                group.weight += cand.pattern.frequency * cand.similarity
+                group.members += 1
+        self.weight_total = sum(group.weight for group in self.groups.values())
+        for cand in members:
+            agg = 0.0
+            if cand.future and self.weight_total:
+                agg = self.groups[_future_key(cand.future)].weight / self.weight_total
+            cand.pattern_probability = cand.pattern.frequency / self.total_frequency
+            cand.weighted_strength = cand.similarity * cand.pattern_probability
+            cand.information = cand.weighted_strength / agg if agg else 0.0
+            cand.potential = cand.similarity * cand.information
 
-    predictions = []
-    for cand in ensemble:
+    def ranked(self, algo: str, limit: int) -> list[dict[str, Any]]:
+        """The first ``limit`` predictions in §4.7 order (``algo`` first if not ``potential``)."""
+        if algo == "potential":
+            order = sorted(
+                self.members,
+                key=lambda c: (-c.potential, -c.similarity, -c.pattern.frequency, c.pattern.name),
+            )
+            return [self.render(cand) for cand in order[:limit]]
+        rendered = [self.render(cand) for cand in self.members]
+        rendered.sort(
+            key=lambda p: (-p[algo], -p["potential"], -p["similarity"], -p["frequency"], p["name"])
+        )
+        return rendered[:limit]
+
+    def render(self, cand: _Candidate) -> dict[str, Any]:
+        """Every field of §4.5, in a fixed order."""
         pattern = cand.pattern
         flat_present = [symbol for event in cand.present for symbol in event]
-        agg = 0.0
-        if cand.future and weight_total:
-            agg = groups[_future_key(cand.future)].weight / weight_total
-        pattern_probability = pattern.frequency / total_frequency
-        weighted_strength = cand.similarity * pattern_probability
-        information = weighted_strength / agg if agg else 0.0
-        unmatched = size - cand.matched
-        predictions.append(
-            {
-                "type": "prototypical",
-                "name": pattern.name,
-                "frequency": pattern.frequency,
-                "sequence": [list(event) for event in pattern.events],
-                "similarity": cand.similarity,
-                "matches": cand.matches,
-                "missing": cand.missing,
-                "extras": cand.extras,
-                "past": [list(event) for event in cand.past],
-                "present": [list(event) for event in cand.present],
-                "future": [list(event) for event in cand.future],
-                "evidence": cand.matched / pattern.length if pattern.length else 0.0,
-                "confidence": cand.matched / len(flat_present) if flat_present else 0.0,
-                "fragmentation": float(len(cand.blocks) - 1),
-                "snr": (2 * cand.matched - unmatched) / (2 * cand.matched + unmatched),
-                "entropy": 0.0,
-                "emotives": average_emotives(pattern.emotives),
-                "normalized_entropy": normalized_entropy,
-                "global_normalized_entropy": global_entropy,
-                "itfdf_similarity": _itfdf(
-                    state_counts, Counter(flat_present), prob, pattern.frequency, total_frequency
-                ),
-                "confluence": _confluence(flat_present, prob, pattern.frequency, totals),
-                "pattern_probability": pattern_probability,
-                "weighted_strength": weighted_strength,
-                "predictive_information": information,
-                "potential": cand.similarity * information,
-            }
-        )
-    ordered = sorted(
-        groups.items(),
-        key=lambda item: (-item[1].weight, json.dumps([list(event) for event in item[0]])),
-    )
-    future_potentials = [
-        {
-            "future": [list(event) for event in key],
-            "aggregate_potential": group.weight / weight_total if weight_total else 0.0,
-            "supporting_patterns": group.members,
-            "total_weighted_frequency": group.weight,
+        unmatched = self.size - cand.matched
+        return {
+            "type": "prototypical",
+            "name": pattern.name,
+            "frequency": pattern.frequency,
+            "sequence": [list(event) for event in pattern.events],
+            "similarity": cand.similarity,
+            "matches": cand.matches,
+            "missing": cand.missing,
+            "extras": cand.extras,
+            "past": [list(event) for event in cand.past],
+            "present": [list(event) for event in cand.present],
+            "future": [list(event) for event in cand.future],
+            "evidence": cand.matched / pattern.length if pattern.length else 0.0,
+            "confidence": cand.matched / len(flat_present) if flat_present else 0.0,
+            "fragmentation": float(len(cand.blocks) - 1),
+            "snr": (2 * cand.matched - unmatched) / (2 * cand.matched + unmatched),
+            "entropy": 0.0,
+            "emotives": average_emotives(pattern.emotives),
+            "normalized_entropy": self.normalized_entropy,
+            "global_normalized_entropy": self.global_entropy,
+            "itfdf_similarity": _itfdf(
+                self.state_counts,
+                Counter(flat_present),
+                self.prob,
+                pattern.frequency,
+                self.total_frequency,
+            ),
+            "confluence": _confluence(flat_present, self.prob, pattern.frequency, self.totals),
+            "pattern_probability": cand.pattern_probability,
+            "weighted_strength": cand.weighted_strength,
+            "predictive_information": cand.information,
+            "potential": cand.potential,
         }
-        for key, group in ordered
-    ]
-    return predictions, future_potentials
+
+    def future_potentials(self) -> list[dict[str, Any]]:
+        """One entry per future group, by aggregate potential, weight, then future's JSON."""
+        ordered = sorted(
+            self.groups.items(),
+            key=lambda item: (-item[1].weight, json.dumps([list(event) for event in item[0]])),
+        )
+        return [
+            {
+                "future": [list(event) for event in key],
+                "aggregate_potential": group.weight / self.weight_total
+                if self.weight_total
+                else 0.0,
+                "supporting_patterns": group.members,
+                "total_weighted_frequency": group.weight,
+            }
+            for key, group in ordered
+        ]
 
 
 @dataclass(slots=True)
@@ -257,13 +289,3 @@ def _confluence(
         return 0.0
     log_product = sum(math.log10(prob.get(symbol, 0.0) or 1e-10) for symbol in flat_present)
     return frequency / total * (1.0 - math.pow(10.0, log_product))
-
-
-def _rank_key(algo: str) -> Any:
-    """§4.7 order; another ``rank_sort_algo`` field goes first, §4.7 breaks its ties."""
-
-    def key(p: Mapping[str, Any]) -> tuple[Any, ...]:
-        base = (-p["potential"], -p["similarity"], -p["frequency"], p["name"])
-        return base if algo == "potential" else (-p[algo], *base)
-
-    return key

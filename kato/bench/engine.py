@@ -1,0 +1,124 @@
+"""Engine micro-benchmark: observe and predictions throughput against LTMs of growing size.
+
+    python -m kato.bench.engine            # LTM sizes 1k, 10k, 100k patterns
+    python -m kato.bench.engine --quick    # 1k and 10k only, fewer repetitions
+
+Patterns are random sequences over a fixed vocabulary (seeded, so every run measures the same
+data). For each LTM size and STM length it reports the mean number of candidate patterns, the
+predictions latency (p50/p99) and the observe rate (observe = predictions + session bookkeeping),
+and the LTM's build rate. Figures are printed, never asserted: a shared machine's absolute
+numbers are noise, the ratios between rows are the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from kato.engine import EngineConfig, MemoryLTM, Observation, SessionState, learn, observe, predict
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    patterns: int
+    stm_events: int
+    candidates: float
+    predict_p50_ms: float
+    predict_p99_ms: float
+    observe_per_s: float
+
+
+def build_ltm(
+    count: int, *, vocabulary: int, rng: random.Random, config: EngineConfig
+) -> tuple[MemoryLTM, float]:
+    """An LTM of ``count`` learned patterns (3–8 one-symbol events each) and the learn rate."""
+    ltm = MemoryLTM()
+    words = [f"w{i}" for i in range(vocabulary)]
+    started = time.perf_counter()
+    for _ in range(count):
+        events = tuple((rng.choice(words),) for _ in range(rng.randint(3, 8)))
+        step = learn(SessionState(stm=events), config)
+        ltm.apply(step.effects)
+    return ltm, count / (time.perf_counter() - started)
+
+
+def measure(
+    ltm: MemoryLTM,
+    patterns: int,
+    stm_events: int,
+    *,
+    vocabulary: int,
+    reps: int,
+    rng: random.Random,
+) -> Row:
+    config = EngineConfig()
+    words = [f"w{i}" for i in range(vocabulary)]
+    stms = [tuple((rng.choice(words),) for _ in range(stm_events)) for _ in range(reps)]
+    latencies, candidates = [], 0
+    for stm in stms:
+        candidates += len(ltm.candidates({s for e in stm for s in e}))
+        started = time.perf_counter()
+        predict(stm, ltm, config)
+        latencies.append((time.perf_counter() - started) * 1000)
+    latencies.sort()
+
+    state = SessionState(stm=stms[0][:-1])
+    started = time.perf_counter()
+    for i, stm in enumerate(stms):
+        step = observe(
+            state,
+            Observation(strings=stm[-1]),
+            config,
+            ltm,
+            node_id="bench",
+            unique_id=f"obs-{i}",
+        )
+        state = SessionState(stm=stm[:-1])  # keep the STM length fixed for the next round
+        del step
+    observe_rate = reps / (time.perf_counter() - started)
+    return Row(
+        patterns=patterns,
+        stm_events=stm_events,
+        candidates=candidates / reps,
+        predict_p50_ms=statistics.median(latencies),
+        predict_p99_ms=latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+        observe_per_s=observe_rate,
+    )
+
+
+def run(sizes: Sequence[int], stm_lengths: Sequence[int], *, vocabulary: int, reps: int) -> None:
+    rng = random.Random(20261125)
+    config = EngineConfig()
+    header = (
+        f"{'patterns':>9} {'stm':>4} {'candidates':>10} {'pred p50 ms':>11} "
+        f"{'pred p99 ms':>11} {'observe/s':>10}"
+    )
+    print(f"vocabulary {vocabulary} symbols; {reps} predictions per row")
+    print(header)
+    print("-" * len(header))
+    for size in sizes:
+        ltm, learn_rate = build_ltm(size, vocabulary=vocabulary, rng=rng, config=config)
+        for stm_events in stm_lengths:
+            row = measure(ltm, size, stm_events, vocabulary=vocabulary, reps=reps, rng=rng)
+            print(
+                f"{row.patterns:>9} {row.stm_events:>4} {row.candidates:>10.1f} "
+                f"{row.predict_p50_ms:>11.3f} {row.predict_p99_ms:>11.3f} {row.observe_per_s:>10.1f}"
+            )
+        print(f"{'':>9} learn rate while building: {learn_rate:,.0f} patterns/s")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m kato.bench.engine", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="1k and 10k patterns, fewer reps")
+    parser.add_argument("--vocabulary", type=int, default=5000, help="distinct symbols")
+    args = parser.parse_args(argv)
+    sizes = (1_000, 10_000) if args.quick else (1_000, 10_000, 100_000)
+    run(sizes, (2, 3, 5), vocabulary=args.vocabulary, reps=50 if args.quick else 200)
+
+
+if __name__ == "__main__":
+    main()
