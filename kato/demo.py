@@ -47,9 +47,8 @@ def main() -> None:
             best = result["future_potentials"][0] if result["future_potentials"] else None
             if best:
                 nxt = " → ".join("+".join(e) for e in best["future"])
-                print(
-                    f"most likely next: {nxt} (aggregate potential {best['aggregate_potential']:.3f})"
-                )
+                potential = best["aggregate_potential"]
+                print(f"most likely next: {nxt} (aggregate potential {potential:.3f})")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ answers with, and, where known, the ``session_id`` and ``request_id``::
     │   ├── ValidationError         VALIDATION_ERROR   422  a field has the wrong type or shape
     │   ├── InvalidConfigError      INVALID_CONFIG     400  a configuration value is out of range
     │   ├── EmptySTMError           EMPTY_STM          400  learn with nothing in STM
-    │   ├── VectorDimensionError    VECTOR_DIMENSION   400  vectors of one observation differ in length
+    │   ├── VectorDimensionError    VECTOR_DIMENSION   400  vectors of one observe differ in length
     │   ├── PayloadTooLargeError    PAYLOAD_TOO_LARGE  413  request body over the limit
-    │   └── MethodNotAllowedError   METHOD_NOT_ALLOWED 405  known route, wrong method
+    │   └── MethodNotAllowedError   METHOD_NOT_ALLOWED 405  route known, method not
     ├── NotFoundError               NOT_FOUND          404  unknown route or pattern
     │   └── SessionNotFoundError    SESSION_NOT_FOUND  404  the session does not exist or expired
     └── StoreUnavailableError       STORE_UNAVAILABLE  503  a store could not be reached

@@ -106,7 +106,8 @@ def run(sizes: Sequence[int], stm_lengths: Sequence[int], *, vocabulary: int, re
             row = measure(ltm, size, stm_events, vocabulary=vocabulary, reps=reps, rng=rng)
             print(
                 f"{row.patterns:>9} {row.stm_events:>4} {row.candidates:>10.1f} "
-                f"{row.predict_p50_ms:>11.3f} {row.predict_p99_ms:>11.3f} {row.observe_per_s:>10.1f}"
+                f"{row.predict_p50_ms:>11.3f} {row.predict_p99_ms:>11.3f} "
+                f"{row.observe_per_s:>10.1f}"
             )
         print(f"{'':>9} learn rate while building: {learn_rate:,.0f} patterns/s")
 

@@ -7,6 +7,7 @@ the same :mod:`kato.exceptions` with the same codes.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
@@ -81,10 +82,9 @@ class KatoClient:
         if self._closed:
             return
         self._closed = True
-        try:
+        # Expired or deleted already: closing wanted the session gone, and it is.
+        with contextlib.suppress(SessionNotFoundError):
             self._backend.run(self._kato.delete_session(self.session_id))
-        except SessionNotFoundError:
-            pass  # expired or deleted already: closing wanted it gone, and it is
 
     # -- observing and learning ---------------------------------------------------------------
     def observe(

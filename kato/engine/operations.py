@@ -118,7 +118,10 @@ def observe(
 def _auto_learn(
     state: SessionState, config: EngineConfig, effects: list[Effect]
 ) -> tuple[SessionState, str | None]:
-    """§2.3: learn when STM reaches ``max_pattern_length`` events; CLEAR empties, ROLLING keeps N−1."""
+    """§2.3: learn when STM reaches ``max_pattern_length`` (N) events.
+
+    CLEAR leaves STM empty; ROLLING keeps its last N−1 events.
+    """
     limit = config.max_pattern_length
     count = len(state.stm)
     if limit <= 0 or count < limit:

@@ -36,7 +36,7 @@ class SessionRecord:
         return next((result for uid, result in reversed(self.applied) if uid == unique_id), None)
 
     def remember(self, unique_id: str, result: Mapping[str, Any], limit: int) -> SessionRecord:
-        """This record with ``result`` remembered under ``unique_id`` (the newest ``limit`` kept)."""
+        """This record with ``result`` remembered under ``unique_id`` (newest ``limit`` kept)."""
         return replace(self, applied=((*self.applied, (unique_id, dict(result))))[-limit:])
 
     def to_json(self) -> str:

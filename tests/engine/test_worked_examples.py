@@ -649,7 +649,7 @@ E5_TABLE = {
 @pytest.mark.parametrize("mode", ["CLEAR", "ROLLING"])
 def test_e5_auto_learn_table(make_client: Any, mode: str) -> None:
     k = make_client(max_pattern_length=3, stm_mode=mode)
-    for symbol, (learned, stm_after) in zip("ABCDE", E5_TABLE[mode]):
+    for symbol, (learned, stm_after) in zip("ABCDE", E5_TABLE[mode], strict=True):
         r = obs(k, symbol)
         assert r["auto_learned_pattern"] == learned, (mode, symbol)
         assert stm(k) == stm_after, (mode, symbol)
@@ -809,7 +809,7 @@ def test_e8_branching_futures(make_client: Any) -> None:
         (H_ABC[:8], 2, F9(0.8), [], [["c"]], F9(0.4), F6(0.541176), F6(0.432941)),
         ("0dbbab71", 1, F6(0.666667), [["x"]], [["c"]], F6(0.166667), F6(0.225490), F6(0.150327)),
     ]
-    for p, (prefix, freq, sim, past, future, ws, pi, pot) in zip(ps, expected):
+    for p, (prefix, freq, sim, past, future, ws, pi, pot) in zip(ps, expected, strict=True):
         assert p["name"].startswith(prefix)
         assert p["frequency"] == freq
         assert p["similarity"] == sim
