@@ -11,7 +11,7 @@ The engine itself is :mod:`kato.engine` (pure and deterministic); errors are
 """
 
 from kato._version import __version__
-from kato.client import KatoClient, LocalBackend
+from kato.client import AsyncKatoClient, KatoClient, LocalBackend
 from kato.exceptions import (
     EmptySTMError,
     InvalidConfigError,
@@ -19,11 +19,13 @@ from kato.exceptions import (
     NotFoundError,
     SessionNotFoundError,
     StoreUnavailableError,
+    TransportError,
     ValidationError,
     VectorDimensionError,
 )
 
 __all__ = [
+    "AsyncKatoClient",
     "EmptySTMError",
     "InvalidConfigError",
     "KatoClient",
@@ -32,6 +34,7 @@ __all__ = [
     "NotFoundError",
     "SessionNotFoundError",
     "StoreUnavailableError",
+    "TransportError",
     "ValidationError",
     "VectorDimensionError",
     "__version__",

@@ -9,10 +9,11 @@ the session write has committed, once.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -45,6 +46,29 @@ Body = dict[str, Any]
 
 def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
+@contextlib.contextmanager
+def _about(session_id: str) -> Iterator[None]:
+    """Errors raised inside name the session they concern."""
+    try:
+        yield
+    except KatoError as exc:
+        exc.session_id = exc.session_id or session_id
+        raise
+
+
+def _parse_sequence(payload: Mapping[str, Any]) -> tuple[list[Observation], dict[str, bool]]:
+    if not isinstance(payload, Mapping) or not isinstance(payload.get("observations", []), list):
+        raise ValidationError("observations must be a list of observation objects")
+    observations = [Observation.parse(item) for item in payload.get("observations", [])]
+    flags = {}
+    for flag in ("learn_after_each", "learn_at_end", "clear_stm_between"):
+        value = payload.get(flag, False)
+        if not isinstance(value, bool):
+            raise ValidationError(f"{flag} must be true or false")
+        flags[flag] = value
+    return observations, flags
 
 
 def check_node_id(node_id: object) -> str:
@@ -136,11 +160,8 @@ class Kato:
 
     async def update_session_config(self, session_id: str, config: Mapping[str, Any]) -> Body:
         """Merge validated overrides into the session's; an invalid update applies nothing."""
-        try:
+        with _about(session_id):
             changes = engine.validate_overrides(config)
-        except InvalidConfigError as exc:
-            exc.session_id = session_id
-            raise
 
         def change(record: SessionRecord) -> tuple[SessionRecord, None]:
             return replace(record, config={**record.config, **changes}), None
@@ -151,7 +172,8 @@ class Kato:
     # -- engine operations -------------------------------------------------------------------
     async def observe(self, session_id: str, payload: Mapping[str, Any]) -> Body:
         """Observe once; an observation whose ``unique_id`` was applied before is not re-applied."""
-        observation = Observation.parse(payload)
+        with _about(session_id):
+            observation = Observation.parse(payload)
         fallback_id = "obs-" + uuid.uuid4().hex
 
         def change(record: SessionRecord) -> tuple[SessionRecord, tuple[Body, Step | None]]:
@@ -342,11 +364,8 @@ class Kato:
         self, session_id: str, change: Callable[[SessionRecord], tuple[SessionRecord, T]]
     ) -> tuple[SessionRecord, T]:
         self._check_id(session_id)
-        try:
+        with _about(session_id):
             lease, value = await self.sessions.update(session_id, change)
-        except KatoError as exc:
-            exc.session_id = exc.session_id or session_id
-            raise
         return lease.record, value
 
     def _session_body(self, lease: Lease) -> Body:

@@ -13,14 +13,22 @@ answers with, and, where known, the ``session_id`` and ``request_id``::
     │   └── MethodNotAllowedError   METHOD_NOT_ALLOWED 405  route known, method not
     ├── NotFoundError               NOT_FOUND          404  unknown route or pattern
     │   └── SessionNotFoundError    SESSION_NOT_FOUND  404  the session does not exist or expired
-    └── StoreUnavailableError       STORE_UNAVAILABLE  503  a store could not be reached
+    ├── StoreUnavailableError       STORE_UNAVAILABLE  503  a store could not be reached
+    └── TransportError              TRANSPORT_ERROR    503  (client side) the service could not
+                                                            be reached or did not answer
 
 A missing session and an unreachable store are different errors and are never reported as each
-other: a ``SessionNotFoundError`` means the store answered "no such session".
+other: a ``SessionNotFoundError`` means the store answered "no such session". Likewise a
+``TransportError`` is raised by an HTTP client that got no answer from the service at all; it
+says nothing about the store.
+
+:func:`from_error_body` turns an error response of the service back into the error above that
+the service raised, so a client over HTTP raises what an in-process client raises.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,9 +42,11 @@ __all__ = [
     "PayloadTooLargeError",
     "SessionNotFoundError",
     "StoreUnavailableError",
+    "TransportError",
     "ValidationError",
     "VectorDimensionError",
     "error_class_for",
+    "from_error_body",
 ]
 
 
@@ -172,6 +182,18 @@ class StoreUnavailableError(KatoError):
     layer = "store"
 
 
+class TransportError(KatoError):
+    """An HTTP client got no answer from the service: the connection failed or timed out.
+
+    Raised by the client, never by the service, ``from`` the underlying httpx error. The outcome
+    of the operation is unknown: the service may or may not have applied it.
+    """
+
+    code = "TRANSPORT_ERROR"
+    status = 503
+    layer = "client"
+
+
 def error_class_for(code: str) -> type[KatoError]:
     """The most specific error class for a stable error ``code`` (``KatoError`` if unknown)."""
     for cls in _all_subclasses(KatoError):
@@ -186,3 +208,78 @@ def _all_subclasses(cls: type[KatoError]) -> list[type[KatoError]]:
         found.append(sub)
         found.extend(_all_subclasses(sub))
     return found
+
+
+_MESSAGE_LIMIT = 500
+
+# The class for an error response without a usable ``error.code``, by HTTP status.
+_CLASS_BY_STATUS: dict[int, type[KatoError]] = {
+    404: NotFoundError,
+    405: MethodNotAllowedError,
+    413: PayloadTooLargeError,
+    422: ValidationError,
+    503: StoreUnavailableError,
+}
+
+
+def _class_for_status(status: int) -> type[KatoError]:
+    if status in _CLASS_BY_STATUS:
+        return _CLASS_BY_STATUS[status]
+    return InvalidRequest if 400 <= status < 500 else KatoError
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def from_error_body(status: int, body: object, *, request_id: str | None = None) -> KatoError:
+    """The error a service answered with, rebuilt from its HTTP ``status`` and ``body``.
+
+        exc = from_error_body(404, {"detail": "...", "error": {"code": "SESSION_NOT_FOUND", ...}})
+
+    ``body`` is the parsed JSON body, or the raw text when it was not JSON. With the service's
+    error shape (api.md), the class is picked by ``error.code`` and ``message``, ``session_id``,
+    ``request_id`` and ``details`` are taken from the body (an ``InvalidConfigError`` also gets
+    its ``field_errors``). Any other body, a proxy's HTML page say, is mapped by ``status`` and
+    its text, cut to 500 characters, becomes the message. ``request_id`` (the response's
+    ``X-Request-ID``) is used when the body names none. The instance's ``code`` and ``status``
+    are those the service sent, also when the code is one this version does not know.
+    """
+    mapping = body if isinstance(body, Mapping) else {}
+    error = mapping.get("error")
+    error = error if isinstance(error, Mapping) else {}
+    code = _text(error.get("code"))
+    cls = error_class_for(code) if code is not None else KatoError
+    if cls is KatoError:
+        cls = _class_for_status(status)
+    if isinstance(body, Mapping):
+        text = json.dumps(body, ensure_ascii=False, default=str)
+    else:
+        text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
+    message = _text(mapping.get("detail")) or _text(error.get("message"))
+    if message is None:
+        message = text[:_MESSAGE_LIMIT] if text.strip() else f"HTTP {status} with an empty body"
+    details = error.get("details")
+    details = details if isinstance(details, Mapping) else {}
+
+    # Subclasses' constructors take other arguments (a session id, field errors): build the
+    # instance directly and initialise it as a plain KatoError.
+    exc = cls.__new__(cls)
+    KatoError.__init__(
+        exc,
+        message,
+        session_id=_text(error.get("session_id")),
+        request_id=_text(error.get("request_id")) or request_id,
+        details=details,
+    )
+    if isinstance(exc, InvalidConfigError):
+        fields = details.get("fields")
+        exc.field_errors = dict(fields) if isinstance(fields, Mapping) else {}
+    if code is not None and code != cls.code:
+        exc.code = code
+    if status != cls.status:
+        exc.status = status
+    layer = _text(error.get("layer"))
+    if layer is not None and layer != cls.layer:
+        exc.layer = layer
+    return exc

@@ -1,15 +1,24 @@
-"""Deployment settings: engine defaults for every session plus service-level limits."""
+"""Deployment settings: engine defaults for every session, plus service-level limits.
+
+Built explicitly (``Settings(...)``) or from the environment (:meth:`Settings.from_env`), never
+at import. Environment names follow the original KATO (``MAX_PATTERN_LENGTH``, ``SESSION_TTL``,
+…); each also works with a ``KATO_`` prefix, which wins when both are set.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from kato.engine import EngineConfig
 from kato.exceptions import InvalidConfigError
 
-__all__ = ["Settings"]
+__all__ = ["STORES", "Settings"]
 
 MIN_TTL, MAX_TTL = 60, 86400
+STORES = ("memory",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,11 +32,92 @@ class Settings:
     auto_extend: bool = True
     #: How many client ``unique_id`` results a session remembers for idempotent retries.
     applied_ids_limit: int = 1000
+    #: Session store: ``memory`` (one process only).
+    store: str = "memory"
+    #: Request bodies larger than this are refused with 413 before they are parsed.
+    max_body_bytes: int = 4 * 1024 * 1024
+    #: Worker processes the service runs with (reported by ``/status``).
+    workers: int = 1
 
     def __post_init__(self) -> None:
+        errors = {}
         problem = ttl_problem(self.session_ttl)
         if problem:
-            raise InvalidConfigError({"session_ttl": problem})
+            errors["session_ttl"] = problem
+        if self.store not in STORES:
+            errors["store"] = f"must be one of {', '.join(STORES)}, got {self.store!r}"
+        if self.max_body_bytes < 1:
+            errors["max_body_bytes"] = f"must be >= 1, got {self.max_body_bytes}"
+        if self.workers < 1:
+            errors["workers"] = f"must be >= 1, got {self.workers}"
+        if self.store == "memory" and self.workers > 1:
+            errors["store"] = (
+                f"the memory store keeps sessions inside one process and cannot serve "
+                f"{self.workers} workers (each would see different sessions); "
+                "use one worker"
+            )
+        if errors:
+            raise InvalidConfigError(errors)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``KATO_*`` (and the original KATO) environment variables.
+
+        ``overrides`` (e.g. from command-line flags) win over the environment. A malformed
+        value raises ``InvalidConfigError`` naming the variable.
+        """
+        env = os.environ if environ is None else environ
+        errors: dict[str, str] = {}
+
+        def read(name: str, parse: Callable[[str], Any]) -> Any:
+            for key in (f"KATO_{name}", name):
+                if key in env:
+                    try:
+                        return parse(env[key])
+                    except ValueError as exc:
+                        errors[key] = str(exc)
+                        return None
+            return None
+
+        engine_values = {
+            name: read(env_name, parse)
+            for name, env_name, parse in (
+                ("max_pattern_length", "MAX_PATTERN_LENGTH", int),
+                ("stm_mode", "STM_MODE", str),
+                ("persistence", "PERSISTENCE", int),
+                ("recall_threshold", "RECALL_THRESHOLD", float),
+                ("max_predictions", "MAX_PREDICTIONS", int),
+                ("sort_symbols", "SORT", _parse_bool),
+                ("process_predictions", "PROCESS_PREDICTIONS", _parse_bool),
+                ("indexer_type", "INDEXER_TYPE", str),
+                ("rank_sort_algo", "RANK_SORT_ALGO", str),
+                ("stm_max_events", "STM_MAX_EVENTS", int),
+            )
+        }
+        service_values = {
+            "session_ttl": read("SESSION_TTL", int),
+            "auto_extend": read("SESSION_AUTO_EXTEND", _parse_bool),
+            "applied_ids_limit": read("APPLIED_IDS_LIMIT", int),
+            "store": read("STORE", str),
+            "max_body_bytes": read("MAX_BODY_BYTES", int),
+            "workers": read("WORKERS", int),
+        }
+        if errors:
+            raise InvalidConfigError(errors)
+        engine = EngineConfig(**{k: v for k, v in engine_values.items() if v is not None})
+        values = {k: v for k, v in service_values.items() if v is not None}
+        known = {f.name for f in fields(cls)}
+        values.update({k: v for k, v in overrides.items() if k in known and v is not None})
+        return replace(cls(), engine=engine, **values)
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
 
 
 def ttl_problem(value: object) -> str | None:

@@ -1,10 +1,24 @@
-"""Shared test configuration: benchmarks (``@pytest.mark.perf``) run only with ``-m perf``."""
+"""Shared test fixtures: unique node ids, a real ``kato serve`` process, and the rule that
+benchmarks (``@pytest.mark.perf``) run only with ``-m perf``."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+
+import kato
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -20,3 +34,85 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def node_id() -> str:
     """A node id no other test uses (nodes of one process share their learned patterns)."""
     return f"test-{uuid.uuid4().hex}"
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_server(*args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run ``kato serve`` in a child process on a free port; yield its base URL.
+
+    The server is stopped (SIGTERM, then SIGKILL) however the block ends; its stderr is kept in
+    a file whose tail is shown if the server does not come up.
+    """
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - it must outlive this frame's with-blocks
+        prefix="kato-serve-", suffix=".log", delete=False
+    )
+    command = [sys.executable, "-m", "kato", "serve", "--port", str(port), *args]
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                tail = Path(log.name).read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"kato serve did not come up ({command}):\n{tail}")
+            try:
+                if httpx.get(base_url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        os.unlink(log.name)
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    """A real ``kato serve`` process (memory store, one worker) shared by the whole run."""
+    with running_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["local", "http"])
+def client_mode(request: pytest.FixtureRequest) -> str:
+    """Behavioural suites run once in-process and once against a real ``kato serve``."""
+    return str(request.param)
+
+
+@pytest.fixture
+def make_client(client_mode: str, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A factory ``make_client(node_id=None, **config)`` of ``KatoClient`` in the current mode.
+
+    In-process clients of one test share a fresh ``LocalBackend`` (so their nodes share LTM, as
+    clients of one server do); every client is closed when the test ends.
+    """
+    backend = kato.LocalBackend() if client_mode == "local" else None
+    base_url = request.getfixturevalue("server_url") if client_mode == "http" else None
+    made: list[kato.KatoClient] = []
+
+    def make(node_id: str | None = None, **config: Any) -> kato.KatoClient:
+        node = node_id or f"test-{uuid.uuid4().hex}"
+        client = kato.KatoClient(node, base_url, backend=backend, **config)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()

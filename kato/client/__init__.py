@@ -1,6 +1,6 @@
-"""Clients of KATO: :class:`KatoClient` (one session on one node) and the in-process backend."""
+"""Clients of KATO: one session on one node, in-process or over HTTP, sync or async."""
 
-from kato.client._client import KatoClient
+from kato.client._client import AsyncKatoClient, KatoClient
 from kato.client._local import LocalBackend, default_backend
 
-__all__ = ["KatoClient", "LocalBackend", "default_backend"]
+__all__ = ["AsyncKatoClient", "KatoClient", "LocalBackend", "default_backend"]

@@ -39,6 +39,11 @@ class LocalBackend:
         """Run one core operation on the backend's loop thread and return its result."""
         return asyncio.run_coroutine_threadsafe(operation, self._running_loop()).result()
 
+    async def run_async(self, operation: Coroutine[Any, Any, T]) -> T:
+        """Await one core operation run on the backend's loop thread (from any event loop)."""
+        future = asyncio.run_coroutine_threadsafe(operation, self._running_loop())
+        return await asyncio.wrap_future(future)
+
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         with self._start_lock:
             if self._loop is None:

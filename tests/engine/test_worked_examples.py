@@ -15,13 +15,12 @@ import re
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import kato
 from kato.exceptions import (
     EmptySTMError,
     KatoError,
@@ -89,20 +88,6 @@ def ptrn_hash(pattern: Sequence[Sequence[str]]) -> str:
 def vctr_name(text: str) -> str:
     """§1.6: 'VCTR|' + SHA-1 hex of the numpy text rendering of the summed vector."""
     return "VCTR|" + hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-
-@pytest.fixture
-def make_client() -> Iterator[Any]:
-    clients: list[Any] = []
-
-    def _make(**config: Any) -> Any:
-        k = kato.KatoClient(node_id=f"t-wx-{uuid.uuid4().hex}", **config)
-        clients.append(k)
-        return k
-
-    yield _make
-    for k in clients:
-        k.close()
 
 
 def obs(k: Any, *strings: str, **kwargs: Any) -> dict[str, Any]:

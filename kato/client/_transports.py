@@ -1,0 +1,50 @@
+"""How a client's operations reach KATO: in-process transports (HTTP ones live in ``_http``)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from kato.client._local import LocalBackend
+from kato.client._operations import Operation, run_locally
+
+__all__ = ["AsyncLocalTransport", "AsyncTransport", "LocalTransport", "Transport"]
+
+Body = dict[str, Any]
+
+
+class Transport(Protocol):
+    def send(self, op: Operation) -> Body: ...
+
+    def close(self) -> None: ...
+
+
+class AsyncTransport(Protocol):
+    async def send(self, op: Operation) -> Body: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LocalTransport:
+    """Runs operations on an in-process :class:`LocalBackend`."""
+
+    def __init__(self, backend: LocalBackend) -> None:
+        self.backend = backend
+
+    def send(self, op: Operation) -> Body:
+        return self.backend.run(run_locally(self.backend.kato, op))
+
+    def close(self) -> None:
+        return None
+
+
+class AsyncLocalTransport:
+    """Awaits operations on an in-process :class:`LocalBackend` (its loop serialises them)."""
+
+    def __init__(self, backend: LocalBackend) -> None:
+        self.backend = backend
+
+    async def send(self, op: Operation) -> Body:
+        return await self.backend.run_async(run_locally(self.backend.kato, op))
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,228 @@
+"""Observability: one JSON log line per request, Prometheus metrics, and store-call tracing.
+
+Every request gets a :class:`RequestTrace` in a context variable; the store wrapper
+(:class:`ObservedSessionStore`) counts each store call into it and into the metrics, so the
+request's log line says how many store calls it cost and which node it touched. All of this is
+set up by the service's factory, never at import.
+
+Metrics work in one process or across uvicorn worker processes: when ``PROMETHEUS_MULTIPROC_DIR``
+is set (``kato serve`` sets it for several workers), ``/metrics`` aggregates every worker's files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from kato.exceptions import KatoError, SessionNotFoundError
+from kato.sessions import Lease, SessionRecord, SessionStore
+
+__all__ = [
+    "JsonFormatter",
+    "Metrics",
+    "ObservedSessionStore",
+    "RequestTrace",
+    "current_trace",
+    "session_prefix",
+]
+
+T = TypeVar("T")
+log = logging.getLogger("kato")
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+@dataclass(slots=True)
+class RequestTrace:
+    """What one request did, gathered while it runs and logged when it ends."""
+
+    request_id: str
+    store_calls: int = 0
+    store_seconds: float = 0.0
+    node_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_trace: ContextVar[RequestTrace | None] = ContextVar("kato_request_trace", default=None)
+
+
+def current_trace() -> RequestTrace | None:
+    """The trace of the request being served, if any."""
+    return _trace.get()
+
+
+def start_trace(request_id: str) -> RequestTrace:
+    trace = RequestTrace(request_id)
+    _trace.set(trace)
+    return trace
+
+
+def session_prefix(session_id: str | None) -> str | None:
+    """A session id shortened for logs: enough to correlate, too little to use."""
+    if session_id is None:
+        return None
+    return session_id[:16] + "…" if len(session_id) > 16 else session_id
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON object per line, with the record's ``fields`` merged in."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": round(record.created, 6),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "pid": record.process,
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str = "info") -> None:
+    """Send the ``kato`` logger's records to stderr as JSON lines (called by the server)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("kato")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level.upper())
+    logger.propagate = False
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class Metrics:
+    """The service's Prometheus metrics, in a registry of their own (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "kato_http_requests_total",
+            "HTTP requests served, by route template and status",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "kato_http_request_duration_seconds",
+            "HTTP request latency, by route template",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.store_calls = Counter(
+            "kato_store_calls_total",
+            "Session-store calls, by operation and outcome",
+            ["store", "op", "outcome"],
+            registry=r,
+        )
+        self.store_latency = Histogram(
+            "kato_store_call_duration_seconds",
+            "Session-store call latency, by operation",
+            ["store", "op"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.session_operations = Counter(
+            "kato_session_operations_total",
+            "Session operations, by operation and outcome (ok or error code)",
+            ["op", "outcome"],
+            registry=r,
+        )
+        self.active_sessions = Gauge(
+            "kato_active_sessions",
+            "Live sessions in the store (read when /metrics is scraped)",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+
+    def exposition(self) -> bytes:
+        """The text exposition, aggregated across worker processes when there are several."""
+        directory = multiprocess_dir()
+        if directory is None:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=directory)  # type: ignore[no-untyped-call]
+        return generate_latest(merged)
+
+
+class ObservedSessionStore:
+    """A session store wrapper that times, counts and logs every call, and nothing else."""
+
+    def __init__(self, inner: SessionStore, metrics: Metrics, name: str) -> None:
+        self.inner = inner
+        self.metrics = metrics
+        self.name = name
+
+    async def _observe(self, op: str, call: Callable[[], Awaitable[T]]) -> T:
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            result = await call()
+        except SessionNotFoundError:
+            outcome = "not_found"
+            raise
+        except KatoError as exc:
+            outcome = exc.code.lower()
+            raise
+        except Exception:
+            outcome = "exception"
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            self.metrics.store_calls.labels(self.name, op, outcome).inc()
+            self.metrics.store_latency.labels(self.name, op).observe(elapsed)
+            trace = _trace.get()
+            if trace is not None:
+                trace.store_calls += 1
+                trace.store_seconds += elapsed
+        if isinstance(result, Lease):
+            self._note_node(result.record)
+        elif isinstance(result, tuple) and result and isinstance(result[0], Lease):
+            self._note_node(result[0].record)
+        return result
+
+    @staticmethod
+    def _note_node(record: SessionRecord) -> None:
+        trace = _trace.get()
+        if trace is not None:
+            trace.node_id = record.node_id
+
+    async def create(self, record: SessionRecord) -> Lease:
+        return await self._observe("create", lambda: self.inner.create(record))
+
+    async def get(self, session_id: str, *, touch: bool = True) -> Lease:
+        return await self._observe("get", lambda: self.inner.get(session_id, touch=touch))
+
+    async def update(
+        self, session_id: str, change: Callable[[SessionRecord], tuple[SessionRecord, T]]
+    ) -> tuple[Lease, T]:
+        return await self._observe("update", lambda: self.inner.update(session_id, change))
+
+    async def delete(self, session_id: str) -> None:
+        await self._observe("delete", lambda: self.inner.delete(session_id))
+
+    async def exists(self, session_id: str) -> tuple[bool, bool]:
+        return await self._observe("exists", lambda: self.inner.exists(session_id))
+
+    async def extend(self, session_id: str, ttl_seconds: int) -> Lease:
+        return await self._observe("extend", lambda: self.inner.extend(session_id, ttl_seconds))
+
+    async def count(self) -> int:
+        return await self._observe("count", self.inner.count)
+
+    async def close(self) -> None:
+        await self.inner.close()

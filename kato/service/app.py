@@ -1,0 +1,74 @@
+"""The service factory: ``create_app(settings)`` builds a FastAPI app for one deployment.
+
+Nothing happens at import. Stores are opened in the app's lifespan and closed at shutdown; the
+app, its routes, metrics and stores all belong to the one ``create_app`` call, so tests can build
+as many independent apps as they like. ``create_app_from_env`` is the factory ``kato serve``
+hands to uvicorn (each worker process calls it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from kato._version import __version__
+from kato.core import Kato
+from kato.nodes import MemoryNodes
+from kato.observability import Metrics, ObservedSessionStore, configure_logging
+from kato.service.errors import install_error_handlers
+from kato.service.middleware import RequestObserver
+from kato.service.routes import build_router
+from kato.sessions import MemorySessionStore, SessionStore
+from kato.settings import Settings
+
+__all__ = ["create_app", "create_app_from_env"]
+
+
+def _open_session_store(settings: Settings) -> SessionStore:
+    """The session store the settings name (``memory`` for now)."""
+    return MemorySessionStore(auto_extend=settings.auto_extend)
+
+
+def create_app(
+    settings: Settings | None = None, *, session_store: SessionStore | None = None
+) -> FastAPI:
+    """A KATO service app for ``settings`` (defaults: in-memory store, one worker).
+
+    ``session_store`` replaces the store the settings name (tests use it to put a store that
+    fails on purpose behind the service).
+    """
+    settings = settings or Settings()
+    metrics = Metrics()
+    inner = session_store if session_store is not None else _open_session_store(settings)
+    store = ObservedSessionStore(inner, metrics, settings.store)
+    kato = Kato(settings, store, MemoryNodes())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await store.close()
+
+    app = FastAPI(
+        title="KATO",
+        version=__version__,
+        description="Deterministic pattern learning served through per-user sessions.",
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    app.state.kato = kato
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.include_router(build_router(kato, metrics, started=time.monotonic()))
+    app.add_middleware(RequestObserver, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app for the settings in ``KATO_*`` variables, with JSON logs (used by ``kato serve``)."""
+    import os
+
+    configure_logging(os.environ.get("KATO_LOG_LEVEL", "info"))
+    return create_app(Settings.from_env())
