@@ -4,6 +4,7 @@ benchmarks (``@pytest.mark.perf``) run only with ``-m perf``."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import socket
 import subprocess
@@ -43,9 +44,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclasses.dataclass(frozen=True)
+class Server:
+    """A running ``kato serve``: where it listens, where it logs, its process id."""
+
+    url: str
+    log_path: Path
+    pid: int
+
+
 @contextlib.contextmanager
-def running_server(*args: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run ``kato serve`` in a child process on a free port; yield its base URL.
+def running_server(*args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """Run ``kato serve`` in a child process on a free port; yield it as a :class:`Server`.
 
     The server is stopped (SIGTERM, then SIGKILL) however the block ends; its stderr is kept in
     a file whose tail is shown if the server does not come up.
@@ -71,7 +81,7 @@ def running_server(*args: str, env: dict[str, str] | None = None) -> Iterator[st
                     break
             except httpx.TransportError:
                 time.sleep(0.05)
-        yield base_url
+        yield Server(base_url, Path(log.name), process.pid)
     finally:
         process.terminate()
         try:
@@ -83,11 +93,17 @@ def running_server(*args: str, env: dict[str, str] | None = None) -> Iterator[st
         os.unlink(log.name)
 
 
+@pytest.fixture
+def start_server() -> Any:
+    """``with start_server(*serve_args) as server:`` runs a ``kato serve`` of the test's own."""
+    return running_server
+
+
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
     """A real ``kato serve`` process (memory store, one worker) shared by the whole run."""
-    with running_server() as url:
-        yield url
+    with running_server() as server:
+        yield server.url
 
 
 @pytest.fixture(params=["local", "http"])
