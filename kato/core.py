@@ -201,17 +201,8 @@ class Kato:
         return body
 
     async def observe_sequence(self, session_id: str, payload: Mapping[str, Any]) -> Body:
-        if not isinstance(payload, Mapping) or not isinstance(
-            payload.get("observations", []), list
-        ):
-            raise ValidationError("observations must be a list of observation objects")
-        observations = [Observation.parse(item) for item in payload.get("observations", [])]
-        flags = {}
-        for flag in ("learn_after_each", "learn_at_end", "clear_stm_between"):
-            value = payload.get(flag, False)
-            if not isinstance(value, bool):
-                raise ValidationError(f"{flag} must be true or false")
-            flags[flag] = value
+        with _about(session_id):
+            observations, flags = _parse_sequence(payload)
         prefix = "seq-obs-" + uuid.uuid4().hex[:24]
 
         def change(record: SessionRecord) -> tuple[SessionRecord, Step]:
