@@ -181,14 +181,15 @@ class Kato:
                 earlier = record.applied_result(observation.unique_id)
                 if earlier is not None:
                     return record, (dict(earlier), None)
-            step = engine.observe(
-                record.state,
-                observation,
-                self._config(record),
-                self.nodes.ltm(record.node_id),
-                node_id=record.node_id,
-                unique_id=fallback_id,
-            )
+            with self.nodes.ltm(record.node_id).snapshot() as ltm:
+                step = engine.observe(
+                    record.state,
+                    observation,
+                    self._config(record),
+                    ltm,
+                    node_id=record.node_id,
+                    unique_id=fallback_id,
+                )
             body = self._observe_body(record, step.result)
             new = replace(record, state=step.state)
             if observation.unique_id is not None:
@@ -206,15 +207,16 @@ class Kato:
         prefix = "seq-obs-" + uuid.uuid4().hex[:24]
 
         def change(record: SessionRecord) -> tuple[SessionRecord, Step]:
-            step = engine.observe_sequence(
-                record.state,
-                observations,
-                self._config(record),
-                self.nodes.ltm(record.node_id),
-                node_id=record.node_id,
-                make_unique_id=lambda position: f"{prefix}-{position}",
-                **flags,
-            )
+            with self.nodes.ltm(record.node_id).snapshot() as ltm:
+                step = engine.observe_sequence(
+                    record.state,
+                    observations,
+                    self._config(record),
+                    ltm,
+                    node_id=record.node_id,
+                    make_unique_id=lambda position: f"{prefix}-{position}",
+                    **flags,
+                )
             return replace(record, state=step.state), step
 
         record, step = await self._update(session_id, change)

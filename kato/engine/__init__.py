@@ -25,6 +25,7 @@ from kato.engine.ltm import (
     MemoryLTM,
     Pattern,
     RegisterVector,
+    SnapshotChanged,
     SymbolStats,
     Totals,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "Pattern",
     "RegisterVector",
     "SessionState",
+    "SnapshotChanged",
     "Step",
     "SymbolStats",
     "Totals",

@@ -13,7 +13,9 @@ earlier step learned while the real store is still untouched.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -28,6 +30,7 @@ __all__ = [
     "MemoryLTM",
     "Pattern",
     "RegisterVector",
+    "SnapshotChanged",
     "SymbolStats",
     "Totals",
     "apply_learn",
@@ -154,10 +157,28 @@ class LTMView(Protocol):
     def totals(self) -> Totals: ...
 
 
+class SnapshotChanged(Exception):
+    """The node's LTM changed while a snapshot was being read; the reader must compute again.
+
+    Raised by a store whose snapshots are optimistic (read a version, read, check the version);
+    session stores treat it like a write conflict and run the operation again.
+    """
+
+
 class LTMStore(LTMView, Protocol):
     """A node's long-term memory that effects can be applied to and that can be listed."""
 
-    def apply(self, effects: Iterable[Effect]) -> None: ...
+    def snapshot(self) -> AbstractContextManager[LTMView]:
+        """A view whose reads form one consistent snapshot (engine.md §7.3).
+
+        Leaving the block may raise :class:`SnapshotChanged` when the snapshot was not
+        consistent; everything computed from the view must then be discarded.
+        """
+        ...
+
+    def apply(self, effects: Iterable[Effect]) -> None:
+        """Apply a step's effects as one atomic unit, each exactly once (§7.1, §7.6)."""
+        ...
 
     def patterns(self, *, offset: int = 0, limit: int | None = None) -> list[Pattern]: ...
 
@@ -216,6 +237,10 @@ class MemoryLTM:
         self._vectors: dict[str, tuple[float, ...]] = {}
 
     # -- reads -------------------------------------------------------------------------------
+    def snapshot(self) -> AbstractContextManager[LTMView]:
+        """Itself: one process reads and writes it, from one thread at a time."""
+        return contextlib.nullcontext(self)
+
     def candidates(self, symbols: Collection[str]) -> list[Pattern]:
         names: set[str] = set()
         for symbol in symbols:
