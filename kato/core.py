@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from kato import engine
-from kato.engine import EngineConfig, Observation, SessionState, Step
+from kato.engine import EngineConfig, LTMView, Observation, SessionState, Step
 from kato.exceptions import (
     InvalidConfigError,
     KatoError,
@@ -29,7 +29,9 @@ from kato.exceptions import (
 )
 from kato.nodes import NodeStores
 from kato.sessions import (
+    Change,
     Lease,
+    Outcome,
     SessionRecord,
     SessionStore,
     looks_like_session_id,
@@ -163,8 +165,8 @@ class Kato:
         with _about(session_id):
             changes = engine.validate_overrides(config)
 
-        def change(record: SessionRecord) -> tuple[SessionRecord, None]:
-            return replace(record, config={**record.config, **changes}), None
+        def change(record: SessionRecord) -> Change[None]:
+            return Change(replace(record, config={**record.config, **changes}), None)
 
         await self._update(session_id, change)
         return {"status": "okay", "message": "Configuration updated", "session_id": session_id}
@@ -176,51 +178,38 @@ class Kato:
             observation = Observation.parse(payload)
         fallback_id = "obs-" + uuid.uuid4().hex
 
-        def change(record: SessionRecord) -> tuple[SessionRecord, tuple[Body, Step | None]]:
-            if observation.unique_id is not None:
-                earlier = record.applied_result(observation.unique_id)
-                if earlier is not None:
-                    return record, (dict(earlier), None)
-            with self.nodes.ltm(record.node_id).snapshot() as ltm:
-                step = engine.observe(
-                    record.state,
-                    observation,
-                    self._config(record),
-                    ltm,
-                    node_id=record.node_id,
-                    unique_id=fallback_id,
-                )
-            body = self._observe_body(record, step.result)
-            new = replace(record, state=step.state)
-            if observation.unique_id is not None:
-                new = new.remember(observation.unique_id, body, self.settings.applied_ids_limit)
-            return new, (body, step)
+        def compute(record: SessionRecord, ltm: LTMView) -> Step:
+            return engine.observe(
+                record.state,
+                observation,
+                self._config(record),
+                ltm,
+                node_id=record.node_id,
+                unique_id=fallback_id,
+            )
 
-        record, (body, step) = await self._update(session_id, change)
-        if step is not None:
-            self.nodes.ltm(record.node_id).apply(step.effects)
-        return body
+        record, step, replayed = await self._step(
+            session_id, compute, unique_id=observation.unique_id, reply=self._observe_body
+        )
+        return replayed if step is None else self._observe_body(record, step)
 
     async def observe_sequence(self, session_id: str, payload: Mapping[str, Any]) -> Body:
         with _about(session_id):
             observations, flags = _parse_sequence(payload)
         prefix = "seq-obs-" + uuid.uuid4().hex[:24]
 
-        def change(record: SessionRecord) -> tuple[SessionRecord, Step]:
-            with self.nodes.ltm(record.node_id).snapshot() as ltm:
-                step = engine.observe_sequence(
-                    record.state,
-                    observations,
-                    self._config(record),
-                    ltm,
-                    node_id=record.node_id,
-                    make_unique_id=lambda position: f"{prefix}-{position}",
-                    **flags,
-                )
-            return replace(record, state=step.state), step
+        def compute(record: SessionRecord, ltm: LTMView) -> Step:
+            return engine.observe_sequence(
+                record.state,
+                observations,
+                self._config(record),
+                ltm,
+                node_id=record.node_id,
+                make_unique_id=lambda position: f"{prefix}-{position}",
+                **flags,
+            )
 
-        record, step = await self._update(session_id, change)
-        self.nodes.ltm(record.node_id).apply(step.effects)
+        record, step = await self._apply_step(session_id, compute)
         return {
             **step.result,
             "processor_id": record.node_id,
@@ -229,36 +218,25 @@ class Kato:
         }
 
     async def learn(self, session_id: str) -> Body:
-        def change(record: SessionRecord) -> tuple[SessionRecord, Step]:
-            step = engine.learn(record.state, self._config(record))
-            return replace(record, state=step.state), step
-
-        record, step = await self._update(session_id, change)
-        self.nodes.ltm(record.node_id).apply(step.effects)
+        record, step = await self._apply_step(
+            session_id, lambda record, _: engine.learn(record.state, self._config(record))
+        )
         name = step.result["pattern_name"]
+        message = f"Learned pattern {name}" if name else "Nothing learned: fewer than 2 symbols"
         return {
             "status": "learned",
             "pattern_name": name,
             "session_id": session_id,
             "processor_id": record.node_id,
-            "message": f"Learned pattern {name}"
-            if name
-            else "Nothing learned: STM held fewer than 2 symbols",
+            "message": message,
         }
 
     async def clear_stm(self, session_id: str) -> Body:
-        await self._update(
-            session_id, lambda r: (replace(r, state=engine.clear_stm(r.state).state), None)
-        )
+        await self._apply_step(session_id, lambda record, _: engine.clear_stm(record.state))
         return {"status": "cleared", "session_id": session_id}
 
     async def clear_all(self, session_id: str) -> Body:
-        def change(record: SessionRecord) -> tuple[SessionRecord, Step]:
-            step = engine.clear_all(record.state)
-            return replace(record, state=step.state), step
-
-        record, step = await self._update(session_id, change)
-        self.nodes.ltm(record.node_id).apply(step.effects)
+        await self._apply_step(session_id, lambda record, _: engine.clear_all(record.state))
         return {"status": "cleared", "session_id": session_id, "scope": "all"}
 
     # -- session reads -----------------------------------------------------------------------
@@ -354,12 +332,49 @@ class Kato:
         return (await self._get(session_id)).record.state
 
     async def _update(
-        self, session_id: str, change: Callable[[SessionRecord], tuple[SessionRecord, T]]
-    ) -> tuple[SessionRecord, T]:
+        self,
+        session_id: str,
+        change: Callable[[SessionRecord], Change[T]],
+        *,
+        unique_id: str | None = None,
+    ) -> Outcome[T]:
         self._check_id(session_id)
         with _about(session_id):
-            lease, value = await self.sessions.update(session_id, change)
-        return lease.record, value
+            return await self.sessions.update(session_id, change, unique_id=unique_id)
+
+    async def _step(
+        self,
+        session_id: str,
+        compute: Callable[[SessionRecord, LTMView], Step],
+        *,
+        unique_id: str | None = None,
+        reply: Callable[[SessionRecord, Step], Body] | None = None,
+    ) -> tuple[SessionRecord, Step | None, Body]:
+        """One engine step as one atomic session update, then its node effects, once.
+
+        The step reads the node's LTM through one consistent snapshot. With a ``unique_id``
+        that was applied before, nothing is computed or applied, and the first reply returns.
+        """
+
+        def change(record: SessionRecord) -> Change[Step]:
+            with self.nodes.ltm(record.node_id).snapshot() as ltm:
+                step = compute(record, ltm)
+            body = reply(record, step) if reply is not None else None
+            return Change(replace(record, state=step.state), step, body)
+
+        outcome = await self._update(session_id, change, unique_id=unique_id)
+        record = outcome.lease.record
+        if outcome.value is None:
+            return record, None, dict(outcome.replayed or {})
+        self.nodes.ltm(record.node_id).apply(outcome.value.effects)
+        return record, outcome.value, {}
+
+    async def _apply_step(
+        self, session_id: str, compute: Callable[[SessionRecord, LTMView], Step]
+    ) -> tuple[SessionRecord, Step]:
+        record, step, _ = await self._step(session_id, compute)
+        assert step is not None  # no unique_id, so never a replay
+        return record, step
 
     def _session_body(self, lease: Lease) -> Body:
         record = lease.record
@@ -374,13 +389,13 @@ class Kato:
         }
 
     @staticmethod
-    def _observe_body(record: SessionRecord, result: Mapping[str, Any]) -> Body:
+    def _observe_body(record: SessionRecord, step: Step) -> Body:
         return {
             "status": "okay",
             "session_id": record.session_id,
             "processor_id": record.node_id,
-            "stm_length": result["stm_length"],
-            "time": result["time"],
-            "unique_id": result["unique_id"],
-            "auto_learned_pattern": result["auto_learned_pattern"],
+            "stm_length": step.result["stm_length"],
+            "time": step.result["time"],
+            "unique_id": step.result["unique_id"],
+            "auto_learned_pattern": step.result["auto_learned_pattern"],
         }

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from kato.exceptions import KatoError, SessionNotFoundError
-from kato.sessions import Lease, SessionRecord, SessionStore
+from kato.sessions import Change, Lease, Outcome, SessionRecord, SessionStore
 
 __all__ = [
     "JsonFormatter",
@@ -191,8 +191,8 @@ class ObservedSessionStore:
                 trace.store_seconds += elapsed
         if isinstance(result, Lease):
             self._note_node(result.record)
-        elif isinstance(result, tuple) and result and isinstance(result[0], Lease):
-            self._note_node(result[0].record)
+        elif isinstance(result, Outcome):
+            self._note_node(result.lease.record)
         return result
 
     @staticmethod
@@ -208,9 +208,15 @@ class ObservedSessionStore:
         return await self._observe("get", lambda: self.inner.get(session_id, touch=touch))
 
     async def update(
-        self, session_id: str, change: Callable[[SessionRecord], tuple[SessionRecord, T]]
-    ) -> tuple[Lease, T]:
-        return await self._observe("update", lambda: self.inner.update(session_id, change))
+        self,
+        session_id: str,
+        change: Callable[[SessionRecord], Change[T]],
+        *,
+        unique_id: str | None = None,
+    ) -> Outcome[T]:
+        return await self._observe(
+            "update", lambda: self.inner.update(session_id, change, unique_id=unique_id)
+        )
 
     async def delete(self, session_id: str) -> None:
         await self._observe("delete", lambda: self.inner.delete(session_id))

@@ -7,11 +7,13 @@ A session is one user's short-term context on one node. Stores implement
 from kato.sessions.ids import looks_like_session_id, new_session_id
 from kato.sessions.memory import MemorySessionStore
 from kato.sessions.record import SessionRecord
-from kato.sessions.store import Lease, SessionStore
+from kato.sessions.store import Change, Lease, Outcome, SessionStore
 
 __all__ = [
+    "Change",
     "Lease",
     "MemorySessionStore",
+    "Outcome",
     "SessionRecord",
     "SessionStore",
     "looks_like_session_id",

@@ -8,13 +8,14 @@ several worker processes, and the service refuses to start it behind more than o
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from kato.exceptions import SessionNotFoundError
 from kato.sessions.record import SessionRecord
-from kato.sessions.store import Lease
+from kato.sessions.store import Change, Lease, Outcome
 
 __all__ = ["MemorySessionStore"]
 
@@ -28,13 +29,17 @@ class MemorySessionStore:
         self,
         *,
         auto_extend: bool = True,
+        applied_limit: int = 1000,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._auto_extend = auto_extend
+        self._applied_limit = applied_limit
         self._clock = clock
         self._wall = wall_clock
         self._sessions: dict[str, tuple[SessionRecord, float]] = {}
+        #: Per session, the replies of updates made with a ``unique_id`` (oldest first).
+        self._replies: dict[str, OrderedDict[str, Mapping[str, Any]]] = {}
 
     def _lease(self, record: SessionRecord, deadline: float) -> Lease:
         return Lease(record, self._wall() + (deadline - self._clock()))
@@ -45,6 +50,7 @@ class MemorySessionStore:
             raise SessionNotFoundError(session_id)
         if entry[1] <= self._clock():
             del self._sessions[session_id]
+            self._replies.pop(session_id, None)
             raise SessionNotFoundError(session_id, f"Session '{session_id}' has expired")
         return entry
 
@@ -66,18 +72,32 @@ class MemorySessionStore:
         return self._lease(record, deadline)
 
     async def update(
-        self, session_id: str, change: Callable[[SessionRecord], tuple[SessionRecord, T]]
-    ) -> tuple[Lease, T]:
+        self,
+        session_id: str,
+        change: Callable[[SessionRecord], Change[T]],
+        *,
+        unique_id: str | None = None,
+    ) -> Outcome[T]:
         record, deadline = self._live(session_id)
-        new, value = change(record)
-        new = replace(new, version=record.version + 1)
+        replies = self._replies.setdefault(session_id, OrderedDict())
+        if unique_id is not None and unique_id in replies:
+            deadline = self._deadline(record, deadline)
+            self._sessions[session_id] = (record, deadline)
+            return Outcome(self._lease(record, deadline), None, replayed=replies[unique_id])
+        changed = change(record)
+        new = replace(changed.record, version=record.version + 1)
         deadline = self._deadline(new, deadline)
         self._sessions[session_id] = (new, deadline)
-        return self._lease(new, deadline), value
+        if unique_id is not None and changed.reply is not None:
+            replies[unique_id] = changed.reply
+            while len(replies) > self._applied_limit:
+                replies.popitem(last=False)
+        return Outcome(self._lease(new, deadline), changed.value)
 
     async def delete(self, session_id: str) -> None:
         self._live(session_id)
         del self._sessions[session_id]
+        self._replies.pop(session_id, None)
 
     async def exists(self, session_id: str) -> tuple[bool, bool]:
         entry = self._sessions.get(session_id)
@@ -99,7 +119,9 @@ class MemorySessionStore:
         expired = [sid for sid, (_, deadline) in self._sessions.items() if deadline <= now]
         for sid in expired:
             del self._sessions[sid]
+            self._replies.pop(sid, None)
         return len(self._sessions)
 
     async def close(self) -> None:
         self._sessions.clear()
+        self._replies.clear()

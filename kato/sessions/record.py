@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from kato.engine import SessionState
@@ -14,11 +14,10 @@ __all__ = ["SessionRecord"]
 
 @dataclass(frozen=True, slots=True)
 class SessionRecord:
-    """One session; ``version`` grows by one with every write.
+    """One session; ``version`` grows by one with every write (the store keeps it).
 
-    ``applied`` remembers the results of observations sent with a client ``unique_id``, newest
-    last, so that a retried observe is answered with its first result and not applied twice.
     Expiry is not stored here: the store's own TTL is the only clock (sessions.md guarantee 5).
+    The replies remembered for idempotent retries live beside the record, in the store.
     """
 
     session_id: str
@@ -28,16 +27,7 @@ class SessionRecord:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     config: Mapping[str, Any] = field(default_factory=dict)
     state: SessionState = field(default_factory=SessionState)
-    applied: tuple[tuple[str, Mapping[str, Any]], ...] = ()
     version: int = 0
-
-    def applied_result(self, unique_id: str) -> Mapping[str, Any] | None:
-        """The first result of an already applied observation, if this session has one."""
-        return next((result for uid, result in reversed(self.applied) if uid == unique_id), None)
-
-    def remember(self, unique_id: str, result: Mapping[str, Any], limit: int) -> SessionRecord:
-        """This record with ``result`` remembered under ``unique_id`` (newest ``limit`` kept)."""
-        return replace(self, applied=((*self.applied, (unique_id, dict(result))))[-limit:])
 
     def to_json(self) -> str:
         return json.dumps(
@@ -49,7 +39,6 @@ class SessionRecord:
                 "metadata": self.metadata,
                 "config": self.config,
                 "state": self.state.to_dict(),
-                "applied": [[uid, result] for uid, result in self.applied],
                 "version": self.version,
             },
             separators=(",", ":"),
@@ -66,6 +55,5 @@ class SessionRecord:
             metadata=data["metadata"],
             config=data["config"],
             state=SessionState.from_dict(data["state"]),
-            applied=tuple((uid, result) for uid, result in data["applied"]),
             version=data["version"],
         )

@@ -1,14 +1,26 @@
-"""The session-store contract every backend keeps (sessions.md guarantees 1–9)."""
+"""The session-store contract every backend keeps (sessions.md guarantees 1–9).
+
+A state-changing operation is ``store.update(session_id, change, unique_id=...)``: the store
+reads the session, calls the pure function ``change(record) -> Change``, and commits the new
+record atomically against every other writer of that session, in any process. A store may call
+``change`` more than once (an optimistic store does, after a conflict), so ``change`` must not
+have effects of its own: effects go into ``Change.value`` and are applied by the caller after
+the update returns, exactly once.
+
+``unique_id`` makes an update idempotent: the store remembers ``Change.reply`` under it, and a
+later update with the same id is not applied; its :class:`Outcome` carries the first reply in
+``replayed`` instead.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from kato.sessions.record import SessionRecord
 
-__all__ = ["Lease", "SessionStore"]
+__all__ = ["Change", "Lease", "Outcome", "SessionStore"]
 
 T = TypeVar("T")
 
@@ -19,6 +31,26 @@ class Lease:
 
     record: SessionRecord
     expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Change(Generic[T]):
+    """What ``change`` returns: the new record, a value for the caller, and the reply to
+    remember under the update's ``unique_id`` (if it has one)."""
+
+    record: SessionRecord
+    value: T
+    reply: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[T]):
+    """The result of an update: the committed lease and ``change``'s value, or, when the
+    ``unique_id`` had been applied before, nothing new and the first reply in ``replayed``."""
+
+    lease: Lease
+    value: T | None
+    replayed: Mapping[str, Any] | None = None
 
 
 class SessionStore(Protocol):
@@ -34,10 +66,13 @@ class SessionStore(Protocol):
         ...
 
     async def update(
-        self, session_id: str, change: Callable[[SessionRecord], tuple[SessionRecord, T]]
-    ) -> tuple[Lease, T]:
-        """Atomically apply ``change`` to the session and return its new lease and ``change``'s
-        second value. ``change`` must be pure: a store may call it more than once."""
+        self,
+        session_id: str,
+        change: Callable[[SessionRecord], Change[T]],
+        *,
+        unique_id: str | None = None,
+    ) -> Outcome[T]:
+        """Atomically apply ``change`` to the session (see the module docstring)."""
         ...
 
     async def delete(self, session_id: str) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from kato.exceptions import SessionNotFoundError
-from kato.sessions import MemorySessionStore, SessionRecord, new_session_id
+from kato.sessions import Change, MemorySessionStore, SessionRecord, new_session_id
 
 
 class FakeClock:
@@ -47,7 +47,7 @@ def test_fixed_expiry_when_auto_extend_is_off() -> None:
     rec = record(60)
     run(store.create(rec))
     clock.now += 50
-    run(store.update(rec.session_id, lambda r: (r, None)))
+    run(store.update(rec.session_id, lambda r: Change(r, None)))
     clock.now += 11
     with pytest.raises(SessionNotFoundError):
         run(store.get(rec.session_id))
@@ -57,11 +57,11 @@ def test_update_bumps_version_and_delete_prevents_resurrection() -> None:
     store = MemorySessionStore()
     rec = record()
     run(store.create(rec))
-    lease, value = run(store.update(rec.session_id, lambda r: (r, "done")))
-    assert value == "done" and lease.record.version == 1
+    outcome = run(store.update(rec.session_id, lambda r: Change(r, "done")))
+    assert outcome.value == "done" and outcome.lease.record.version == 1
     run(store.delete(rec.session_id))
     with pytest.raises(SessionNotFoundError):
-        run(store.update(rec.session_id, lambda r: (r, None)))
+        run(store.update(rec.session_id, lambda r: Change(r, None)))
     with pytest.raises(SessionNotFoundError):
         run(store.delete(rec.session_id))
 
@@ -88,7 +88,6 @@ def test_record_json_round_trip() -> None:
         metadata={"a": 1},
         config={"max_pattern_length": 2},
         state=SessionState(stm=(("a", "b"),), emotives_accumulator=({"joy": 1.0},), time=3),
-        applied=(("u1", {"status": "okay"}),),
         version=4,
     )
     assert SessionRecord.from_json(rec.to_json()) == rec
