@@ -13,6 +13,8 @@ answers with, and, where known, the ``session_id`` and ``request_id``::
     │   └── MethodNotAllowedError   METHOD_NOT_ALLOWED 405  route known, method not
     ├── NotFoundError               NOT_FOUND          404  unknown route or pattern
     │   └── SessionNotFoundError    SESSION_NOT_FOUND  404  the session does not exist or expired
+    ├── ConflictError               CONFLICT           409  a session stayed contended past
+    │                                                       the store's bounded retries
     ├── StoreUnavailableError       STORE_UNAVAILABLE  503  a store could not be reached
     └── TransportError              TRANSPORT_ERROR    503  (client side) the service could not
                                                             be reached or did not answer
@@ -33,6 +35,7 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "ConflictError",
     "EmptySTMError",
     "InvalidConfigError",
     "InvalidRequest",
@@ -172,6 +175,18 @@ class SessionNotFoundError(NotFoundError):
             session_id=session_id,
             **kwargs,
         )
+
+
+class ConflictError(KatoError):
+    """Concurrent writers kept changing the session; the store gave up after bounded retries.
+
+    Nothing was applied. Retrying later is safe (and an observe with a ``unique_id`` is applied
+    at most once whatever happens).
+    """
+
+    code = "CONFLICT"
+    status = 409
+    layer = "store"
 
 
 class StoreUnavailableError(KatoError):

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 import kato
+from kato.stores.redis_server import RedisServer
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -132,3 +133,16 @@ def make_client(client_mode: str, request: pytest.FixtureRequest) -> Iterator[An
     yield make
     for client in made:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One embedded Redis (a real redis-server 6.2) for the whole run."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    """A Redis key namespace no other test uses."""
+    return f"test{uuid.uuid4().hex[:12]}"

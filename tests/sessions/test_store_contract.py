@@ -1,0 +1,224 @@
+"""One contract, every session store: the guarantees of sessions.md, checked the same way.
+
+Each test runs against the in-memory store and against the Redis store on a real embedded
+redis-server. Times are real (TTL tests sleep about a second): the store's own clock is the
+thing under test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from kato.engine import SessionState
+from kato.exceptions import SessionNotFoundError
+from kato.sessions import Change, MemorySessionStore, SessionRecord, SessionStore, new_session_id
+from kato.sessions.redis import RedisSessionStore
+from kato.stores.redis_server import RedisServer
+
+StoreFactory = Callable[..., SessionStore]
+
+
+@pytest.fixture(params=["memory", "redis"])
+def make_store(request: pytest.FixtureRequest, key_prefix: str) -> StoreFactory:
+    if request.param == "memory":
+        return lambda **options: MemorySessionStore(**options)
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return lambda **options: RedisSessionStore(server.url, key_prefix=key_prefix, **options)
+
+
+def run(
+    make_store: StoreFactory, scenario: Callable[[SessionStore], Awaitable[Any]], **options: Any
+) -> Any:
+    async def main() -> Any:
+        store = make_store(**options)
+        try:
+            return await scenario(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def record(ttl: int = 60, node: str = "node") -> SessionRecord:
+    return SessionRecord(new_session_id(int(time.time() * 1000)), node, time.time(), ttl)
+
+
+def append(symbol: str) -> Callable[[SessionRecord], Change[str]]:
+    def change(rec: SessionRecord) -> Change[str]:
+        state = replace(rec.state, stm=(*rec.state.stm, (symbol,)))
+        return Change(replace(rec, state=state), symbol, {"appended": symbol})
+
+    return change
+
+
+def test_visible_the_moment_create_returns(make_store: StoreFactory) -> None:
+    async def scenario(store: SessionStore) -> None:
+        rec = record()
+        lease = await store.create(rec)
+        assert lease.record == rec
+        assert (await store.get(rec.session_id)).record == rec
+        assert await store.exists(rec.session_id) == (True, False)
+        assert time.time() + 55 < lease.expires_at <= time.time() + 61
+
+    run(make_store, scenario)
+
+
+def test_update_is_atomic_and_versions_grow(make_store: StoreFactory) -> None:
+    async def scenario(store: SessionStore) -> None:
+        rec = record()
+        await store.create(rec)
+        outcome = await store.update(rec.session_id, append("a"))
+        assert outcome.value == "a" and outcome.lease.record.version == 1
+        assert (await store.get(rec.session_id)).record.state.stm == (("a",),)
+
+    run(make_store, scenario)
+
+
+def test_concurrent_updates_lose_nothing(make_store: StoreFactory) -> None:
+    async def scenario(store: SessionStore) -> None:
+        rec = record()
+        await store.create(rec)
+        symbols = [f"s{i}" for i in range(60)]
+        await asyncio.gather(*(store.update(rec.session_id, append(s)) for s in symbols))
+        final = (await store.get(rec.session_id)).record
+        assert sorted(event[0] for event in final.state.stm) == sorted(symbols)
+        assert final.version == len(symbols)
+
+    run(make_store, scenario)
+
+
+def test_unique_id_applies_once_and_replays_the_first_reply(make_store: StoreFactory) -> None:
+    async def scenario(store: SessionStore) -> None:
+        rec = record()
+        await store.create(rec)
+        first = await store.update(rec.session_id, append("a"), unique_id="u-1")
+        calls = []
+
+        def must_not_run(r: SessionRecord) -> Change[str]:
+            calls.append(r)
+            return append("b")(r)
+
+        again = await store.update(rec.session_id, must_not_run, unique_id="u-1")
+        assert first.replayed is None and again.value is None
+        assert again.replayed == {"appended": "a"} and not calls
+        assert (await store.get(rec.session_id)).record.state.stm == (("a",),)
+
+    run(make_store, scenario)
+
+
+def test_remembered_replies_are_bounded(make_store: StoreFactory) -> None:
+    async def scenario(store: SessionStore) -> None:
+        rec = record()
+        await store.create(rec)
+        for i in range(5):
+            await store.update(rec.session_id, append(f"s{i}"), unique_id=f"u-{i}")
+        oldest = await store.update(rec.session_id, append("again"), unique_id="u-0")
+        newest = await store.update(rec.session_id, append("never"), unique_id="u-4")
+        assert oldest.replayed is None, "the oldest reply should have been forgotten"
+        assert newest.replayed == {"appended": "s4"}
+
+    run(make_store, scenario, applied_limit=3)
+
+
+def test_delete_is_final(make_store: StoreFactory) -> None:
+    async def scenario(store: SessionStore) -> None:
+        rec = record()
+        await store.create(rec)
+        await store.delete(rec.session_id)
+        for attempt in (
+            store.get(rec.session_id),
+            store.update(rec.session_id, append("x")),
+            store.delete(rec.session_id),
+            store.extend(rec.session_id, 60),
+        ):
+            with pytest.raises(SessionNotFoundError):
+                await attempt
+        assert await store.exists(rec.session_id) == (False, False)
+
+    run(make_store, scenario)
+
+
+def test_sessions_are_isolated(make_store: StoreFactory) -> None:
+    async def scenario(store: SessionStore) -> None:
+        a, b = record(node="n"), record(node="n")
+        await store.create(a)
+        await store.create(b)
+        await store.update(a.session_id, append("only-a"))
+        assert (await store.get(b.session_id)).record.state == SessionState()
+        await store.delete(a.session_id)
+        c = record(node="n")
+        await store.create(c)
+        assert (await store.get(c.session_id)).record.state == SessionState()
+
+    run(make_store, scenario)
+
+
+def test_sliding_expiry_restarts_on_access_but_not_on_exists(make_store: StoreFactory) -> None:
+    async def scenario(store: SessionStore) -> None:
+        rec = record(ttl=1)
+        await store.create(rec)
+        await asyncio.sleep(0.6)
+        await store.get(rec.session_id)  # restarts the 1 s TTL
+        await asyncio.sleep(0.6)
+        assert (await store.exists(rec.session_id))[0], "the read should have extended it"
+        await store.update(rec.session_id, append("x"))  # and so does a write
+        await asyncio.sleep(0.6)
+        assert (await store.exists(rec.session_id))[0]
+        await asyncio.sleep(0.7)  # exists never extends: now it is gone
+        assert not (await store.exists(rec.session_id))[0]
+        with pytest.raises(SessionNotFoundError):
+            await store.get(rec.session_id)
+
+    run(make_store, scenario)
+
+
+def test_fixed_expiry_when_auto_extend_is_off(make_store: StoreFactory) -> None:
+    async def scenario(store: SessionStore) -> None:
+        rec = record(ttl=1)
+        await store.create(rec)
+        await asyncio.sleep(0.6)
+        await store.get(rec.session_id)
+        await store.update(rec.session_id, append("x"))
+        await asyncio.sleep(0.6)
+        with pytest.raises(SessionNotFoundError):
+            await store.get(rec.session_id)
+
+    run(make_store, scenario, auto_extend=False)
+
+
+def test_extend_sets_and_restarts_the_ttl(make_store: StoreFactory) -> None:
+    async def scenario(store: SessionStore) -> None:
+        rec = record(ttl=1)
+        await store.create(rec)
+        lease = await store.extend(rec.session_id, 120)
+        assert lease.record.ttl_seconds == 120
+        assert time.time() + 100 < lease.expires_at
+        await asyncio.sleep(1.2)
+        assert (await store.get(rec.session_id)).record.ttl_seconds == 120
+
+    run(make_store, scenario, auto_extend=False)
+
+
+def test_count_is_exact_under_churn_and_after_expiry(make_store: StoreFactory) -> None:
+    async def scenario(store: SessionStore) -> None:
+        base = await store.count()
+        short = [record(ttl=1) for _ in range(5)]
+        long = [record(ttl=60) for _ in range(7)]
+        await asyncio.gather(*(store.create(r) for r in short + long))
+        assert await store.count() == base + 12
+        await asyncio.gather(*(store.delete(r.session_id) for r in long[:3]))
+        assert await store.count() == base + 9
+        await asyncio.sleep(0.6)
+        await store.get(short[0].session_id)  # a read extends it past the others' expiry
+        await asyncio.sleep(0.7)
+        assert await store.count() == base + 4 + 1
+        await asyncio.sleep(0.5)
+        assert await store.count() == base + 4
+
+    run(make_store, scenario)
