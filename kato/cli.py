@@ -6,48 +6,78 @@ Exit codes: 0 after a clean shutdown, 2 for bad arguments or settings (with the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from kato._version import __version__
 from kato.exceptions import InvalidConfigError
-from kato.settings import STORES, Settings
+from kato.settings import LTM_BACKENDS, STORES, Settings
+from kato.stores.redis_server import PERSISTENCE_MODES, redis_url
 
 __all__ = ["main"]
 
 
 def _serve(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data_dir)
+    ltm_path = os.environ.get("KATO_LTM_PATH") or str(data_dir / "ltm.sqlite3")
     try:
-        settings = Settings.from_env(store=args.store, workers=args.workers)
+        with contextlib.ExitStack() as stack:
+            redis = os.environ.get("KATO_REDIS_URL")
+            if args.store == "redis" and not redis:
+                redis = stack.enter_context(redis_url(persistence=args.redis_persistence))
+            settings = Settings.from_env(
+                store=args.store,
+                workers=args.workers,
+                ltm=args.ltm,
+                ltm_path=ltm_path,
+                redis_url=redis,
+            )
+            if settings.ltm == "sqlite":
+                data_dir.mkdir(parents=True, exist_ok=True)
+            _export(settings, args.log_level)
+            if settings.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+                metrics_dir = stack.enter_context(
+                    tempfile.TemporaryDirectory(prefix="kato-metrics-")
+                )
+                os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+            _run_uvicorn(args, settings)
     except InvalidConfigError as exc:
         print(f"kato serve: {exc.message}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _export(settings: Settings, log_level: str) -> None:
+    """Hand the settings to the worker processes, which build their app from the environment."""
+    os.environ.update(
+        {
+            "KATO_STORE": settings.store,
+            "KATO_WORKERS": str(settings.workers),
+            "KATO_LTM": settings.ltm,
+            "KATO_LTM_PATH": settings.ltm_path,
+            "KATO_LOG_LEVEL": log_level,
+        }
+    )
+    if settings.redis_url:
+        os.environ["KATO_REDIS_URL"] = settings.redis_url
+
+
+def _run_uvicorn(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
-    os.environ["KATO_STORE"] = settings.store
-    os.environ["KATO_WORKERS"] = str(settings.workers)
-    os.environ["KATO_LOG_LEVEL"] = args.log_level
-    metrics_dir = None
-    if settings.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        metrics_dir = tempfile.mkdtemp(prefix="kato-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    try:
-        uvicorn.run(
-            "kato.service.app:create_app_from_env",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=settings.workers,
-            log_level=args.log_level,
-            access_log=False,
-        )
-    finally:
-        if metrics_dir is not None:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-    return 0
+    uvicorn.run(
+        "kato.service.app:create_app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=settings.workers,
+        log_level=args.log_level,
+        access_log=False,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +88,29 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    serve.add_argument("--store", choices=STORES, default=None, help="session store")
+    serve.add_argument(
+        "--store",
+        choices=STORES,
+        default=os.environ.get("KATO_STORE", "redis"),
+        help="session store (default redis: KATO_REDIS_URL, else an embedded redis-server)",
+    )
+    serve.add_argument(
+        "--ltm",
+        choices=LTM_BACKENDS,
+        default=os.environ.get("KATO_LTM", "sqlite"),
+        help="long-term memory (default sqlite, shared by every worker)",
+    )
+    serve.add_argument(
+        "--data-dir",
+        default=os.environ.get("KATO_DATA_DIR", "kato-data"),
+        help="where the sqlite LTM lives (default ./kato-data)",
+    )
+    serve.add_argument(
+        "--redis-persistence",
+        choices=PERSISTENCE_MODES,
+        default="none",
+        help="persistence of the embedded redis (none, AOF everysec, AOF always)",
+    )
     serve.add_argument(
         "--log-level",
         default="info",

@@ -37,7 +37,7 @@ from kato.sessions import (
     looks_like_session_id,
     new_session_id,
 )
-from kato.settings import Settings, ttl_problem
+from kato.settings import MIN_SESSION_TTL, Settings, ttl_problem
 
 __all__ = ["NODE_ID_PATTERN", "Kato", "check_node_id"]
 
@@ -109,7 +109,7 @@ class Kato:
         check_node_id(node_id)
         if ttl_seconds is None:
             ttl_seconds = self.settings.session_ttl
-        problem = ttl_problem(ttl_seconds)
+        problem = ttl_problem(ttl_seconds, MIN_SESSION_TTL)
         if problem:
             raise InvalidConfigError({"ttl_seconds": problem})
         if metadata is not None and not isinstance(metadata, Mapping):
@@ -142,7 +142,7 @@ class Kato:
         return {"status": "deleted", "session_id": session_id}
 
     async def extend_session(self, session_id: str, ttl_seconds: int) -> Body:
-        problem = ttl_problem(ttl_seconds)
+        problem = ttl_problem(ttl_seconds, MIN_SESSION_TTL)
         if problem:
             raise InvalidConfigError({"ttl_seconds": problem}, session_id=session_id)
         self._check_id(session_id)

@@ -142,12 +142,36 @@ class Metrics:
             ["op", "outcome"],
             registry=r,
         )
+        self.round_trips = Counter(
+            "kato_store_round_trips_total",
+            "Round trips to the session store (Redis)",
+            registry=r,
+        )
+        self.store_bytes = Counter(
+            "kato_store_bytes_total",
+            "Bytes exchanged with the session store, by direction",
+            ["direction"],
+            registry=r,
+        )
+        self.conflicts = Counter(
+            "kato_store_conflicts_total",
+            "Optimistic compare-and-set attempts lost to a concurrent writer (then retried)",
+            registry=r,
+        )
         self.active_sessions = Gauge(
             "kato_active_sessions",
             "Live sessions in the store (read when /metrics is scraped)",
             registry=r,
             multiprocess_mode="mostrecent",
         )
+
+    def round_trip(self, sent: int, received: int) -> None:
+        self.round_trips.inc()
+        self.store_bytes.labels("sent").inc(sent)
+        self.store_bytes.labels("received").inc(received)
+
+    def conflict(self) -> None:
+        self.conflicts.inc()
 
     def exposition(self) -> bytes:
         """The text exposition, aggregated across worker processes when there are several."""

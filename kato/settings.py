@@ -1,8 +1,9 @@
 """Deployment settings: engine defaults for every session, plus service-level limits.
 
 Built explicitly (``Settings(...)``) or from the environment (:meth:`Settings.from_env`), never
-at import. Environment names follow the original KATO (``MAX_PATTERN_LENGTH``, ``SESSION_TTL``,
-…); each also works with a ``KATO_`` prefix, which wins when both are set.
+at import. Engine and session variables keep the original KATO's names (``MAX_PATTERN_LENGTH``,
+``SESSION_TTL``, …) and also work with a ``KATO_`` prefix, which wins when both are set; the
+service's own variables exist only with the prefix (``KATO_STORE``, ``KATO_REDIS_URL``, …).
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from typing import Any
 from kato.engine import EngineConfig
 from kato.exceptions import InvalidConfigError
 
-__all__ = ["STORES", "Settings"]
+__all__ = ["LTM_BACKENDS", "STORES", "Settings"]
 
 MIN_TTL, MAX_TTL = 60, 86400
-STORES = ("memory",)
+#: A single session may live as briefly as this (the deployment default stays >= MIN_TTL).
+MIN_SESSION_TTL = 1
+STORES = ("memory", "redis")
+LTM_BACKENDS = ("memory", "sqlite", "mongo")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +36,19 @@ class Settings:
     auto_extend: bool = True
     #: How many client ``unique_id`` results a session remembers for idempotent retries.
     applied_ids_limit: int = 1000
-    #: Session store: ``memory`` (one process only).
+    #: Session store: ``memory`` (one process only) or ``redis`` (any number of processes).
     store: str = "memory"
+    #: The Redis of the ``redis`` store (``kato serve`` starts an embedded one if unset).
+    redis_url: str | None = None
+    #: Seconds a Redis command may take before the store reports itself unavailable.
+    redis_timeout: float = 5.0
+    #: Long-term memory: ``memory`` (one process only), ``sqlite`` (the embedded default that
+    #: several processes share) or ``mongo``.
+    ltm: str = "memory"
+    #: The SQLite file of the ``sqlite`` LTM.
+    ltm_path: str = "kato-ltm.sqlite3"
+    #: The MongoDB of the ``mongo`` LTM.
+    mongo_url: str | None = None
     #: Request bodies larger than this are refused with 413 before they are parsed.
     max_body_bytes: int = 4 * 1024 * 1024
     #: Worker processes the service runs with (reported by ``/status``).
@@ -50,12 +65,23 @@ class Settings:
             errors["max_body_bytes"] = f"must be >= 1, got {self.max_body_bytes}"
         if self.workers < 1:
             errors["workers"] = f"must be >= 1, got {self.workers}"
+        if self.ltm not in LTM_BACKENDS:
+            errors["ltm"] = f"must be one of {', '.join(LTM_BACKENDS)}, got {self.ltm!r}"
         if self.store == "memory" and self.workers > 1:
             errors["store"] = (
                 f"the memory store keeps sessions inside one process and cannot serve "
                 f"{self.workers} workers (each would see different sessions); "
-                "use one worker"
+                "use --store redis, or one worker"
             )
+        if self.ltm == "memory" and self.workers > 1:
+            errors["ltm"] = (
+                f"the memory LTM keeps patterns inside one process and cannot serve "
+                f"{self.workers} workers (each would learn alone); use --ltm sqlite or mongo"
+            )
+        if self.store == "redis" and not self.redis_url:
+            errors["redis_url"] = "the redis store needs KATO_REDIS_URL (kato serve starts one)"
+        if self.ltm == "mongo" and not self.mongo_url:
+            errors["mongo_url"] = "the mongo LTM needs KATO_MONGO_URL"
         if errors:
             raise InvalidConfigError(errors)
 
@@ -69,8 +95,9 @@ class Settings:
         env = os.environ if environ is None else environ
         errors: dict[str, str] = {}
 
-        def read(name: str, parse: Callable[[str], Any]) -> Any:
-            for key in (f"KATO_{name}", name):
+        def read(name: str, parse: Callable[[str], Any], *, bare: bool = True) -> Any:
+            """``KATO_<name>``, else (for the original KATO's names) ``<name>``."""
+            for key in (f"KATO_{name}", name) if bare else (f"KATO_{name}",):
                 if key in env:
                     try:
                         return parse(env[key])
@@ -97,10 +124,15 @@ class Settings:
         service_values = {
             "session_ttl": read("SESSION_TTL", int),
             "auto_extend": read("SESSION_AUTO_EXTEND", _parse_bool),
-            "applied_ids_limit": read("APPLIED_IDS_LIMIT", int),
-            "store": read("STORE", str),
-            "max_body_bytes": read("MAX_BODY_BYTES", int),
-            "workers": read("WORKERS", int),
+            "applied_ids_limit": read("APPLIED_IDS_LIMIT", int, bare=False),
+            "store": read("STORE", str, bare=False),
+            "redis_url": read("REDIS_URL", str, bare=False),
+            "redis_timeout": read("REDIS_TIMEOUT", float, bare=False),
+            "ltm": read("LTM", str, bare=False),
+            "ltm_path": read("LTM_PATH", str, bare=False),
+            "mongo_url": read("MONGO_URL", str, bare=False),
+            "max_body_bytes": read("MAX_BODY_BYTES", int, bare=False),
+            "workers": read("WORKERS", int, bare=False),
         }
         if errors:
             raise InvalidConfigError(errors)
@@ -120,10 +152,10 @@ def _parse_bool(text: str) -> bool:
     raise ValueError(f"expected true or false, got {text!r}")
 
 
-def ttl_problem(value: object) -> str | None:
-    """Why ``value`` is not a valid TTL in seconds, or ``None`` if it is."""
+def ttl_problem(value: object, minimum: int = MIN_TTL) -> str | None:
+    """Why ``value`` is not a valid TTL in seconds (``minimum``..86400), or ``None``."""
     if isinstance(value, bool) or not isinstance(value, int):
-        return f"must be an integer number of seconds in [{MIN_TTL}, {MAX_TTL}], got {value!r}"
-    if not MIN_TTL <= value <= MAX_TTL:
-        return f"must be in [{MIN_TTL}, {MAX_TTL}] seconds, got {value}"
+        return f"must be an integer number of seconds in [{minimum}, {MAX_TTL}], got {value!r}"
+    if not minimum <= value <= MAX_TTL:
+        return f"must be in [{minimum}, {MAX_TTL}] seconds, got {value}"
     return None

@@ -62,6 +62,8 @@ def running_server(*args: str, env: dict[str, str] | None = None) -> Iterator[Se
     a file whose tail is shown if the server does not come up.
     """
     port = free_port()
+    if "--data-dir" not in args:
+        args = (*args, "--data-dir", tempfile.mkdtemp(prefix="kato-data-"))
     log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - it must outlive this frame's with-blocks
         prefix="kato-serve-", suffix=".log", delete=False
     )
@@ -94,7 +96,7 @@ def running_server(*args: str, env: dict[str, str] | None = None) -> Iterator[Se
         os.unlink(log.name)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def start_server() -> Any:
     """``with start_server(*serve_args) as server:`` runs a ``kato serve`` of the test's own."""
     return running_server
@@ -103,7 +105,7 @@ def start_server() -> Any:
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
     """A real ``kato serve`` process (memory store, one worker) shared by the whole run."""
-    with running_server() as server:
+    with running_server("--store", "memory", "--ltm", "memory") as server:
         yield server.url
 
 

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from kato._version import __version__
 from kato.core import Kato
-from kato.nodes import MemoryNodes
+from kato.nodes import MemoryNodes, NodeStores
 from kato.observability import Metrics, ObservedSessionStore, configure_logging
 from kato.service.errors import install_error_handlers
 from kato.service.middleware import RequestObserver
@@ -27,9 +27,36 @@ from kato.settings import Settings
 __all__ = ["create_app", "create_app_from_env"]
 
 
-def _open_session_store(settings: Settings) -> SessionStore:
-    """The session store the settings name (``memory`` for now)."""
-    return MemorySessionStore(auto_extend=settings.auto_extend)
+def _open_session_store(settings: Settings, metrics: Metrics) -> SessionStore:
+    """The session store the settings name."""
+    if settings.store == "redis":
+        assert settings.redis_url is not None  # Settings refuses redis without a URL
+        from kato.sessions.redis import RedisSessionStore
+
+        return RedisSessionStore(
+            settings.redis_url,
+            auto_extend=settings.auto_extend,
+            applied_limit=settings.applied_ids_limit,
+            socket_timeout=settings.redis_timeout,
+            observer=metrics,
+        )
+    return MemorySessionStore(
+        auto_extend=settings.auto_extend, applied_limit=settings.applied_ids_limit
+    )
+
+
+def _open_nodes(settings: Settings) -> NodeStores:
+    """The long-term memory the settings name."""
+    if settings.ltm == "sqlite":
+        from kato.ltm.sqlite import SQLiteNodes
+
+        return SQLiteNodes(settings.ltm_path)
+    if settings.ltm == "mongo":
+        assert settings.mongo_url is not None  # Settings refuses mongo without a URL
+        from kato.ltm.mongo import MongoNodes
+
+        return MongoNodes(settings.mongo_url)
+    return MemoryNodes()
 
 
 def create_app(
@@ -42,9 +69,9 @@ def create_app(
     """
     settings = settings or Settings()
     metrics = Metrics()
-    inner = session_store if session_store is not None else _open_session_store(settings)
+    inner = session_store if session_store is not None else _open_session_store(settings, metrics)
     store = ObservedSessionStore(inner, metrics, settings.store)
-    kato = Kato(settings, store, MemoryNodes())
+    kato = Kato(settings, store, _open_nodes(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -140,7 +140,8 @@ def build_router(kato: Kato, metrics: Metrics, started: float) -> APIRouter:
 
     @router.post("/sessions/{session_id}/extend", tags=[sessions], summary="Set and restart TTL")
     async def extend_session(
-        session_id: str, ttl_seconds: Annotated[int, Query(ge=1, le=10**9)]
+        session_id: str,
+        ttl_seconds: Annotated[int, Query(description="new TTL length in seconds (1..86400)")],
     ) -> Body:
         return await kato.extend_session(session_id, ttl_seconds)
 

@@ -36,7 +36,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import redis.asyncio as redis_asyncio
 
@@ -47,7 +47,7 @@ from kato.sessions.record import SessionRecord
 from kato.sessions.store import Change, Lease, Outcome
 from kato.stores.redis_errors import redis_errors
 
-__all__ = ["RedisSessionStore", "StoreCounters"]
+__all__ = ["RedisSessionStore", "StoreCounters", "StoreObserver"]
 
 T = TypeVar("T")
 
@@ -97,6 +97,14 @@ return 1
 """
 
 
+class StoreObserver(Protocol):
+    """Receives the store's traffic as it happens (the service's metrics implement it)."""
+
+    def round_trip(self, sent: int, received: int) -> None: ...
+
+    def conflict(self) -> None: ...
+
+
 @dataclass(slots=True)
 class StoreCounters:
     """This process's store traffic, for benchmarks and ``/metrics``."""
@@ -126,7 +134,7 @@ class RedisSessionStore:
     * **applied_limit** - how many idempotency replies a session remembers.
     * **max_attempts** - compare-and-set attempts per update before ``ConflictError``.
     * **key_prefix** - the namespace of every key.
-    * **on_conflict** - called once per lost compare-and-set (metrics).
+    * **observer** - told of every round trip and every lost compare-and-set (metrics).
     """
 
     def __init__(
@@ -138,7 +146,7 @@ class RedisSessionStore:
         max_attempts: int = 64,
         key_prefix: str = "kato",
         socket_timeout: float = 5.0,
-        on_conflict: Callable[[], None] | None = None,
+        observer: StoreObserver | None = None,
     ) -> None:
         self.url = url
         self.auto_extend = auto_extend
@@ -147,7 +155,7 @@ class RedisSessionStore:
         self.prefix = key_prefix
         self.index_key = f"{key_prefix}:sessions"
         self.counters = StoreCounters()
-        self._on_conflict = on_conflict
+        self._observer = observer
         self._redis = redis_asyncio.Redis.from_url(
             url,
             socket_timeout=socket_timeout,
@@ -169,6 +177,8 @@ class RedisSessionStore:
         self.counters.round_trips += 1
         self.counters.bytes_sent += sent
         self.counters.bytes_received += received
+        if self._observer is not None:
+            self._observer.round_trip(sent, received)
 
     @staticmethod
     def _lease(record: SessionRecord, pttl_ms: int) -> Lease:
@@ -265,8 +275,8 @@ class RedisSessionStore:
             if status == 1:
                 return Outcome(self._lease(new, int(ttl[0])), changed.value)
             self.counters.conflicts += 1
-            if self._on_conflict is not None:
-                self._on_conflict()
+            if self._observer is not None:
+                self._observer.conflict()
             await self._back_off(attempt)
         raise ConflictError(
             f"session {session_id} kept changing under {self.max_attempts} concurrent-write "

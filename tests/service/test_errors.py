@@ -114,7 +114,7 @@ def test_invalid_config(http: TestClient, session_id: str, node_id: str) -> None
     config = http.get(f"/sessions/{session_id}/config").json()["config"]
     assert config["max_predictions"] == 100, "a rejected update was half-applied"
     assert_error(
-        http.post("/sessions", json={"node_id": node_id, "ttl_seconds": 5}), 400, "INVALID_CONFIG"
+        http.post("/sessions", json={"node_id": node_id, "ttl_seconds": 0}), 400, "INVALID_CONFIG"
     )
 
 

@@ -16,7 +16,18 @@ from kato.engine import pattern_name
 
 def test_memory_store_refuses_several_workers() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "kato", "serve", "--workers", "2", "--store", "memory"],
+        [
+            sys.executable,
+            "-m",
+            "kato",
+            "serve",
+            "--workers",
+            "2",
+            "--store",
+            "memory",
+            "--ltm",
+            "memory",
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -36,7 +47,7 @@ def test_bad_arguments_exit_2() -> None:
 
 
 def test_real_server_headers_and_json_log_lines(start_server: Any) -> None:
-    with start_server("--log-level", "info") as server:
+    with start_server("--store", "memory", "--ltm", "memory", "--log-level", "info") as server:
         created = httpx.post(server.url + "/sessions", json={"node_id": "serve-test"})
         session_id = created.json()["session_id"]
         observed = httpx.post(
