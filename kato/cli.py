@@ -1,4 +1,4 @@
-"""The ``kato`` command line: ``kato serve`` runs the HTTP service.
+"""The ``kato`` command line: ``kato serve`` runs the HTTP service, ``kato lab`` the workbench.
 
 Exit codes: 0 after a clean shutdown, 2 for bad arguments or settings (with the reason).
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kato._version import __version__
 from kato.exceptions import InvalidConfigError
+from kato.lab.cli import add_lab_parser
 from kato.settings import LTM_BACKENDS, STORES, Settings
 from kato.stores.redis_server import PERSISTENCE_MODES, redis_url
 
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="log level (JSON lines on stderr)",
     )
     serve.set_defaults(run=_serve)
+    add_lab_parser(commands)
     return parser
 
 

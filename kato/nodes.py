@@ -6,7 +6,7 @@ from typing import Protocol
 
 from kato.engine import LTMStore, MemoryLTM
 
-__all__ = ["MemoryNodes", "NodeStores"]
+__all__ = ["MemoryNodes", "NodeStores", "open_nodes"]
 
 
 class NodeStores(Protocol):
@@ -26,3 +26,33 @@ class MemoryNodes:
         if store is None:
             store = self._nodes[node_id] = MemoryLTM()
         return store
+
+
+def open_nodes(location: str) -> NodeStores:
+    """The node stores a location names; nothing is opened until a node is used.
+
+    - ``"memory"``: :class:`MemoryNodes` (one process only);
+    - ``"sqlite:PATH"`` or ``"sqlite://PATH"`` (so ``"sqlite:///abs/ltm.sqlite3"`` is an
+      absolute path): :class:`kato.ltm.sqlite.SQLiteNodes`, the embedded store that several
+      processes share;
+    - ``"mongodb://…"`` or ``"mongodb+srv://…"``: :class:`kato.ltm.mongo.MongoNodes`.
+
+    Raises ``ValueError`` for anything else. pymongo is imported only for a MongoDB location.
+    """
+    if location in ("memory", "memory://"):
+        return MemoryNodes()
+    if location.startswith("sqlite:"):
+        from kato.ltm.sqlite import SQLiteNodes
+
+        path = location.removeprefix("sqlite:")
+        path = path.removeprefix("//")
+        if not path:
+            raise ValueError(f"no file in LTM location {location!r}")
+        return SQLiteNodes(path)
+    if location.startswith(("mongodb://", "mongodb+srv://")):
+        from kato.ltm.mongo import MongoNodes
+
+        return MongoNodes(location)
+    raise ValueError(
+        f"unknown LTM location {location!r}: use 'memory', 'sqlite:PATH' or 'mongodb://…'"
+    )

@@ -18,9 +18,17 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import settings
 
 import kato
 from kato.stores.redis_server import RedisServer
+
+
+# CI runs every property test on the same examples, so a red build is always reproducible;
+# locally hypothesis keeps exploring new ones.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -95,8 +95,8 @@ class Observation:
         emotives = _parse_emotives(payload.get("emotives"), errors)
         metadata = _parse_metadata(payload.get("metadata"), errors)
         unique_id = payload.get("unique_id")
-        if unique_id is not None and not isinstance(unique_id, str):
-            errors.append({"field": "unique_id", "problem": "must be a string"})
+        if unique_id is not None and not _is_text(unique_id):
+            errors.append({"field": "unique_id", "problem": "must be a UTF-8 string"})
         if errors:
             summary = "; ".join(f"{e['field']}: {e['problem']}" for e in errors)
             raise ValidationError(f"Invalid observation: {summary}", details={"errors": errors})
@@ -109,6 +109,17 @@ class Observation:
         return cls(strings, vectors, emotives, metadata, unique_id)
 
 
+def _is_text(value: Any) -> bool:
+    """A ``str`` that UTF-8 can carry (no lone surrogates: no store could keep it)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -119,9 +130,9 @@ def _parse_strings(value: Any, errors: list[dict[str, str]]) -> tuple[str, ...]:
     if not isinstance(value, Sequence) or isinstance(value, str | bytes):
         errors.append({"field": "strings", "problem": "must be a list of strings"})
         return ()
-    bad = [i for i, item in enumerate(value) if not isinstance(item, str)]
+    bad = [i for i, item in enumerate(value) if not _is_text(item)]
     if bad:
-        errors.append({"field": f"strings[{bad[0]}]", "problem": "must be a string"})
+        errors.append({"field": f"strings[{bad[0]}]", "problem": "must be a UTF-8 string"})
         return ()
     return tuple(value)
 
@@ -152,8 +163,8 @@ def _parse_emotives(value: Any, errors: list[dict[str, str]]) -> dict[str, float
         errors.append({"field": "emotives", "problem": "must be an object of numbers"})
         return {}
     for key, item in value.items():
-        if not isinstance(key, str):
-            errors.append({"field": "emotives", "problem": "keys must be strings"})
+        if not _is_text(key):
+            errors.append({"field": "emotives", "problem": "keys must be UTF-8 strings"})
             return {}
         if not _is_number(item):
             errors.append({"field": f"emotives.{key}", "problem": "must be a finite number"})
@@ -167,7 +178,9 @@ def _parse_metadata(value: Any, errors: list[dict[str, str]]) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         errors.append({"field": "metadata", "problem": "must be an object"})
         return {}
-    if any(not isinstance(key, str) for key in value):
-        errors.append({"field": "metadata", "problem": "keys must be strings"})
+    if any(not _is_text(key) for key in value) or any(
+        isinstance(item, str) and not _is_text(item) for item in value.values()
+    ):
+        errors.append({"field": "metadata", "problem": "keys and texts must be UTF-8 strings"})
         return {}
     return dict(value)

@@ -963,3 +963,19 @@ def test_statistics_match_a_model_of_every_learn(ops: list[Op], config: dict[str
 if __name__ == "__main__":
     request = json.load(sys.stdin)
     sys.stdout.write(run(request["ops"], request["config"]).text + "\n")
+
+
+def test_lone_surrogates_are_refused_everywhere_a_store_would_keep_them() -> None:
+    """A string UTF-8 cannot carry would fail in SQLite or BSON later: refuse it up front."""
+    from kato.exceptions import ValidationError as KatoValidationError
+
+    for payload in (
+        {"strings": ["ok", "\ud800"]},
+        {"strings": ["a"], "emotives": {"\udfff": 1.0}},
+        {"strings": ["a"], "metadata": {"k": "\ud83d"}},
+        {"strings": ["a"], "metadata": {"\ud800": "v"}},
+        {"strings": ["a"], "unique_id": "\udc00"},
+    ):
+        with pytest.raises(KatoValidationError):
+            Observation.parse(payload)
+    assert Observation.parse({"strings": ["\U0001f600", "é"]}).strings == ("\U0001f600", "é")

@@ -1,0 +1,173 @@
+"""``kato lab``: run an experiment, a sweep, re-check a history, report on saved runs.
+
+Each subcommand parses its arguments and calls one :mod:`kato.lab` function. Exit codes:
+0 the work completed (whatever the verdict; ``--fail-on-anomaly`` turns an invalid verdict into
+1), 2 bad arguments (with the reason on stderr). The last line printed is the folder written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from kato.lab.spec import SCENARIOS, STORES, TARGETS, Experiment
+
+__all__ = ["add_lab_parser"]
+
+
+def _missing(extra: str) -> SystemExit:
+    print(
+        f"kato lab needs the 'lab' extra ({extra} is missing): pip install 'kato[lab]'",
+        file=sys.stderr,
+    )
+    return SystemExit(2)
+
+
+def _verdict_table(verdicts: Mapping[str, Any]) -> str:
+    lines = [f"{'checker':<20} {'valid':<8} {'anomalies':>9}  example"]
+    for checker in verdicts["checkers"]:
+        example = (
+            json.dumps(checker["examples"][0], default=str)[:70] if checker["examples"] else ""
+        )
+        lines.append(
+            f"{checker['name']:<20} {checker['valid']!s:<8} {checker['anomalies']:>9}  {example}"
+        )
+    lines.append(f"{'overall':<20} {verdicts['valid']!s:<8}")
+    return "\n".join(lines)
+
+
+def _spec_from(args: argparse.Namespace) -> Experiment:
+    return Experiment(
+        scenario=args.scenario,
+        target=args.target,
+        store=args.store,
+        variant=args.variant,
+        workers=args.workers,
+        concurrency=args.concurrency,
+        operations=args.ops,
+        seed=args.seed,
+        fault=args.fault,
+        rate=args.rate,
+    )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    try:
+        spec = _spec_from(args)
+    except ValueError as exc:
+        print(f"kato lab run: {exc}", file=sys.stderr)
+        return 2
+    from kato.lab.results import run_row
+    from kato.lab.run import run, save
+
+    result = run(spec, progress=not args.quiet)
+    folder = save(result, Path(args.out))
+    row = run_row(json.loads(spec.to_json()), result.history, result.verdicts)
+    print(_verdict_table(result.verdicts))
+    print(
+        f"{row['ops']} ops: {row['ok']} ok, {row['fail']} fail, {row['unknown']} unknown; "
+        f"{row['throughput_ops_s']:.0f} ops/s; "
+        f"p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms; "
+        f"generator ceiling {result.metadata['generator_ceiling_ops_s']:.0f} ops/s"
+    )
+    print(folder)
+    return 1 if args.fail_on_anomaly and result.valid is not True else 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from kato.lab.checkers import check
+    from kato.lab.history import History
+
+    path = Path(args.history)
+    if path.is_dir():
+        path = path / "history.parquet"
+    if not path.exists():
+        print(f"kato lab check: no history at {path}", file=sys.stderr)
+        return 2
+    history, _ = History.from_parquet(path)
+    verdicts = check(history)
+    print(_verdict_table(verdicts))
+    print(path)
+    return 1 if args.fail_on_anomaly and verdicts["valid"] is not True else 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from kato.lab.report import report
+
+    folders = [Path(f) for f in args.runs]
+    missing = [str(f) for f in folders if not (f / "params.json").exists()]
+    if missing:
+        print(f"kato lab report: not run folders: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    print(report(folders, Path(args.out)))
+    return 0
+
+
+def _grid(document: Mapping[str, Any]) -> list[Experiment]:
+    """Experiments of a grid document: ``base`` parameters × every combination of ``grid``."""
+    base = dict(document.get("base", {}))
+    grid = dict(document.get("grid", {}))
+    names = sorted(grid)
+    specs = []
+    for values in itertools.product(*(grid[name] for name in names)):
+        specs.append(Experiment.from_dict({**base, **dict(zip(names, values, strict=True))}))
+    return specs
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    try:
+        import yaml
+    except ImportError:
+        raise _missing("pyyaml") from None
+    try:
+        specs = _grid(yaml.safe_load(Path(args.grid).read_text()) or {})
+    except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:
+        print(f"kato lab sweep: {exc}", file=sys.stderr)
+        return 2
+    from kato.lab.report import sweep
+
+    print(sweep(specs, Path(args.out), progress=not args.quiet))
+    return 0
+
+
+def add_lab_parser(commands: Any) -> None:
+    """Add ``kato lab …`` to the ``kato`` command's subparsers."""
+    lab = commands.add_parser("lab", help="the concurrency workbench")
+    verbs = lab.add_subparsers(dest="lab_command", required=True)
+
+    run = verbs.add_parser("run", help="run one experiment and judge it")
+    run.add_argument("scenario", choices=SCENARIOS)
+    run.add_argument("--target", choices=TARGETS, default="http")
+    run.add_argument("--store", choices=STORES, default="redis")
+    run.add_argument("--variant", default="production")
+    run.add_argument("--workers", type=int, default=2)
+    run.add_argument("--concurrency", type=int, default=16)
+    run.add_argument("--ops", type=int, default=500, help="operations to issue (about)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--fault", default="none")
+    run.add_argument("--rate", type=float, default=None, help="open loop: operations per second")
+    run.add_argument("--out", default="results", help="results folder (default ./results)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--fail-on-anomaly", action="store_true", help="exit 1 if invalid")
+    run.set_defaults(run=_cmd_run)
+
+    check = verbs.add_parser("check", help="judge a saved history again")
+    check.add_argument("history", help="a history.parquet or a run folder")
+    check.add_argument("--fail-on-anomaly", action="store_true")
+    check.set_defaults(run=_cmd_check)
+
+    report = verbs.add_parser("report", help="tables and plots over saved runs")
+    report.add_argument("runs", nargs="+", help="run folders")
+    report.add_argument("--out", default="results")
+    report.set_defaults(run=_cmd_report)
+
+    sweep = verbs.add_parser("sweep", help="run a grid of experiments (YAML: base, grid)")
+    sweep.add_argument("grid")
+    sweep.add_argument("--out", default="results")
+    sweep.add_argument("--quiet", action="store_true")
+    sweep.set_defaults(run=_cmd_sweep)

@@ -1,0 +1,139 @@
+"""The standard plots, drawn with matplotlib from the frames of :mod:`kato.lab.results`.
+
+Every function takes frames, returns the ``Figure`` (so a notebook shows it) and, given ``path``,
+saves it as PNG. Nothing here computes a verdict: plots only read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "failure_rate_vs_concurrency",
+    "latency_by_operation",
+    "latency_vs_concurrency",
+    "throughput_over_time",
+    "visibility_delay",
+]
+
+
+def _figure(title: str) -> tuple[Figure, Any]:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7.5, 4.2), layout="constrained")
+    axes = figure.subplots()
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    return figure, axes
+
+
+def _save(figure: Figure, path: Path | None) -> Figure:
+    if path is not None:
+        figure.savefig(path, dpi=110)
+    return figure
+
+
+def failure_rate_vs_concurrency(
+    runs: pd.DataFrame, *, by: str = "variant", rate: str = "anomaly_rate", path: Path | None = None
+) -> Figure:
+    """One line per ``by`` group: ``rate`` (anomalies or errors per operation) vs concurrency."""
+    figure, axes = _figure(f"{rate.replace('_', ' ')} vs concurrency")
+    for name, group in runs.groupby(by, sort=True):
+        data = group.groupby("concurrency", as_index=False)[rate].mean()
+        axes.plot(data["concurrency"], data[rate], marker="o", label=str(name))
+    axes.set_xscale("log", base=2)
+    axes.set_xlabel("concurrent clients")
+    axes.set_ylabel(f"{rate.replace('_', ' ')} (per operation)")
+    axes.set_ylim(bottom=0)
+    axes.legend(title=by, fontsize="small")
+    return _save(figure, path)
+
+
+def latency_vs_concurrency(
+    runs: pd.DataFrame, *, path: Path | None = None, title: str = "latency vs concurrency"
+) -> Figure:
+    """p50 / p90 / p99 / max latency (ms) per concurrency level."""
+    figure, axes = _figure(title)
+    data = runs.groupby("concurrency", as_index=False)[
+        ["p50_ms", "p90_ms", "p99_ms", "max_ms"]
+    ].mean()
+    for column, style in (("p50_ms", "-o"), ("p90_ms", "-s"), ("p99_ms", "-^"), ("max_ms", ":x")):
+        axes.plot(data["concurrency"], data[column], style, label=column.removesuffix("_ms"))
+    axes.set_xscale("log", base=2)
+    axes.set_yscale("log")
+    axes.set_xlabel("concurrent clients")
+    axes.set_ylabel("latency (ms)")
+    axes.legend(fontsize="small")
+    return _save(figure, path)
+
+
+def throughput_over_time(
+    ops: pd.DataFrame,
+    faults: pd.DataFrame | None = None,
+    *,
+    bucket_s: float = 0.25,
+    path: Path | None = None,
+) -> Figure:
+    """Completed operations per second over the run, ok and not ok, fault windows shaded."""
+    import numpy as np
+
+    figure, axes = _figure("throughput over time")
+    done = ops.dropna(subset=["done_s"])
+    end = float(done["done_s"].max()) if len(done) else 1.0
+    edges = np.arange(0.0, end + bucket_s, bucket_s)
+    for outcome, color in (("ok", "tab:blue"), ("fail", "tab:orange"), ("unknown", "tab:red")):
+        times = done.loc[done["outcome"] == outcome, "done_s"]
+        if len(times):
+            counts, _ = np.histogram(times, bins=edges)
+            axes.plot(edges[:-1], counts / bucket_s, color=color, label=outcome)
+    if faults is not None:
+        for _, window in faults.iterrows():
+            stop = window["end_s"] if window["end_s"] == window["end_s"] else end  # NaN: open
+            axes.axvspan(window["start_s"], stop, color="grey", alpha=0.25)
+            axes.text(window["start_s"], axes.get_ylim()[1] * 0.95, str(window["name"]), fontsize=8)
+    axes.set_xlabel("time since start (s)")
+    axes.set_ylabel("operations / s")
+    axes.legend(fontsize="small")
+    return _save(figure, path)
+
+
+def visibility_delay(ops: pd.DataFrame, *, path: Path | None = None) -> Figure:
+    """Distribution of write→read delay: from a create's completion to the first ok read of
+    that session (``read_session``/``read_stm``) completing, in ms."""
+    figure, axes = _figure("write → read visibility delay")
+    created = ops[(ops["f"] == "create") & (ops["outcome"] == "ok")].set_index("session_id")[
+        "done_s"
+    ]
+    reads = ops[ops["f"].isin(["read_session", "read_stm"]) & (ops["outcome"] == "ok")]
+    first = reads.groupby("session_id")["done_s"].min()
+    delay = ((first - created.reindex(first.index)) * 1000).dropna()
+    if len(delay):
+        axes.hist(delay, bins=40, color="tab:blue")
+    axes.set_xlabel("delay (ms)")
+    axes.set_ylabel("sessions")
+    misses = ops[(ops["f"] == "read_session") & (ops["error_code"] == "SESSION_NOT_FOUND")]
+    axes.text(0.98, 0.95, f"not found after create: {len(misses)}", transform=axes.transAxes,
+              ha="right", va="top")  # fmt: skip
+    return _save(figure, path)
+
+
+def latency_by_operation(ops: pd.DataFrame, *, path: Path | None = None) -> Figure:
+    """Latency percentiles (p50, p90, p99, max) of each kind of operation in one run."""
+    figure, axes = _figure("latency by operation")
+    timed = ops.dropna(subset=["latency_ms"])
+    table = timed.groupby("f")["latency_ms"].describe(percentiles=[0.5, 0.9, 0.99])
+    positions = range(len(table))
+    for offset, column in enumerate(("50%", "90%", "99%", "max")):
+        axes.bar(
+            [p + (offset - 1.5) * 0.2 for p in positions], table[column], width=0.2, label=column
+        )
+    axes.set_xticks(list(positions), list(table.index), rotation=20)
+    axes.set_ylabel("latency (ms)")
+    axes.set_yscale("log")
+    axes.legend(fontsize="small")
+    return _save(figure, path)

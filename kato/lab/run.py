@@ -1,0 +1,181 @@
+"""``run(spec)``: deploy the target, play the scenario, judge the history; ``save`` writes it all.
+
+A saved run is a folder ``results/<run-id>/`` holding ``history.parquet``, ``params.json`` (the
+spec), ``verdicts.json``, ``summary.csv`` (one row: the run's figures), ``metadata.json`` (the
+environment: versions, git revision, worker count, the load generator's own ceiling) and PNG
+plots. :func:`load` reads one back, so any run can be checked and plotted again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kato._version import __version__
+from kato.lab.checkers import check
+from kato.lab.history import History, Op
+from kato.lab.runner import execute, generator_ceiling
+from kato.lab.scenarios import plan
+from kato.lab.spec import Experiment
+from kato.lab.targets import deploy
+
+__all__ = ["Run", "load", "run", "save"]
+
+
+@dataclass
+class Run:
+    """A finished run: its spec, history, verdicts and environment."""
+
+    run_id: str
+    spec: Experiment
+    history: History
+    verdicts: dict[str, Any]
+    metadata: dict[str, Any]
+
+    @property
+    def valid(self) -> bool | str:
+        return self.verdicts["valid"]  # type: ignore[no-any-return]
+
+
+def _run_id(spec: Experiment) -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    digest = hashlib.sha1(f"{spec.to_json()}{time.time_ns()}".encode()).hexdigest()[:6]
+    return f"{stamp}-{spec.scenario}-{digest}"
+
+
+def _git_revision() -> str | None:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        if done.returncode == 0:
+            return done.stdout.strip()
+    return None
+
+
+def _environment(spec: Experiment, info: dict[str, Any], ceiling: float) -> dict[str, Any]:
+    import numpy
+
+    return {
+        "kato": __version__,
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "git_revision": _git_revision(),
+        "target": info,
+        "workers": spec.workers,
+        "store": spec.store,
+        "generator_ceiling_ops_s": round(ceiling, 1),
+    }
+
+
+def run(
+    spec: Experiment,
+    *,
+    on_op: Callable[[Op], None] | None = None,
+    progress: bool = False,
+) -> Run:
+    """Run one experiment to the end and judge it. Works inside Jupyter's running loop too.
+
+    ``on_op`` sees each operation as it completes (live plots); ``progress`` shows a bar.
+    """
+    steps = plan(spec)
+    run_id = _run_id(spec)
+    ceiling = generator_ceiling(spec, steps)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps.size, desc=f"{spec.scenario} ×{spec.concurrency}", unit="op")
+
+    def observe(op: Op) -> None:
+        if bar is not None:
+            bar.update(1)
+        if on_op is not None:
+            on_op(op)
+
+    began = time.time()
+    try:
+        with deploy(spec) as deployment:
+            history = _run_coroutine(
+                lambda: execute(
+                    spec, steps, deployment.make_client, node=f"lab-{run_id}", on_op=observe
+                )
+            )
+            metadata = _environment(spec, deployment.info, ceiling)
+    finally:
+        if bar is not None:
+            bar.close()
+    metadata.update({"run_id": run_id, "started": began, "finished": time.time()})
+    return Run(run_id, spec, history, check(history), metadata)
+
+
+def _run_coroutine(make: Callable[[], Any]) -> Any:
+    """``asyncio.run`` here, or in a thread when this thread already runs a loop (Jupyter)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = asyncio.run(make())
+        except BaseException as exc:  # handed to the caller's thread below
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="kato-lab-run")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def save(result: Run, root: Path = Path("results")) -> Path:
+    """Write ``result`` into ``root/<run-id>/`` (see the module docstring); return the folder."""
+    from kato.lab import plots
+    from kato.lab.results import faults_frame, ops_frame, run_row
+
+    folder = root / result.run_id
+    folder.mkdir(parents=True, exist_ok=False)
+    params = json.loads(result.spec.to_json())
+    result.history.to_parquet(
+        folder / "history.parquet", metadata={"params": params, **result.metadata}
+    )
+    (folder / "params.json").write_text(result.spec.to_json() + "\n")
+    (folder / "verdicts.json").write_text(json.dumps(result.verdicts, indent=2, default=str) + "\n")
+    (folder / "metadata.json").write_text(json.dumps(result.metadata, indent=2, default=str) + "\n")
+    import pandas as pd
+
+    pd.DataFrame([run_row(params, result.history, result.verdicts)]).to_csv(
+        folder / "summary.csv", index=False
+    )
+    ops = ops_frame(result.history)
+    plots.throughput_over_time(ops, faults_frame(result.history), path=folder / "throughput.png")
+    plots.latency_by_operation(ops, path=folder / "latency.png")
+    if result.spec.scenario == "read-after-create":
+        plots.visibility_delay(ops, path=folder / "visibility.png")
+    return folder
+
+
+def load(folder: Path) -> Run:
+    """Read a run saved by :func:`save` (its verdicts as saved; ``check`` again if you like)."""
+    history, _ = History.from_parquet(folder / "history.parquet")
+    spec = Experiment.from_dict(json.loads((folder / "params.json").read_text()))
+    verdicts = json.loads((folder / "verdicts.json").read_text())
+    metadata = json.loads((folder / "metadata.json").read_text())
+    return Run(folder.name, spec, history, verdicts, metadata)

@@ -1,0 +1,88 @@
+"""An experiment is a plain, serialisable spec; ``params.json`` of a run is exactly this.
+
+Like a Jepsen test map: what to run (scenario), against what (target, store, variant, workers),
+how hard (concurrency, operations or duration, open-loop rate), with what faults, from which
+seed. :data:`NOOP` is the smallest complete experiment (engine target, no fault); notebooks and
+tests start from it and change what they need with :func:`dataclasses.replace`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+__all__ = ["NOOP", "SCENARIOS", "TARGETS", "Experiment"]
+
+SCENARIOS = (
+    "lifecycle",
+    "shared-session",
+    "many-sessions",
+    "read-after-create",
+    "ttl",
+    "learn-race",
+    "mixed",
+)
+TARGETS = ("engine", "http")
+STORES = ("memory", "redis")
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    """Everything that defines a run. Two runs of equal specs issue the same operations."""
+
+    scenario: str = "lifecycle"
+    target: str = "engine"
+    store: str = "memory"
+    variant: str = "production"
+    workers: int = 1
+    concurrency: int = 4
+    operations: int = 200
+    seed: int = 0
+    fault: str = "none"
+    #: Open loop: invocations per second, whatever the completions do (``None``: closed loop).
+    rate: float | None = None
+    #: Session TTL for the ``ttl`` scenario (seconds).
+    ttl_seconds: int = 2
+    #: Seconds a single operation may take before its outcome is recorded as ``unknown``.
+    timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.scenario not in SCENARIOS:
+            problems.append(
+                f"scenario must be one of {', '.join(SCENARIOS)}, got {self.scenario!r}"
+            )
+        if self.target not in TARGETS:
+            problems.append(f"target must be one of {', '.join(TARGETS)}, got {self.target!r}")
+        if self.store not in STORES:
+            problems.append(f"store must be one of {', '.join(STORES)}, got {self.store!r}")
+        for name in ("workers", "concurrency", "operations", "ttl_seconds"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.rate is not None and self.rate <= 0:
+            problems.append(f"rate must be > 0 ops/s, got {self.rate}")
+        if self.target == "engine" and (self.workers != 1 or self.store != "memory"):
+            problems.append("the engine target runs in this process: workers=1, store=memory")
+        if self.store == "memory" and self.workers > 1:
+            problems.append("the memory store serves one process: use store=redis for workers > 1")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Experiment:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown experiment parameters: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def with_(self, **changes: Any) -> Experiment:
+        """A copy with ``changes`` (validated like any spec)."""
+        return replace(self, **changes)
+
+
+NOOP = Experiment(scenario="lifecycle", target="engine", concurrency=2, operations=20)

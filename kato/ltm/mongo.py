@@ -1,0 +1,515 @@
+"""MongoDB LTM: one database per node, every counter a server-side ``$inc`` upsert.
+
+    nodes = MongoNodes("mongodb://db.example:27017")
+    ltm = nodes.ltm("node-a")
+    ltm.apply(step.effects)
+    with ltm.snapshot() as view:     # raises SnapshotChanged on exit if a learn landed meanwhile
+        predictions, futures = predict(stm, view, config)
+
+Each node is the database ``<prefix><node_id>`` (see :func:`database_name` for node ids that
+are not valid database names), holding::
+
+    meta             {_id: "node", version, total_pattern_frequencies, total_symbol_frequencies,
+                      total_symbols_in_patterns_frequencies, symbol_count}
+    patterns         {_id: name, events, length, symbols: [distinct symbols], frequency,
+                      emotives: [entry JSON], metadata: [[key, value] JSON]}   index on symbols
+    symbols          {_id: symbol, frequency, pattern_member_frequency}
+    symbol_emotives  {_id: [symbol, key] JSON, symbol, key, total, order}      index on symbol
+    vectors          {_id: VCTR name, vector: JSON}
+
+The pattern name is ``_id``, so the always-present unique ``_id`` index is the unique index on
+the name. Candidates come from the multikey index on ``patterns.symbols``.
+
+**Counting exactly.** Frequencies, symbol statistics and totals change only through ``$inc``
+in upserts, which the server applies atomically, so concurrent learns from any number of
+processes count exactly. The emotive window is ``$push`` with ``$each`` and ``$slice``; a
+metadata union is ``$addToSet`` of ``[key, value]`` pairs (their first-seen order is the merge
+order of engine.md §1.8). Entries and vectors are stored as JSON strings, so keys holding
+``.`` or ``$`` are safe, no update path is built from user text, and floats stay exact. The
+adapter never relies on ``$addToSet``
+creating a missing field, nor on ``find_one_and_update`` honouring ``$setOnInsert``: a new
+pattern is inserted with its metadata in ``$setOnInsert`` of an ``update_one``, and a learn
+that loses the insert race adds its pairs with ``$addToSet`` once the field exists.
+
+**Atomicity of one learn.** When the server supports transactions (a replica set or a sharded
+cluster, detected from ``hello``), all effects of a step are applied in one transaction
+(``with_transaction``, retried on transient errors): §7.1 and §7.6 hold fully. A standalone
+server has no multi-document transactions, and then the writes are *ordered* instead: totals,
+symbol records, the pattern, then the version. Each write is atomic and every counter still
+counts exactly, but a learn is not all-or-nothing: a crash or lost connection between writes
+leaves it partly applied, and a ``clear_all`` racing a learn can leave part of that learn
+behind. That is this mode's stated limitation.
+
+**Snapshots** (§7.3). Snapshot reads need a replica set, so consistency is checked instead:
+every learn and every clear increments the node's ``version`` before and after its writes
+(inside the transaction when there is one); ``snapshot()`` reads the version on entry and on
+exit and raises :class:`~kato.engine.SnapshotChanged` if it moved, and the session layer
+computes again. Without transactions one gap remains: a learn that started before the snapshot
+and ends after it moves no version inside the window. Predictions read patterns, then symbols,
+then totals, the reverse of the write order, so even then a snapshot never counts a learn in a
+pattern or a symbol record without also counting it in the totals: probabilities stay ≤ 1.
+
+Against a real MongoDB, counters and emotive sums are exact IEEE arithmetic. The test server
+``nx-27017`` rounds doubles written by update operators to 15 significant digits, so there the
+symbols' emotive sums (never used by predictions) agree only within 1e-9.
+
+**Errors.** pymongo's ``ConnectionFailure`` family (``AutoReconnect``,
+``ServerSelectionTimeoutError``, ``NetworkTimeout``, ``WaitQueueTimeoutError``…) and
+``ExecutionTimeout`` become :class:`~kato.exceptions.StoreUnavailableError` in
+:func:`mongo_errors`, the one place that translates them; other errors propagate unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from typing import Any
+
+from pymongo import MongoClient, ReturnDocument, UpdateOne
+from pymongo.client_session import ClientSession
+from pymongo.database import Database
+from pymongo.errors import ConnectionFailure, ExecutionTimeout
+
+from kato.engine import (
+    ClearNode,
+    Effect,
+    LearnPattern,
+    LTMStore,
+    LTMView,
+    Pattern,
+    RegisterVector,
+    SnapshotChanged,
+    SymbolStats,
+    Totals,
+)
+from kato.engine.ltm import symbol_counts
+from kato.exceptions import StoreUnavailableError
+from kato.ltm._codec import (
+    decode_metadata_pairs,
+    encode_emotive_entry,
+    encode_metadata_pairs,
+    pattern_from_parts,
+)
+
+__all__ = ["MongoLTM", "MongoNodes", "database_name", "mongo_errors"]
+
+log = logging.getLogger("kato")
+
+Document = dict[str, Any]
+_META = {"_id": "node"}
+_TOTAL_FIELDS = (
+    "total_pattern_frequencies",
+    "total_symbol_frequencies",
+    "total_symbols_in_patterns_frequencies",
+    "symbol_count",
+)
+_PATTERN_FIELDS = {"events": 1, "frequency": 1, "emotives": 1, "metadata": 1}
+_PLAIN_NODE = re.compile(r"[a-z0-9_]+(?:-[a-z0-9_]+)*")
+_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_]{0,19}")
+
+
+@contextlib.contextmanager
+def mongo_errors(operation: str, node_id: str | None = None) -> Iterator[None]:
+    """Translate an unreachable or unresponsive MongoDB into ``StoreUnavailableError``."""
+    try:
+        yield
+    except (ConnectionFailure, ExecutionTimeout) as exc:
+        where = f" (node {node_id})" if node_id is not None else ""
+        raise StoreUnavailableError(
+            f"LTM store (MongoDB) unavailable during {operation}{where}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def database_name(prefix: str, node_id: str) -> str:
+    """The database of ``node_id``: ``prefix + node_id`` when that is a safe name.
+
+    A node id of lowercase letters, digits, ``_`` and single inner ``-`` is used as it is.
+    Any other (upper case, ``.``, ``--``, too long) becomes ``<prefix><readable>--<hash>``: a
+    database name may not hold ``.``, MongoDB refuses two names that differ only in case, and
+    names are limited to 63 characters. The mapping is one-to-one: plain names never hold
+    ``--`` and hashed names always do.
+
+    >>> database_name("kato_", "demo"), database_name("kato_", "Demo.v2")
+    ('kato_demo', 'kato_demo_v2--430d67141e0538b003c7')
+    """
+    if _PLAIN_NODE.fullmatch(node_id) and len(prefix) + len(node_id) <= 63:
+        return prefix + node_id
+    readable = re.sub(r"[^a-z0-9_]", "_", node_id.lower())[:20]
+    digest = hashlib.sha1(node_id.encode("utf-8", "surrogatepass")).hexdigest()[:20]
+    return f"{prefix}{readable}--{digest}"
+
+
+class MongoNodes:
+    """Every node's LTM in MongoDB, one database per node.
+
+        nodes = MongoNodes("mongodb://localhost:27017")
+        nodes.ltm("node-a").apply(effects)
+
+    Parameters:
+        url: a MongoDB connection string.
+        database_prefix: the start of every node's database name (letters, digits, ``_``).
+        timeout_ms: how long an operation waits to find a usable server before the store is
+            reported unavailable.
+        transactions: force multi-document transactions on or off; by default they are used
+            when the server is a replica set member or ``mongos``.
+        client_options: passed on to :class:`pymongo.MongoClient`.
+
+    The client is created on first use, and again in a child process after a ``fork``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        database_prefix: str = "kato_",
+        timeout_ms: int = 5000,
+        transactions: bool | None = None,
+        **client_options: Any,
+    ) -> None:
+        if not _PREFIX.fullmatch(database_prefix):
+            raise ValueError(
+                "database_prefix must be 1-20 letters, digits or '_', starting with a letter "
+                f"or digit; got {database_prefix!r}"
+            )
+        self.url = url
+        self.database_prefix = database_prefix
+        self._options = {"serverSelectionTimeoutMS": timeout_ms, **client_options}
+        self._transactions = transactions
+        self._client: MongoClient[Document] | None = None
+        self._pid = 0
+        self._stores: dict[str, MongoLTM] = {}
+        self._lock = threading.Lock()
+
+    def ltm(self, node_id: str) -> LTMStore:
+        """The store of ``node_id`` (its database is created by its first learn)."""
+        with self._lock:
+            store = self._stores.get(node_id)
+            if store is None:
+                store = self._stores[node_id] = MongoLTM(self, node_id)
+            return store
+
+    def client(self) -> MongoClient[Document]:
+        """This process's client, created on first use."""
+        with self._lock:
+            if self._client is None or self._pid != os.getpid():
+                self._client = MongoClient(self.url, **self._options)
+                self._pid = os.getpid()
+            return self._client
+
+    def uses_transactions(self) -> bool:
+        """Whether effects are applied in multi-document transactions (asks the server once)."""
+        if self._transactions is None:
+            with mongo_errors("hello"):
+                hello = self.client().admin.command("hello")
+            self._transactions = "setName" in hello or hello.get("msg") == "isdbgrid"
+            log.debug("MongoDB LTM: transactions %s", "on" if self._transactions else "off")
+        return self._transactions
+
+    def ping(self) -> None:
+        """Raise ``StoreUnavailableError`` unless the server answers ``ping``."""
+        with mongo_errors("ping"):
+            self.client().admin.command("ping")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None and self._pid == os.getpid():
+                self._client.close()
+            self._client = None
+
+    def __repr__(self) -> str:
+        return f"MongoNodes(database_prefix={self.database_prefix!r})"
+
+
+class MongoLTM:
+    """One node's long-term memory in its own MongoDB database (an :class:`LTMStore`).
+
+    Reads go straight to the server; there is no cache, so every learn acknowledged before a
+    read is visible to it, from any process (§7.2).
+    """
+
+    def __init__(self, nodes: MongoNodes, node_id: str) -> None:
+        self._nodes = nodes
+        self.node_id = node_id
+        self.database = database_name(nodes.database_prefix, node_id)
+        self._indexed = False
+
+    def _db(self) -> Database[Document]:
+        return self._nodes.client()[self.database]
+
+    def _errors(self, operation: str) -> AbstractContextManager[None]:
+        return mongo_errors(operation, self.node_id)
+
+    # -- reads -------------------------------------------------------------------------------
+    def snapshot(self) -> AbstractContextManager[LTMView]:
+        """A view checked by the node's version: leaving it raises ``SnapshotChanged`` if any
+        ``apply`` ran in between (see the module docstring for the one gap without
+        transactions)."""
+        return self._snapshot()
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[LTMView]:
+        before = self._version()
+        yield self
+        after = self._version()
+        if after != before:
+            log.debug(
+                "LTM of node %s changed during a snapshot (%s -> %s)", self.node_id, before, after
+            )
+            raise SnapshotChanged(f"LTM of node {self.node_id} changed: {before} -> {after}")
+
+    def _version(self) -> int:
+        with self._errors("snapshot"):
+            doc = self._db().meta.find_one(_META, {"version": 1})
+        return int(doc.get("version", 0)) if doc else 0
+
+    def candidates(self, symbols: Collection[str]) -> list[Pattern]:
+        with self._errors("candidates"):
+            docs = list(
+                self._db().patterns.find({"symbols": {"$in": list(symbols)}}, _PATTERN_FIELDS)
+            )
+        docs.sort(key=lambda doc: str(doc["_id"]))
+        return [_pattern(doc) for doc in docs]
+
+    def pattern(self, name: str) -> Pattern | None:
+        with self._errors("pattern"):
+            doc = self._db().patterns.find_one({"_id": name}, _PATTERN_FIELDS)
+        return None if doc is None else _pattern(doc)
+
+    def symbol_stats(self, symbols: Collection[str]) -> dict[str, SymbolStats]:
+        wanted = list(symbols)
+        with self._errors("symbol_stats"):
+            db = self._db()
+            docs = list(db.symbols.find({"_id": {"$in": wanted}}))
+            emotives = _emotives(db.symbol_emotives.find({"symbol": {"$in": wanted}}))
+        return {doc["_id"]: _symbol(doc, emotives) for doc in docs}
+
+    def totals(self) -> Totals:
+        with self._errors("totals"):
+            doc = self._db().meta.find_one(_META)
+        if doc is None:
+            return Totals()
+        return Totals(*(int(doc.get(field, 0)) for field in _TOTAL_FIELDS))
+
+    def patterns(self, *, offset: int = 0, limit: int | None = None) -> list[Pattern]:
+        """Patterns sorted by name, from ``offset``, at most ``limit`` of them."""
+        with self._errors("patterns"):
+            cursor = self._db().patterns.find({}, _PATTERN_FIELDS).sort("_id", 1).skip(offset)
+            if limit is not None:
+                if limit <= 0:
+                    return []
+                cursor = cursor.limit(limit)
+            return [_pattern(doc) for doc in cursor]
+
+    def pattern_count(self) -> int:
+        with self._errors("pattern_count"):
+            return int(self._db().patterns.count_documents({}))
+
+    def all_symbol_stats(self) -> list[SymbolStats]:
+        """Every symbol record of the node, sorted by symbol."""
+        with self._errors("all_symbol_stats"):
+            db = self._db()
+            docs = list(db.symbols.find({}))
+            emotives = _emotives(db.symbol_emotives.find({}))
+        docs.sort(key=lambda doc: str(doc["_id"]))
+        return [_symbol(doc, emotives) for doc in docs]
+
+    def vector(self, name: str) -> tuple[float, ...] | None:
+        with self._errors("vector"):
+            doc = self._db().vectors.find_one({"_id": name})
+        return None if doc is None else tuple(float(x) for x in json.loads(doc["vector"]))
+
+    # -- writes ------------------------------------------------------------------------------
+    def apply(self, effects: Iterable[Effect]) -> None:
+        """Apply a step's effects: one transaction if the server has them, else in order."""
+        effects = list(effects)
+        if not effects:
+            return
+        with self._errors("apply"):
+            self._ensure_indexes()
+            if self._nodes.uses_transactions():
+                with self._nodes.client().start_session() as session:
+                    session.with_transaction(lambda s: self._apply_all(effects, s))
+            else:
+                self._apply_all(effects, None)
+
+    def _ensure_indexes(self) -> None:
+        if not self._indexed:
+            db = self._db()
+            db.patterns.create_index("symbols")
+            db.symbol_emotives.create_index("symbol")
+            self._indexed = True
+
+    def _apply_all(self, effects: list[Effect], session: ClientSession | None) -> None:
+        db = self._db()
+        for effect in effects:
+            if isinstance(effect, LearnPattern):
+                _Learn(db, effect, session).run()
+            elif isinstance(effect, RegisterVector):
+                db.vectors.update_one(
+                    {"_id": effect.name},
+                    {"$set": {"vector": json.dumps([float(x) for x in effect.vector])}},
+                    upsert=True,
+                    session=session,
+                )
+            elif isinstance(effect, ClearNode):
+                self._clear(db, session)
+            else:  # pragma: no cover - the Effect union is closed
+                raise TypeError(f"unknown effect {effect!r}")
+
+    def _clear(self, db: Database[Document], session: ClientSession | None) -> None:
+        """Empty the node's collections; the ``meta`` document stays, so ``version`` never
+        goes back (a snapshot across a clear must see it move)."""
+        db.meta.update_one(_META, {"$inc": {"version": 1}}, upsert=True, session=session)
+        for collection in ("patterns", "symbol_emotives", "symbols", "vectors"):
+            db[collection].delete_many({}, session=session)
+        db.meta.update_one(
+            _META,
+            {"$set": dict.fromkeys(_TOTAL_FIELDS, 0), "$inc": {"version": 1}},
+            session=session,
+        )
+        log.info("cleared the long-term memory of node %s", self.node_id)
+
+    def __repr__(self) -> str:
+        return f"MongoLTM(database={self.database!r})"
+
+
+class _Learn:
+    """The writes of one learn, in the order the module docstring explains."""
+
+    def __init__(
+        self, db: Database[Document], effect: LearnPattern, session: ClientSession | None
+    ) -> None:
+        self.db = db
+        self.effect = effect
+        self.session = session
+        self.counts = symbol_counts(effect.events)
+
+    def run(self) -> None:
+        effect, counts, session = self.effect, self.counts, self.session
+        length = sum(counts.values())
+        meta = self.db.meta.find_one_and_update(
+            _META,
+            {
+                "$inc": {
+                    "version": 1,
+                    "total_pattern_frequencies": 1,
+                    "total_symbol_frequencies": length,
+                    "total_symbols_in_patterns_frequencies": len(counts),
+                }
+            },
+            projection={"version": 1},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        learn_number = int(meta["version"]) if meta else 0
+        result = self.db.symbols.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": symbol},
+                    {"$inc": {"frequency": count, "pattern_member_frequency": 1}},
+                    upsert=True,
+                )
+                for symbol, count in counts.items()
+            ],
+            session=session,
+        )
+        if effect.emotives:
+            self._symbol_emotives(effect.emotives, learn_number)
+        self._pattern()
+        self.db.meta.update_one(
+            _META, {"$inc": {"version": 1, "symbol_count": result.upserted_count}}, session=session
+        )
+
+    def _symbol_emotives(self, emotives: Mapping[str, float], learn_number: int) -> None:
+        self.db.symbol_emotives.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": json.dumps([symbol, key])},
+                    {
+                        "$setOnInsert": {
+                            "symbol": symbol,
+                            "key": key,
+                            "order": [learn_number, index],
+                        },
+                        "$inc": {"total": float(value)},
+                    },
+                    upsert=True,
+                )
+                for symbol in self.counts
+                for index, (key, value) in enumerate(emotives.items())
+            ],
+            session=self.session,
+        )
+
+    def _pattern(self) -> None:
+        """``frequency + 1``, the emotive window and the metadata union of the pattern.
+
+        An existing pattern takes one update. A new one is inserted by an upsert whose
+        ``$setOnInsert`` holds its events and metadata; if another process inserted it first,
+        the upsert only counts and the metadata pairs follow with ``$addToSet``.
+        """
+        effect, session, patterns = self.effect, self.session, self.db.patterns
+        pairs = encode_metadata_pairs(effect.metadata)
+        counting: Document = {"$inc": {"frequency": 1}}
+        if effect.emotives is not None:
+            entry = encode_emotive_entry(effect.emotives)
+            counting["$push"] = {"emotives": {"$each": [entry], "$slice": -effect.persistence}}
+        adding = {"$addToSet": {"metadata": {"$each": pairs}}} if pairs else {}
+        if patterns.update_one(
+            {"_id": effect.name}, {**counting, **adding}, session=session
+        ).matched_count:
+            return
+        on_insert: Document = {
+            "events": [list(event) for event in effect.events],
+            "length": sum(self.counts.values()),
+            "symbols": list(self.counts),
+            "metadata": pairs,
+        }
+        if effect.emotives is None:
+            on_insert["emotives"] = []
+        inserted = patterns.update_one(
+            {"_id": effect.name},
+            {**counting, "$setOnInsert": on_insert},
+            upsert=True,
+            session=session,
+        )
+        if inserted.upserted_id is None and adding:
+            patterns.update_one({"_id": effect.name}, adding, session=session)
+
+
+def _pattern(doc: Document) -> Pattern:
+    return pattern_from_parts(
+        str(doc["_id"]),
+        tuple(tuple(event) for event in doc["events"]),
+        int(doc.get("frequency", 0)),
+        doc.get("emotives", ()),
+        decode_metadata_pairs(doc.get("metadata", ())),
+    )
+
+
+def _emotives(docs: Iterable[Document]) -> dict[str, dict[str, float]]:
+    """Per symbol, its emotive sums in the order their keys were first learned."""
+    ordered = sorted(docs, key=lambda doc: tuple(doc.get("order", (0, 0))))
+    found: dict[str, dict[str, float]] = {}
+    for doc in ordered:
+        found.setdefault(doc["symbol"], {})[doc["key"]] = float(doc["total"])
+    return found
+
+
+def _symbol(doc: Document, emotives: Mapping[str, Mapping[str, float]]) -> SymbolStats:
+    name = str(doc["_id"])
+    return SymbolStats(
+        name=name,
+        frequency=int(doc.get("frequency", 0)),
+        pattern_member_frequency=int(doc.get("pattern_member_frequency", 0)),
+        emotives=dict(emotives.get(name, {})),
+    )

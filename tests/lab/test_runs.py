@@ -1,0 +1,104 @@
+"""Whole runs: every scenario against the engine and against ``kato serve --workers 4`` on Redis;
+the production store passes every checker."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kato.lab.run import load, run, save
+from kato.lab.spec import SCENARIOS, Experiment
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_engine_target_every_scenario_is_valid(scenario: str) -> None:
+    result = run(Experiment(scenario=scenario, concurrency=8, operations=240, ttl_seconds=1))
+    assert result.valid is True, json.dumps(result.verdicts, indent=1, default=str)
+    assert len(result.history) > 0
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_production_store_with_four_workers_is_valid(scenario: str) -> None:
+    spec = Experiment(
+        scenario=scenario,
+        target="http",
+        store="redis",
+        workers=4,
+        concurrency=32,
+        operations=320,
+        ttl_seconds=1,
+    )
+    result = run(spec)
+    assert result.valid is True, json.dumps(result.verdicts, indent=1, default=str)
+    outcomes = {op.outcome for op in result.history}
+    assert "ok" in outcomes
+    workers = {op.worker_pid for op in result.history if op.worker_pid}
+    assert len(workers) > 1, "every request went to one worker"
+
+
+def test_128_clients_on_one_session_lose_nothing() -> None:
+    spec = Experiment(
+        scenario="shared-session",
+        target="http",
+        store="redis",
+        workers=4,
+        concurrency=128,
+        operations=256,
+    )
+    result = run(spec)
+    assert result.valid is True, json.dumps(result.verdicts, indent=1, default=str)
+
+
+def test_a_saved_run_loads_and_checks_the_same(tmp_path: Path) -> None:
+    result = run(Experiment(scenario="many-sessions", concurrency=4, operations=80))
+    folder = save(result, tmp_path)
+    for name in (
+        "history.parquet",
+        "params.json",
+        "verdicts.json",
+        "summary.csv",
+        "metadata.json",
+        "throughput.png",
+        "latency.png",
+    ):
+        assert (folder / name).exists(), name
+    again = load(folder)
+    assert list(again.history) == list(result.history)
+    assert again.spec == result.spec
+    assert again.metadata["generator_ceiling_ops_s"] > 0
+    from kato.lab.checkers import check
+
+    assert check(again.history) == json.loads(json.dumps(result.verdicts, default=str))
+
+
+def test_cli_run_writes_the_contract_and_prints_the_folder_last(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "kato", "lab", "run", "shared-session", "--concurrency", "64",
+         "--workers", "4", "--ops", "192", "--out", str(tmp_path), "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    folder = Path(done.stdout.strip().splitlines()[-1])
+    assert folder.parent == tmp_path
+    verdicts = json.loads((folder / "verdicts.json").read_text())
+    assert verdicts["valid"] is True
+    assert {c["name"] for c in verdicts["checkers"]} >= {"no_lost_updates", "linearizable_stm"}
+    for checker in verdicts["checkers"]:
+        assert set(checker) >= {"name", "valid", "anomalies", "examples"}
+    assert "no_lost_updates" in done.stdout
+    params = json.loads((folder / "params.json").read_text())
+    assert params["workers"] == 4 and params["concurrency"] == 64
+
+
+def test_cli_bad_arguments_exit_2() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "kato", "lab", "run", "shared-session",
+         "--workers", "4", "--store", "memory"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "store=redis for workers > 1" in done.stderr
