@@ -23,7 +23,6 @@ from hypothesis import settings
 import kato
 from kato.stores.redis_server import RedisServer
 
-
 # CI runs every property test on the same examples, so a red build is always reproducible;
 # locally hypothesis keeps exploring new ones.
 settings.register_profile("ci", derandomize=True, database=None, deadline=None)
