@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import socket
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from kato._version import __version__
 from kato.exceptions import InvalidConfigError
@@ -69,8 +71,9 @@ def _export(settings: Settings, log_level: str) -> None:
 
 def _run_uvicorn(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
-    uvicorn.run(
+    config = uvicorn.Config(
         "kato.service.app:create_app_from_env",
         factory=True,
         host=args.host,
@@ -79,6 +82,24 @@ def _run_uvicorn(args: argparse.Namespace, settings: Settings) -> None:
         log_level=args.log_level,
         access_log=False,
     )
+    if settings.workers == 1:
+        uvicorn.Server(config).run()
+        return
+    with contextlib.suppress(KeyboardInterrupt):
+        Multiprocess(config, sockets=[shared_socket(config)]).run()
+
+
+def shared_socket(config: Any) -> socket.socket:
+    """The listening socket several uvicorn workers share, with ``TCP_NODELAY`` set.
+
+    uvicorn binds it without the TCP protocol number that asyncio looks for before it turns
+    Nagle off, so the workers' connections kept Nagle on and every response written in two
+    parts waited ~40 ms for a delayed ACK (measured here: 44 ms per ``GET /`` with two workers,
+    1 ms with one). Accepted connections inherit the option from the listening socket.
+    """
+    sock: socket.socket = config.bind_socket()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,7 +29,7 @@ from kato.lab.spec import Experiment
 from kato.nodes import MemoryNodes
 from kato.sessions import MemorySessionStore
 from kato.settings import Settings
-from kato.stores.redis_server import RedisServer
+from kato.stores.redis_server import RedisServer, die_with_parent
 
 __all__ = ["Deployment", "ServerProcess", "deploy", "serve"]
 
@@ -114,6 +114,7 @@ def serve(
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, **(env or {})},
                 start_new_session=True,
+                preexec_fn=die_with_parent,  # a crashed workbench leaves no server behind
             )
         server = ServerProcess(f"http://127.0.0.1:{port}", process, log_path)
         stack.callback(_stop, process)

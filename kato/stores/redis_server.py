@@ -31,7 +31,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal, Self
 
-__all__ = ["PERSISTENCE_MODES", "Persistence", "RedisServer", "find_redis_server", "redis_url"]
+__all__ = [
+    "PERSISTENCE_MODES",
+    "Persistence",
+    "RedisServer",
+    "die_with_parent",
+    "find_redis_server",
+    "redis_url",
+]
 
 log = logging.getLogger("kato")
 
@@ -63,7 +70,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:
+    """``preexec_fn`` for a child that must not outlive us: SIGTERM when the parent dies."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -151,7 +159,7 @@ class RedisServer:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
             if self._wait_until_ready(timeout):
                 atexit.register(self.stop)

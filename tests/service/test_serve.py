@@ -91,3 +91,25 @@ def test_async_client_in_both_modes(server_url: str) -> None:
     remote = asyncio.run(scenario(server_url))
     assert local == remote
     assert local == (pattern_name([["x"], ["y"]]), [["x"], ["y"]], "INVALID_CONFIG")
+
+
+def test_the_socket_shared_by_workers_turns_nagle_off() -> None:
+    """Without TCP_NODELAY on the shared socket, two workers answered in ~44 ms instead of 1."""
+    import socket
+
+    import uvicorn
+
+    from kato.cli import shared_socket
+
+    config = uvicorn.Config("kato.service.app:create_app_from_env", port=0, workers=2)
+    sock = shared_socket(config)
+    try:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        sock.listen()
+        client = socket.create_connection(sock.getsockname()[:2])
+        accepted, _ = sock.accept()
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        accepted.close()
+        client.close()
+    finally:
+        sock.close()
