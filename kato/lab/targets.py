@@ -90,9 +90,15 @@ def _healthy(url: str) -> bool:
 
 @contextlib.contextmanager
 def serve(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60.0
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+    program: tuple[str, ...] = ("kato", "serve"),
 ) -> Iterator[ServerProcess]:
-    """Run ``kato serve ARGS`` on a free port until the block ends; yield it when healthy.
+    """Run ``python -m kato serve ARGS`` on a free port until the block ends; yield it healthy.
+
+    ``program`` names another module to run the same way (the bug zoo's server:
+    ``("kato.lab.zoo", "serve")``); it must take ``--port`` and ``--data-dir`` like kato serve.
 
     The server gets its own data directory unless ``--data-dir`` is given; its output goes to a
     log file whose tail is raised with the error if it does not come up. It is stopped with
@@ -105,7 +111,7 @@ def serve(
             args = (*args, "--data-dir", data_dir)
         log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kato-serve-")))
         log_path = log_dir / "serve.log"
-        command = [sys.executable, "-m", "kato", "serve", "--port", str(port), *args]
+        command = [sys.executable, "-m", *program, "--port", str(port), *args]
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
                 command,
@@ -157,7 +163,11 @@ def deploy(spec: Experiment, *, redis_persistence: str = "none") -> Iterator[Dep
             args += ["--ltm", "sqlite"]
         else:
             args += ["--ltm", "memory"]
-        server = stack.enter_context(serve(*args, env=env))
+        program: tuple[str, ...] = ("kato", "serve")
+        if spec.variant != "production":  # the bug zoo: never reachable from kato serve
+            program = ("kato.lab.zoo", "serve")
+            args += ["--variant", spec.variant]
+        server = stack.enter_context(serve(*args, env=env, program=program))
         connections = max(2, 64 // max(spec.concurrency, 1))
         yield Deployment(
             lambda: HttpClient(server.url, timeout_s=spec.timeout_s, connections=connections),
