@@ -85,6 +85,16 @@ class Settings:
         if errors:
             raise InvalidConfigError(errors)
 
+    @property
+    def ltm_location(self) -> str:
+        """Where long-term memory lives, as :func:`kato.nodes.open_nodes` reads it."""
+        if self.ltm == "sqlite":
+            return f"sqlite:{self.ltm_path}"
+        if self.ltm == "mongo":
+            assert self.mongo_url is not None  # __post_init__ refuses mongo without a URL
+            return self.mongo_url
+        return "memory"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Settings from ``KATO_*`` (and the original KATO) environment variables.

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from kato._version import __version__
 from kato.core import Kato
-from kato.nodes import MemoryNodes, NodeStores
+from kato.nodes import open_nodes
 from kato.observability import Metrics, ObservedSessionStore, configure_logging
 from kato.service.errors import install_error_handlers
 from kato.service.middleware import RequestObserver
@@ -45,20 +45,6 @@ def _open_session_store(settings: Settings, metrics: Metrics) -> SessionStore:
     )
 
 
-def _open_nodes(settings: Settings) -> NodeStores:
-    """The long-term memory the settings name."""
-    if settings.ltm == "sqlite":
-        from kato.ltm.sqlite import SQLiteNodes
-
-        return SQLiteNodes(settings.ltm_path)
-    if settings.ltm == "mongo":
-        assert settings.mongo_url is not None  # Settings refuses mongo without a URL
-        from kato.ltm.mongo import MongoNodes
-
-        return MongoNodes(settings.mongo_url)
-    return MemoryNodes()
-
-
 def create_app(
     settings: Settings | None = None, *, session_store: SessionStore | None = None
 ) -> FastAPI:
@@ -71,7 +57,7 @@ def create_app(
     metrics = Metrics()
     inner = session_store if session_store is not None else _open_session_store(settings, metrics)
     store = ObservedSessionStore(inner, metrics, settings.store)
-    kato = Kato(settings, store, _open_nodes(settings))
+    kato = Kato(settings, store, open_nodes(settings.ltm_location))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -102,3 +102,23 @@ def test_cli_bad_arguments_exit_2() -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "store=redis for workers > 1" in done.stderr
+
+
+def test_open_loop_invokes_on_schedule_and_counts_latency_from_it() -> None:
+    """At ``rate`` ops/s each op has an intended time on a fixed grid; latency starts there, so
+    a server that queues cannot hide it (no coordinated omission)."""
+    spec = Experiment(scenario="many-sessions", concurrency=4, operations=120, rate=400.0)
+    result = run(spec)
+    assert result.valid is True
+    timed = sorted(
+        (op for op in result.history if op.intended_ns is not None), key=lambda o: o.intended_ns
+    )
+    assert len(timed) >= 100
+    slots = [(op.intended_ns - timed[0].intended_ns) / 2.5e6 for op in timed]
+    assert all(abs(s - round(s)) < 1e-6 for s in slots), "intended times sit on the 1/rate grid"
+    assert len({round(s) for s in slots}) == len(slots), "one op per slot"
+    for op in timed:
+        assert op.invoke_ns >= op.intended_ns - 1_000_000  # never early (1 ms scheduler slack)
+        assert op.latency_ns == op.complete_ns - op.intended_ns
+    span_s = (timed[-1].intended_ns - timed[0].intended_ns) / 1e9
+    assert 0.2 < span_s < 0.35, "the schedule, not the server, sets the pace"
