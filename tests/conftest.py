@@ -3,24 +3,16 @@ benchmarks (``@pytest.mark.perf``) run only with ``-m perf``."""
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import os
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import settings
 
 import kato
+from kato.lab.targets import serve
 from kato.stores.redis_server import RedisServer
 
 # CI runs every property test on the same examples, so a red build is always reproducible;
@@ -45,62 +37,10 @@ def node_id() -> str:
     return f"test-{uuid.uuid4().hex}"
 
 
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclasses.dataclass(frozen=True)
-class Server:
-    """A running ``kato serve``: where it listens, where it logs, its process id."""
-
-    url: str
-    log_path: Path
-    pid: int
-
-
-@contextlib.contextmanager
-def running_server(*args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
-    """Run ``kato serve`` in a child process on a free port; yield it as a :class:`Server`.
-
-    The server is stopped (SIGTERM, then SIGKILL) however the block ends; its stderr is kept in
-    a file whose tail is shown if the server does not come up.
-    """
-    port = free_port()
-    if "--data-dir" not in args:
-        args = (*args, "--data-dir", tempfile.mkdtemp(prefix="kato-data-"))
-    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - it must outlive this frame's with-blocks
-        prefix="kato-serve-", suffix=".log", delete=False
-    )
-    command = [sys.executable, "-m", "kato", "serve", "--port", str(port), *args]
-    process = subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                tail = Path(log.name).read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"kato serve did not come up ({command}):\n{tail}")
-            try:
-                if httpx.get(base_url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        yield Server(base_url, Path(log.name), process.pid)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-        os.unlink(log.name)
+def running_server(*args: str, env: dict[str, str] | None = None) -> Any:
+    """``with running_server(*serve_args) as server:`` a real ``kato serve`` on a free port
+    (the workbench's own launcher: ``server.url``, ``server.pid``, ``server.log_path``)."""
+    return serve(*args, env=env)
 
 
 @pytest.fixture(scope="session")

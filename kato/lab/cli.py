@@ -125,13 +125,45 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     except ImportError:
         raise _missing("pyyaml") from None
     try:
-        specs = _grid(yaml.safe_load(Path(args.grid).read_text()) or {})
+        document = yaml.safe_load(Path(args.grid).read_text()) or {}
+        if isinstance(document, dict) and "notebook" in document:
+            return _notebook_sweep(document, Path(args.grid), args)
+        specs = _grid(document)
     except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:
         print(f"kato lab sweep: {exc}", file=sys.stderr)
         return 2
     from kato.lab.report import sweep
 
     print(sweep(specs, Path(args.out), progress=not args.quiet))
+    return 0
+
+
+def _notebook_sweep(document: Mapping[str, Any], grid_file: Path, args: argparse.Namespace) -> int:
+    """A grid document naming a ``notebook``: papermill runs it once per cell of ``grid`` over
+    the base ``parameters``; prints the report's path last (exit 1 if a notebook failed)."""
+    try:
+        from kato.lab.notebooks import SweepError, sweep_notebook
+    except ImportError:
+        raise _missing("papermill") from None
+    notebook = Path(document["notebook"])
+    if not notebook.exists() and (grid_file.parent / notebook).exists():
+        notebook = grid_file.parent / notebook
+    if not notebook.exists():
+        raise ValueError(f"no notebook at {document['notebook']}")
+    try:
+        folder = sweep_notebook(
+            notebook,
+            dict(document.get("grid") or {}),
+            Path(args.out),
+            parameters=dict(document.get("parameters") or {}),
+            progress=not args.quiet,
+        )
+    except SweepError as exc:
+        for failure in exc.failures:
+            print(f"kato lab sweep: {failure}", file=sys.stderr)
+        print(exc.folder / "report.html")
+        return 1
+    print(folder / "report.html")
     return 0
 
 
@@ -166,7 +198,11 @@ def add_lab_parser(commands: Any) -> None:
     report.add_argument("--out", default="results")
     report.set_defaults(run=_cmd_report)
 
-    sweep = verbs.add_parser("sweep", help="run a grid of experiments (YAML: base, grid)")
+    sweep = verbs.add_parser(
+        "sweep",
+        help="run a grid of experiments (YAML: base, grid) or of a notebook "
+        "(YAML: notebook, parameters, grid)",
+    )
     sweep.add_argument("grid")
     sweep.add_argument("--out", default="results")
     sweep.add_argument("--quiet", action="store_true")

@@ -117,8 +117,12 @@ class HttpClient:
         if f == "create":
             body = {"node_id": args["node_id"], "ttl_seconds": args.get("ttl_seconds")}
             return "POST", "/sessions", {"json": body}
-        if f == "count":
-            return "GET", "/sessions/count", {}
+        if f == "count":  # ``trailing_slash``: the same route, spelled ``/sessions/count/`` (R10)
+            return (
+                "GET",
+                "/sessions/count/" if args.get("trailing_slash") else "/sessions/count",
+                {},
+            )
         if f == "get_pattern":
             return "GET", f"/pattern/{_pattern(step)}", {"params": {"node_id": args["node_id"]}}
         routes = {

@@ -26,6 +26,7 @@ from typing import Any
 from kato._version import __version__
 from kato.lab.checkers import check
 from kato.lab.history import History, Op
+from kato.lab.nemesis import nemesis_for
 from kato.lab.runner import execute, generator_ceiling
 from kato.lab.scenarios import plan
 from kato.lab.spec import Experiment
@@ -110,9 +111,15 @@ def run(
     began = time.time()
     try:
         with deploy(spec) as deployment:
+            nemesis = nemesis_for(spec, deployment)
             history = _run_coroutine(
                 lambda: execute(
-                    spec, steps, deployment.make_client, node=f"lab-{run_id}", on_op=observe
+                    spec,
+                    steps,
+                    deployment.make_client,
+                    node=f"lab-{run_id}",
+                    on_op=observe,
+                    nemesis=nemesis,
                 )
             )
             metadata = _environment(spec, deployment.info, ceiling)

@@ -6,11 +6,19 @@ binding session slots to real ids as creates complete, and records every operati
 issues its next step when the previous one completes. Open loop (``spec.rate``): step *i* of
 client *c* is *intended* at ``t0 + (i·concurrency + c) / rate`` whatever happened before; if it
 starts late its latency still counts from the intended time (no coordinated omission).
+
+With a :class:`~kato.lab.nemesis.Nemesis` it also plays the fault window concurrently with the
+clients: ``fault.start()`` at ``at_s`` after the clients start, ``fault.stop()`` ``for_s`` after
+that (each in a thread), both recorded as ``f="fault"`` ops of client ``"nemesis"`` with
+``args {name, phase}``; the final steps run only after the fault has ended. A final ``read_stm``
+whose outcome is unknown (the service may still be recovering) is issued again, as a new op, for
+up to :data:`FINAL_RETRY_S` seconds, so that what was lost is decided.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -18,10 +26,16 @@ from typing import Any
 from kato.engine import pattern_name
 from kato.lab.clients import LabClient, Result
 from kato.lab.history import History, Op
+from kato.lab.nemesis import Nemesis
 from kato.lab.scenarios import Plan, Step
 from kato.lab.spec import Experiment
 
-__all__ = ["NoopClient", "execute", "generator_ceiling"]
+__all__ = ["FINAL_RETRY_S", "NoopClient", "execute", "generator_ceiling"]
+
+log = logging.getLogger("kato.lab")
+
+#: Runs with a fault: how long an unknown final read is retried (seconds).
+FINAL_RETRY_S = 15.0
 
 _NEEDS_SESSION = {"observe", "read_stm", "read_session", "delete", "learn"}
 
@@ -65,17 +79,17 @@ async def _issue(
     node: str,
     timeout_s: float,
     intended_ns: int | None = None,
-) -> None:
+) -> Op | None:
     if step.f == "sleep":
         await asyncio.sleep(float(step.args["s"]))
-        return
+        return None
     sid = slots.get(step.slot) if step.slot else None
     args = _args(step, node)
     op = recorder.new(name, step.f, sid, args)
     op.intended_ns = intended_ns
     if step.f in _NEEDS_SESSION and sid is None:  # its create failed: nothing to act on
         recorder.done(op, Result("fail", error_code="NO_SESSION"))
-        return
+        return op
     issued = Step(step.f, step.slot, args, step.other_connection)
     try:
         result = await asyncio.wait_for(client.call(issued, sid), timeout_s)
@@ -84,6 +98,37 @@ async def _issue(
     if step.f == "create" and result.outcome == "ok" and step.slot:
         slots[step.slot] = op.session_id = result.value["session_id"]
     recorder.done(op, result)
+    return op
+
+
+async def _fault_op(nemesis: Nemesis, phase: str, recorder: _Recorder) -> Op:
+    """Call the fault's ``start`` or ``stop`` in a thread and record it as a nemesis op."""
+    fault = nemesis.fault
+    op = recorder.new("nemesis", "fault", None, {"name": fault.name, "phase": phase})
+    try:
+        value = await asyncio.to_thread(fault.start if phase == "start" else fault.stop)
+        result = Result("ok", dict(value))
+    except Exception as exc:  # recorded as indeterminate, with the error: never hidden
+        log.warning("fault %s %s failed: %r", fault.name, phase, exc)
+        result = Result("unknown", {"error": f"indeterminate: {type(exc).__name__}: {exc}"[:300]})
+    recorder.done(op, result)
+    return op
+
+
+async def _play(nemesis: Nemesis, started_ns: int, recorder: _Recorder) -> None:
+    """One fault window, ``at_s`` after ``started_ns``; ``stop`` even if cancelled meanwhile."""
+    await _sleep_until(started_ns + int(nemesis.at_s * 1e9))
+    begun = await _fault_op(nemesis, "start", recorder)
+    try:
+        await _sleep_until(begun.invoke_ns + int(nemesis.for_s * 1e9))
+    finally:
+        await asyncio.shield(_fault_op(nemesis, "stop", recorder))
+
+
+async def _sleep_until(at_ns: int) -> None:
+    delay = (at_ns - time.monotonic_ns()) / 1e9
+    if delay > 0:
+        await asyncio.sleep(delay)
 
 
 async def execute(
@@ -93,8 +138,10 @@ async def execute(
     *,
     node: str,
     on_op: Callable[[Op], None] | None = None,
+    nemesis: Nemesis | None = None,
 ) -> History:
-    """Run ``plan`` (setup, then every program concurrently, then final) and return its history."""
+    """Run ``plan`` (setup, then every program concurrently — and the ``nemesis``'s fault window,
+    if any — then final) and return its history."""
     recorder = _Recorder(on_op)
     slots: dict[str, str] = {}
     control = make_client()
@@ -116,9 +163,29 @@ async def execute(
                     step, clients[c], f"c{c}", slots, recorder, node, spec.timeout_s, intended
                 )
 
-        await asyncio.gather(*(program(c, steps) for c, steps in enumerate(plan.programs)))
+        playing = (
+            None if nemesis is None else asyncio.create_task(_play(nemesis, started, recorder))
+        )
+        try:
+            await asyncio.gather(*(program(c, steps) for c, steps in enumerate(plan.programs)))
+            if playing is not None:
+                await playing
+        finally:
+            if playing is not None and not playing.done():
+                playing.cancel()
+                await asyncio.gather(playing, return_exceptions=True)
         for step in plan.final:
-            await _issue(step, control, "final", slots, recorder, node, spec.timeout_s)
+            op = await _issue(step, control, "final", slots, recorder, node, spec.timeout_s)
+            deadline = time.monotonic() + FINAL_RETRY_S
+            while (
+                nemesis is not None
+                and op is not None
+                and op.f == "read_stm"
+                and op.outcome == "unknown"
+                and time.monotonic() < deadline
+            ):
+                await asyncio.sleep(0.1)
+                op = await _issue(step, control, "final", slots, recorder, node, spec.timeout_s)
     finally:
         await asyncio.gather(*(c.close() for c in [control, *clients]))
     return History(recorder.ops)

@@ -89,11 +89,11 @@ def _lifecycle(spec: Experiment, rng: random.Random) -> Plan:
             steps.append(_create(slot))
             steps += [_observe(slot, f"{slot}-o{k}") for k in range(3)]
             steps.append(Step("read_stm", slot))
-            if rng.random() < 0.2:
-                steps.append(Step("count"))
+            if rng.random() < 0.2:  # every other one spelled ``/sessions/count/`` (R10)
+                steps.append(Step("count", args={"trailing_slash": True} if i % 2 else {}))
             steps.append(Step("delete", slot))
         programs.append(steps)
-    return Plan([], programs, [Step("count")])
+    return Plan([], programs, [Step("count"), Step("count", args={"trailing_slash": True})])
 
 
 #: STM keeps at most ``stm_max_events`` (1000) events: scenarios that read a whole STM back stay

@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-__all__ = ["NOOP", "SCENARIOS", "TARGETS", "Experiment"]
+__all__ = ["FAULTS", "NOOP", "PERSISTENCE", "SCENARIOS", "TARGETS", "Experiment"]
 
 SCENARIOS = (
     "lifecycle",
@@ -25,6 +25,10 @@ SCENARIOS = (
 )
 TARGETS = ("engine", "http")
 STORES = ("memory", "redis")
+#: The nemesis's faults (:mod:`kato.lab.nemesis`); ``none`` runs without one.
+FAULTS = ("none", "redis-restart", "redis-kill", "redis-pause", "redis-latency", "worker-kill")
+#: Redis persistence of the embedded server: none, AOF ``everysec`` or AOF ``always``.
+PERSISTENCE = ("none", "everysec", "always")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +43,18 @@ class Experiment:
     concurrency: int = 4
     operations: int = 200
     seed: int = 0
+    #: A fault from :data:`FAULTS`, injected once per run by the nemesis (``http`` + ``redis``).
     fault: str = "none"
+    #: When the fault starts, in seconds after the clients start (after setup). ``None``: 30 %
+    #: into an open-loop run's schedule, or 0.5 s into a closed-loop run.
+    fault_at_s: float | None = None
+    #: How long the fault lasts (seconds from its start to the call that ends it).
+    fault_for_s: float = 1.0
+    #: ``redis-latency``: the delay added to each request to Redis, and its jitter (± ms).
+    fault_latency_ms: float = 50.0
+    fault_jitter_ms: float = 10.0
+    #: Persistence of the embedded Redis (``store="redis"``): none, everysec or always (AOF).
+    redis_persistence: str = "none"
     #: Open loop: invocations per second, whatever the completions do (``None``: closed loop).
     rate: float | None = None
     #: Session TTL for the ``ttl`` scenario (seconds).
@@ -66,8 +81,38 @@ class Experiment:
             problems.append("the engine target runs in this process: workers=1, store=memory")
         if self.store == "memory" and self.workers > 1:
             problems.append("the memory store serves one process: use store=redis for workers > 1")
+        problems += self._fault_problems()
         if problems:
             raise ValueError("; ".join(problems))
+
+    def _fault_problems(self) -> list[str]:
+        problems = []
+        if self.fault not in FAULTS:
+            problems.append(f"fault must be one of {', '.join(FAULTS)}, got {self.fault!r}")
+        if self.redis_persistence not in PERSISTENCE:
+            problems.append(
+                f"redis_persistence must be one of {', '.join(PERSISTENCE)}, "
+                f"got {self.redis_persistence!r}"
+            )
+        if self.fault_at_s is not None and self.fault_at_s < 0:
+            problems.append(f"fault_at_s must be >= 0, got {self.fault_at_s}")
+        if self.fault_for_s < 0:
+            problems.append(f"fault_for_s must be >= 0, got {self.fault_for_s}")
+        if self.fault_latency_ms < 0 or self.fault_jitter_ms < 0:
+            problems.append("fault_latency_ms and fault_jitter_ms must be >= 0")
+        if self.fault != "none" and (self.target != "http" or self.store != "redis"):
+            problems.append("faults act on what the workbench starts: use target=http, store=redis")
+        if self.fault == "worker-kill" and self.workers < 2:
+            problems.append("worker-kill needs workers >= 2 (one worker has no supervisor)")
+        return problems
+
+    def fault_start_s(self) -> float:
+        """When the fault starts, seconds after the clients start (see ``fault_at_s``)."""
+        if self.fault_at_s is not None:
+            return self.fault_at_s
+        if self.rate is not None:
+            return 0.3 * self.operations / self.rate
+        return 0.5
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

@@ -5,6 +5,10 @@
 the memory store (one worker) or by Redis — an embedded redis-server the workbench starts itself,
 so faults can be injected into it. Both are context managers yielding a :class:`Deployment`;
 everything they start is stopped on exit, also on Ctrl-C or a failed run.
+
+Redis runs with the spec's ``redis_persistence``. For the ``redis-latency`` fault the workbench
+also runs a :class:`~kato.lab.proxy.LatencyProxy` between the service and Redis, and the service
+is given the proxy's address as ``KATO_REDIS_URL``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 
 from kato.core import Kato
 from kato.lab.clients import EngineClient, HttpClient, LabClient
+from kato.lab.proxy import LatencyProxy
 from kato.lab.spec import Experiment
 from kato.nodes import MemoryNodes
 from kato.sessions import MemorySessionStore
@@ -43,6 +48,8 @@ class Deployment:
     server: ServerProcess | None = None
     redis: RedisServer | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The latency proxy between the service and Redis (``redis-latency`` runs only).
+    proxy: LatencyProxy | None = None
 
 
 @dataclass
@@ -58,19 +65,24 @@ class ServerProcess:
         return self.process.pid
 
     def worker_pids(self) -> list[int]:
-        """The uvicorn worker processes (children of the server), or the server itself."""
+        """The uvicorn worker processes (children of the server), or the server itself.
+
+        Workers are the server's python children other than multiprocessing's resource tracker
+        (which uvicorn's supervisor also starts, and which serves no request).
+        """
         children = Path(f"/proc/{self.pid}/task/{self.pid}/children")
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ValueError):
             pids = [int(p) for p in children.read_text().split()]
-            workers = [p for p in pids if _is_python(p)]
+            workers = [p for p in pids if _is_worker(p)]
             if workers:
                 return workers
         return [self.pid]
 
 
-def _is_python(pid: int) -> bool:
+def _is_worker(pid: int) -> bool:
     with contextlib.suppress(OSError):
-        return b"python" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"python" in command and b"resource_tracker" not in command
     return False
 
 
@@ -80,12 +92,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _healthy(url: str) -> bool:
+def _healthy_worker(url: str) -> str | None:
+    """The pid of the worker that answered ``/health`` with 200 (a new connection each call)."""
     try:
         with urllib.request.urlopen(url + "/health", timeout=1) as response:
-            return bool(response.status == 200)
+            return str(response.headers.get("X-Kato-Worker")) if response.status == 200 else None
     except OSError:
-        return False
+        return None
+
+
+def _workers(args: tuple[str, ...]) -> int:
+    return int(args[args.index("--workers") + 1]) if "--workers" in args else 1
 
 
 @contextlib.contextmanager
@@ -124,12 +141,19 @@ def serve(
             )
         server = ServerProcess(f"http://127.0.0.1:{port}", process, log_path)
         stack.callback(_stop, process)
+        # Ready means every worker answers: the first one alone would take all the early
+        # connections, and a run meant for several workers would quietly test one.
         deadline = time.monotonic() + timeout
-        while not _healthy(server.url):
+        answered: set[str] = set()
+        while len(answered) < _workers(args):
             if process.poll() is not None or time.monotonic() > deadline:
                 tail = log_path.read_text(errors="replace")[-3000:]
                 raise RuntimeError(f"kato serve did not come up ({' '.join(command)}):\n{tail}")
-            time.sleep(0.05)
+            worker = _healthy_worker(server.url)
+            if worker is None:
+                time.sleep(0.05)
+            else:
+                answered.add(worker)
         yield server
 
 
@@ -147,8 +171,12 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def deploy(spec: Experiment, *, redis_persistence: str = "none") -> Iterator[Deployment]:
-    """Start the target ``spec`` names; yield a :class:`Deployment`; stop it afterwards."""
+def deploy(spec: Experiment, *, redis_persistence: str | None = None) -> Iterator[Deployment]:
+    """Start the target ``spec`` names; yield a :class:`Deployment`; stop it afterwards.
+
+    ``redis_persistence`` overrides ``spec.redis_persistence``.
+    """
+    persistence = redis_persistence or spec.redis_persistence
     if spec.target == "engine":
         kato = Kato(Settings(), MemorySessionStore(), MemoryNodes())
         yield Deployment(lambda: EngineClient(kato), {"target": "engine", "workers": 1})
@@ -156,10 +184,14 @@ def deploy(spec: Experiment, *, redis_persistence: str = "none") -> Iterator[Dep
     with contextlib.ExitStack() as stack:
         env: dict[str, str] = {}
         redis = None
+        proxy = None
         args = ["--workers", str(spec.workers), "--store", spec.store, "--log-level", "warning"]
         if spec.store == "redis":
-            redis = stack.enter_context(RedisServer(persistence=redis_persistence))  # type: ignore[arg-type]
+            redis = stack.enter_context(RedisServer(persistence=persistence))  # type: ignore[arg-type]
             env["KATO_REDIS_URL"] = redis.url
+            if spec.fault == "redis-latency":
+                proxy = stack.enter_context(LatencyProxy("127.0.0.1", redis.port, seed=spec.seed))
+                env["KATO_REDIS_URL"] = proxy.url
             args += ["--ltm", "sqlite"]
         else:
             args += ["--ltm", "memory"]
@@ -171,7 +203,14 @@ def deploy(spec: Experiment, *, redis_persistence: str = "none") -> Iterator[Dep
         connections = max(2, 64 // max(spec.concurrency, 1))
         yield Deployment(
             lambda: HttpClient(server.url, timeout_s=spec.timeout_s, connections=connections),
-            {"target": "http", "workers": spec.workers, "store": spec.store, "url": server.url},
+            {
+                "target": "http",
+                "workers": spec.workers,
+                "store": spec.store,
+                "url": server.url,
+                "redis_persistence": persistence if redis is not None else None,
+            },
             server=server,
             redis=redis,
+            proxy=proxy,
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from kato.lab.checkers import ALL
 from kato.lab.report import report, sweep
 from kato.lab.run import run, save
 from kato.lab.spec import NOOP
@@ -24,7 +25,7 @@ def test_report_over_saved_runs(tmp_path: Path) -> None:
     assert (runs["valid"] == True).all()  # noqa: E712
     assert {"error_rate", "anomaly_rate", "p50_ms", "p99_ms", "throughput_ops_s"} <= set(runs)
     checkers = pd.read_csv(folder / "checkers.csv")
-    assert len(checkers) == 3 * 5
+    assert len(checkers) == 3 * len(ALL)
     for name in ("anomaly_rate.png", "error_rate.png", "latency.png", "report.md", "report.html"):
         assert (folder / name).stat().st_size > 0, name
     page = (folder / "report.html").read_text()

@@ -19,7 +19,9 @@ it into a :class:`Verdict`:
   with real time explains;
 - ``isolation`` — :func:`isolation_cases`: a symbol sent only to another session;
 - ``counts`` — :func:`count_cases`, :func:`frequency_cases`: a session count or a pattern
-  frequency outside the bounds the history implies.
+  frequency outside the bounds the history implies;
+- ``faults`` — :func:`dishonest_error_cases`: per fault window (:func:`fault_windows`), failures
+  by code during and after it and the recovery time; a 5xx other than 503 STORE_UNAVAILABLE.
 
 Validity is ``True``, ``False`` or ``"unknown"`` (something could not be decided, e.g. a session
 never read, or a checker that raised); :func:`compose` merges them with ``False`` >
@@ -34,7 +36,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from kato.lab.checkers._counts import count_cases, counts, frequency_cases
+from kato.lab.checkers._counts import count_cases, counts, failed_count_cases, frequency_cases
+from kato.lab.checkers._faults import FaultWindow, dishonest_error_cases, fault_windows, faults
 from kato.lab.checkers._index import HistoryIndex, as_index, canonical
 from kato.lab.checkers._isolation import isolation, isolation_cases
 from kato.lab.checkers._linearizable import linearizable_stm, nonlinearizable_cases
@@ -62,6 +65,7 @@ __all__ = [
     "STM_MAX_EVENTS",
     "Case",
     "Checker",
+    "FaultWindow",
     "HistoryIndex",
     "Valid",
     "Verdict",
@@ -72,6 +76,10 @@ __all__ = [
     "compose",
     "count_cases",
     "counts",
+    "dishonest_error_cases",
+    "failed_count_cases",
+    "fault_windows",
+    "faults",
     "frequency_cases",
     "isolation",
     "isolation_cases",
@@ -102,7 +110,8 @@ FIELDS: dict[str, str] = {
     "clear_stm": "empties the STM",
     "clear_all": "empties the STM",
     "get_pattern": "args {node_id, pattern_name}; value {frequency}",
-    "count": "value {count}",
+    "count": "args {trailing_slash?}; value {count}; error_code on a failed count",
+    "fault": "args {name, phase: start|stop}; value {replacement?} (worker-kill stop)",
     "*": "error_code SESSION_NOT_FOUND on a failed session op (read-your-writes)",
 }
 
@@ -113,6 +122,7 @@ ALL: dict[str, Checker] = {
     "linearizable_stm": linearizable_stm,
     "isolation": isolation,
     "counts": counts,
+    "faults": faults,
 }
 
 

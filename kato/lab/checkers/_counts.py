@@ -17,6 +17,13 @@ A frequency out of bounds (``kind: "frequency"``)::
     c2 learn s2 P ok       [0, 10]
     c3 get_pattern P 1 ok  [20, 30]   two learns of P completed: the frequency must be 2
 
+A count refused as if it named a session (``kind: "count-failed"``)::
+
+    c1 count /sessions/count/ fail SESSION_NOT_FOUND   the path was read as a session id (R10)
+
+``/sessions/count`` names no session, so no correct service answers it SESSION_NOT_FOUND,
+whatever the spelling (``args.trailing_slash``) or the sessions that exist.
+
 An ok ``get_pattern`` (``args {node_id, pattern_name}``, ``value {frequency}``) must report at
 least the ok learns of that pattern on that node that completed before it was invoked, and at
 most the learns that may have happened (ok or unknown) invoked before it completed. A learn's
@@ -38,7 +45,9 @@ from kato.lab.checkers._lifetimes import anonymous_possible, lifetime
 from kato.lab.checkers._verdict import Case, Verdict, verdict
 from kato.lab.history import Op
 
-__all__ = ["count_cases", "counts", "frequency_cases"]
+_NOT_FOUND = "SESSION_NOT_FOUND"
+
+__all__ = ["count_cases", "counts", "failed_count_cases", "frequency_cases"]
 
 
 def count_cases(
@@ -59,6 +68,25 @@ def count_cases(
         if not low <= seen <= high:
             cases.append({"kind": "count", "op": op.op_id, "expected": [low, high], "seen": seen})
     return cases
+
+
+def failed_count_cases(history: Iterable[Op]) -> list[Case]:
+    """Every ``count`` that failed with SESSION_NOT_FOUND (it names no session).
+
+    Each case: ``{"kind": "count-failed", "op", "trailing_slash", "expected": "a count",
+    "seen": error code}``.
+    """
+    return [
+        {
+            "kind": "count-failed",
+            "op": op.op_id,
+            "trailing_slash": bool(op.args.get("trailing_slash")),
+            "expected": "a count",
+            "seen": op.error_code,
+        }
+        for op in as_index(history).counts
+        if op.outcome == "fail" and op.error_code == _NOT_FOUND
+    ]
 
 
 def frequency_cases(history: Iterable[Op]) -> list[Case]:
@@ -97,21 +125,24 @@ def frequency_cases(history: Iterable[Op]) -> list[Case]:
 def counts(
     history: Iterable[Op], *, default_ttl_seconds: float | None = None, sliding: bool = True
 ) -> Verdict:
-    """Checker: session counts and pattern frequencies within bounds.
+    """Checker: session counts within bounds and never SESSION_NOT_FOUND; pattern frequencies
+    within bounds.
 
     Counts: ``counts`` and ``get_patterns`` (ok ops checked), ``count_out_of_bounds``,
-    ``frequency_out_of_bounds``.
+    ``count_failed``, ``frequency_out_of_bounds``.
     """
     index = as_index(history)
     by_count = count_cases(index, default_ttl_seconds=default_ttl_seconds, sliding=sliding)
     by_frequency = frequency_cases(index)
+    failed = failed_count_cases(index)
     return verdict(
         "counts",
-        by_count + by_frequency,
+        by_count + failed + by_frequency,
         counts={
             "counts": sum(1 for op in index.counts if op.outcome == "ok"),
             "get_patterns": sum(1 for op in index.get_patterns if op.outcome == "ok"),
             "count_out_of_bounds": len(by_count),
+            "count_failed": len(failed),
             "frequency_out_of_bounds": len(by_frequency),
         },
     )

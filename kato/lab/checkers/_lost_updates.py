@@ -9,7 +9,10 @@ A lost update (``kind: "lost"``)::
 
 Per session: *acknowledged* are the symbols of ok observes; the *final read* is the last ok
 ``read_stm`` invoked after every acknowledged observe completed (a session deleted on purpose
-needs none: what it held was dropped legitimately); *lost* = acknowledged − final
+needs none: what it held was dropped legitimately) — or a ``read_stm`` that failed with
+``SESSION_NOT_FOUND`` while the session certainly existed (see
+:mod:`kato.lab.checkers._lifetimes`): the store lost the whole session, so that read saw an empty
+STM (its lost cases carry ``final_read_error``); *lost* = acknowledged − final
 symbols; *unexpected* = final symbols − every symbol ever sent to the session (ok, fail or
 unknown observes); observes of unknown outcome whose symbols are all present are *recovered*
 (counted, not an anomaly). A session with acknowledged observes but no final read is
@@ -29,6 +32,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 
 from kato.lab.checkers._index import FOREVER, STM_CLEARING, SessionOps, as_index, stm_of
+from kato.lab.checkers._lifetimes import lifetime
 from kato.lab.checkers._verdict import Case, Verdict, verdict
 from kato.lab.history import Op
 
@@ -129,7 +133,7 @@ def _judge_session(
                 }
             )
         return
-    stm = stm_of(final)
+    stm = stm_of(final) if final.outcome == "ok" else []  # else: the session was lost
     present = set(chain.from_iterable(stm))
     for symbol in sorted(present - session.sent):
         tally.counts["unexpected"] += 1
@@ -163,16 +167,17 @@ def _judge_session(
         event = events[op.op_id]
         if not present.issuperset(event):
             tally.counts["lost"] += 1
-            tally.lost.append(
-                {
-                    "kind": "lost",
-                    "op": op.op_id,
-                    "session_id": sid,
-                    "final_read": final.op_id,
-                    "expected": list(event),
-                    "seen": [symbol for symbol in event if symbol in present],
-                }
-            )
+            case: Case = {
+                "kind": "lost",
+                "op": op.op_id,
+                "session_id": sid,
+                "final_read": final.op_id,
+                "expected": list(event),
+                "seen": [symbol for symbol in event if symbol in present],
+            }
+            if final.outcome != "ok":
+                case["final_read_error"] = final.error_code
+            tally.lost.append(case)
 
 
 def _last_clear(session: SessionOps) -> int:
@@ -196,10 +201,26 @@ def _final_read(session: SessionOps, acknowledged: list[Op], cut: int) -> Op | N
     after = max((_end(op) for op in acknowledged), default=cut)
     after = max(after, cut)
     final: Op | None = None
-    for read in session.reads:
+    for read in [*session.reads, *_vanished_reads(session)]:
         if read.invoke_ns > after and (final is None or read.invoke_ns > final.invoke_ns):
             final = read
     return final
+
+
+def _vanished_reads(session: SessionOps) -> list[Op]:
+    """``read_stm`` ops answered SESSION_NOT_FOUND while the session certainly existed."""
+    failed = [
+        op
+        for op in session.ops
+        if op.f == "read_stm"
+        and op.outcome == "fail"
+        and op.error_code == "SESSION_NOT_FOUND"
+        and op.complete_ns is not None
+    ]
+    if not failed:
+        return []
+    life = lifetime(session, ttl_ns=session.ttl_ns(None))
+    return [op for op in failed if life.certainly_live(op.invoke_ns, _end(op))]
 
 
 def _end(op: Op) -> int:

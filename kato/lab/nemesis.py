@@ -1,0 +1,283 @@
+"""The nemesis: faults are clients for the environment, each with ``start`` and ``stop``.
+
+A :class:`Fault` acts only on what the workbench itself started for the run — the embedded
+``redis-server`` (:class:`~kato.stores.redis_server.RedisServer`), the latency proxy between the
+service and Redis (:class:`~kato.lab.proxy.LatencyProxy`) and the ``kato serve`` process tree
+(:class:`~kato.lab.targets.ServerProcess`) — never on a process found by name or port. The
+runner (:func:`kato.lab.runner.execute`) plays the schedule: it calls ``start`` at
+``fault_start_s()`` after the clients start and ``stop`` ``fault_for_s`` later, in a thread, and
+records both calls as ``f="fault"`` ops of client ``"nemesis"`` (``args {name, phase}``, real
+invocation and completion times, ``value`` what the call did), so checkers and plots see the
+window. ``stop`` is called even if the run fails in between.
+
+==================  =====================================================  ===================
+fault               start → stop                                           window means
+==================  =====================================================  ===================
+``redis-restart``   SIGTERM redis-server (clean shutdown, AOF flushed) →   Redis down
+                    start it again on the same port and data directory
+``redis-kill``      SIGKILL redis-server (no shutdown, no last fsync) →    Redis down
+                    start it again (the AOF, if any, reloads)
+``redis-pause``     SIGSTOP → SIGCONT                                      Redis frozen
+``redis-latency``   the proxy holds each request ``latency ± jitter`` →    Redis slow
+                    plain relay again
+``worker-kill``     SIGKILL one uvicorn worker → wait until uvicorn's      one worker gone
+                    supervisor has replaced it (``value.replacement``)
+==================  =====================================================  ===================
+
+Which scenarios suit: the run must still be issuing operations when the fault starts and after it
+ends, so use an open-loop ``rate`` (the schedule then spans ``operations / rate`` seconds and the
+fault starts 30 % into it by default) with ``many-sessions`` (every session is read at the end,
+so lost observations are decided) or ``shared-session``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from kato.lab.proxy import LatencyProxy
+from kato.stores.redis_server import RedisServer
+
+if TYPE_CHECKING:
+    from kato.lab.spec import Experiment
+    from kato.lab.targets import Deployment, ServerProcess
+
+__all__ = [
+    "Fault",
+    "Nemesis",
+    "RedisKill",
+    "RedisLatency",
+    "RedisPause",
+    "RedisRestart",
+    "WorkerKill",
+    "nemesis_for",
+]
+
+
+class Fault(Protocol):
+    """A fault: ``start`` begins it, ``stop`` ends it; each returns what it did (JSON-able).
+
+    Both are blocking calls (the runner runs them in a thread); an exception is recorded as the
+    op's ``unknown`` outcome with the error, never swallowed.
+    """
+
+    name: str
+
+    def start(self) -> dict[str, Any]: ...
+
+    def stop(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Nemesis:
+    """One fault window: ``fault`` starts ``at_s`` after the clients start, lasts ``for_s``."""
+
+    fault: Fault
+    at_s: float
+    for_s: float
+
+
+def _started(redis: RedisServer) -> subprocess.Popen[bytes]:
+    if redis.process is None or redis.process.poll() is not None:
+        raise RuntimeError("the workbench's redis-server is not running")
+    return redis.process
+
+
+#: Starts processes for the faults. The embedded Redis is started with ``PR_SET_PDEATHSIG``,
+#: which fires when the *thread* that started it ends, so a server restarted from the runner's
+#: short-lived worker threads would be killed as soon as the run's event loop closed. This one
+#: thread lives as long as the interpreter.
+_SPAWNER: ThreadPoolExecutor | None = None
+_SPAWNER_LOCK = threading.Lock()
+
+
+def _spawn(redis: RedisServer) -> None:
+    global _SPAWNER
+    with _SPAWNER_LOCK:
+        if _SPAWNER is None:
+            _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kato-lab-spawner")
+    _SPAWNER.submit(redis.start).result()
+
+
+def _restart(redis: RedisServer, port: int) -> dict[str, Any]:
+    _spawn(redis)
+    if redis.port != port:  # the old port was taken meanwhile: the service cannot follow
+        raise RuntimeError(f"redis-server came back on port {redis.port}, not {port}")
+    return {"pid": _started(redis).pid, "port": redis.port}
+
+
+class RedisRestart:
+    """Stop the workbench's redis-server cleanly (SIGTERM), then start it again."""
+
+    name = "redis-restart"
+
+    def __init__(self, redis: RedisServer) -> None:
+        self.redis = redis
+        self._port = redis.port
+
+    def start(self) -> dict[str, Any]:
+        process = _started(self.redis)
+        self._port = self.redis.port
+        process.terminate()
+        process.wait(timeout=30)
+        return {"pid": process.pid, "port": self._port, "signal": "SIGTERM"}
+
+    def stop(self) -> dict[str, Any]:
+        return _restart(self.redis, self._port)
+
+
+class RedisKill:
+    """SIGKILL the workbench's redis-server (no shutdown, no final fsync), then start it again."""
+
+    name = "redis-kill"
+
+    def __init__(self, redis: RedisServer) -> None:
+        self.redis = redis
+        self._port = redis.port
+
+    def start(self) -> dict[str, Any]:
+        pid = _started(self.redis).pid
+        self._port = self.redis.port
+        self.redis.kill()
+        return {"pid": pid, "port": self._port, "signal": "SIGKILL"}
+
+    def stop(self) -> dict[str, Any]:
+        return _restart(self.redis, self._port)
+
+
+class RedisPause:
+    """SIGSTOP the workbench's redis-server, then SIGCONT: it keeps its connections, but answers
+    nothing meanwhile (the service's Redis socket timeout decides when requests give up)."""
+
+    name = "redis-pause"
+
+    def __init__(self, redis: RedisServer) -> None:
+        self.redis = redis
+
+    def start(self) -> dict[str, Any]:
+        pid = _started(self.redis).pid
+        self.redis.pause()
+        return {"pid": pid, "signal": "SIGSTOP"}
+
+    def stop(self) -> dict[str, Any]:
+        pid = _started(self.redis).pid
+        self.redis.resume()
+        return {"pid": pid, "signal": "SIGCONT"}
+
+
+class RedisLatency:
+    """Delay every request from the service to Redis by ``latency_s ± jitter_s`` (the proxy)."""
+
+    name = "redis-latency"
+
+    def __init__(self, proxy: LatencyProxy, *, latency_s: float, jitter_s: float) -> None:
+        self.proxy = proxy
+        self.latency_s = latency_s
+        self.jitter_s = jitter_s
+
+    def start(self) -> dict[str, Any]:
+        self.proxy.set_delay(self.latency_s, self.jitter_s)
+        return {"latency_ms": self.latency_s * 1e3, "jitter_ms": self.jitter_s * 1e3}
+
+    def stop(self) -> dict[str, Any]:
+        self.proxy.set_delay(0.0, 0.0)
+        return {"latency_ms": 0.0, "jitter_ms": 0.0}
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (from ``/proc``), or ``[]``."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    with contextlib.suppress(OSError, ValueError):
+        return [int(p) for p in path.read_text().split()]
+    return []
+
+
+def parent_of(pid: int) -> int | None:
+    """The parent pid of ``pid`` (from ``/proc/<pid>/stat``), or ``None`` if it is gone."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[1])  # the field after "(comm) state"
+    return None
+
+
+class WorkerKill:
+    """SIGKILL one worker of the workbench's ``kato serve``; ``stop`` waits for its replacement.
+
+    Only a live child of the server process the workbench started is ever signalled (checked
+    just before the kill). ``stop`` returns ``replacement``: the new worker's pid, or ``None``
+    if none appeared within ``replace_timeout_s``.
+    """
+
+    name = "worker-kill"
+
+    def __init__(self, server: ServerProcess, *, replace_timeout_s: float = 15.0) -> None:
+        self.server = server
+        self.replace_timeout_s = replace_timeout_s
+        self._before: list[int] = []
+        self._killed: int | None = None
+
+    def _workers(self) -> list[int]:
+        return sorted(p for p in self.server.worker_pids() if p != self.server.pid)
+
+    def start(self) -> dict[str, Any]:
+        self._before = self._workers()
+        if not self._before:
+            raise RuntimeError("the server has no worker processes (workers=1 runs in-process)")
+        victim = self._before[0]
+        if parent_of(victim) != self.server.pid:
+            raise RuntimeError(f"pid {victim} is not a worker of the workbench's server")
+        os.kill(victim, signal.SIGKILL)
+        self._killed = victim
+        return {"pid": victim, "server_pid": self.server.pid, "workers": len(self._before)}
+
+    def stop(self) -> dict[str, Any]:
+        deadline = time.monotonic() + self.replace_timeout_s
+        new: list[int] = []
+        while time.monotonic() < deadline:
+            now = self._workers()
+            new = [p for p in now if p not in self._before]
+            if new and len(now) >= len(self._before):
+                break
+            time.sleep(0.05)
+        return {
+            "pid": self._killed,
+            "replacement": new[0] if new else None,
+            "workers": len(self._workers()),
+        }
+
+
+def nemesis_for(spec: Experiment, deployment: Deployment) -> Nemesis | None:
+    """The nemesis ``spec.fault`` names, bound to what ``deployment`` started (``None``: none)."""
+    if spec.fault == "none":
+        return None
+    fault: Fault
+    if spec.fault == "worker-kill":
+        if deployment.server is None:
+            raise ValueError("worker-kill needs the http target")
+        fault = WorkerKill(deployment.server)
+    elif spec.fault == "redis-latency":
+        if deployment.proxy is None:
+            raise ValueError("redis-latency needs the latency proxy deploy() starts for it")
+        fault = RedisLatency(
+            deployment.proxy,
+            latency_s=spec.fault_latency_ms / 1e3,
+            jitter_s=spec.fault_jitter_ms / 1e3,
+        )
+    else:
+        if deployment.redis is None:
+            raise ValueError(f"{spec.fault} needs the Redis the workbench starts (store=redis)")
+        kinds: dict[str, type[RedisRestart | RedisKill | RedisPause]] = {
+            "redis-restart": RedisRestart,
+            "redis-kill": RedisKill,
+            "redis-pause": RedisPause,
+        }
+        fault = kinds[spec.fault](deployment.redis)
+    return Nemesis(fault, spec.fault_start_s(), spec.fault_for_s)

@@ -1,0 +1,170 @@
+"""The bug zoo's server: ``kato serve`` with one variant wired in (``python -m kato.lab.zoo``).
+
+Each uvicorn worker builds its app with :func:`create_app_from_env`, from the same ``KATO_*``
+variables as ``kato serve`` plus ``KATO_ZOO_VARIANT``. Nothing in ``kato.service`` or
+``kato.cli`` imports this package: a variant is reachable only through the lab.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from kato.exceptions import InvalidConfigError
+from kato.lab.zoo._variant import VARIANT_ENV
+from kato.settings import LTM_BACKENDS, STORES, Settings
+from kato.stores.redis_server import PERSISTENCE_MODES
+
+__all__ = ["create_app_from_env", "main"]
+
+
+_READY_ENV = "KATO_ZOO_READY_DIR"
+
+
+def create_app_from_env() -> Any:
+    """The app of the variant named by ``KATO_ZOO_VARIANT`` (each worker process calls it)."""
+    from kato.lab.zoo import VARIANTS
+    from kato.observability import configure_logging
+
+    configure_logging(os.environ.get("KATO_LOG_LEVEL", "info"))
+    settings = Settings.from_env()
+    app = VARIANTS[os.environ[VARIANT_ENV]].build(settings)
+    ready = os.environ.get(_READY_ENV)
+    return _AllWorkersReady(app, Path(ready), settings.workers) if ready else app
+
+
+class _AllWorkersReady:
+    """Answers ``/health`` with 503 until every worker has started.
+
+    The workbench starts its run as soon as ``/health`` answers 200; if only the first worker
+    were up, every connection would go to it and a variant that needs several workers (R2, R3)
+    would be tested on one. Each worker marks a file in a folder the server shares with them
+    when its lifespan has started.
+    """
+
+    def __init__(self, app: Any, folder: Path, workers: int) -> None:
+        self.app = app
+        self.folder = folder
+        self.workers = workers
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+
+            async def mark_ready(message: Any) -> None:
+                if message["type"] == "lifespan.startup.complete":
+                    (self.folder / str(os.getpid())).touch()
+                await send(message)
+
+            await self.app(scope, receive, mark_ready)
+            return
+        if scope["type"] == "http" and scope["path"] == "/health":
+            started = sum(1 for _ in self.folder.iterdir())
+            if started < self.workers:
+                from starlette.responses import JSONResponse
+
+                body = {"status": "starting", "workers_started": started}
+                await JSONResponse(body, status_code=503)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from kato.stores.redis_server import redis_url
+
+    data_dir = Path(args.data_dir)
+    try:
+        with contextlib.ExitStack() as stack:
+            redis = os.environ.get("KATO_REDIS_URL")
+            if args.store == "redis" and not redis:
+                redis = stack.enter_context(redis_url(persistence=args.redis_persistence))
+            settings = Settings.from_env(
+                store=args.store,
+                workers=args.workers,
+                ltm=args.ltm,
+                ltm_path=os.environ.get("KATO_LTM_PATH") or str(data_dir / "ltm.sqlite3"),
+                redis_url=redis,
+            )
+            if settings.ltm == "sqlite":
+                data_dir.mkdir(parents=True, exist_ok=True)
+            os.environ.update(
+                {
+                    "KATO_STORE": settings.store,
+                    "KATO_WORKERS": str(settings.workers),
+                    "KATO_LTM": settings.ltm,
+                    "KATO_LTM_PATH": settings.ltm_path,
+                    "KATO_LOG_LEVEL": args.log_level,
+                    VARIANT_ENV: args.variant,
+                }
+            )
+            if settings.redis_url:
+                os.environ["KATO_REDIS_URL"] = settings.redis_url
+            if args.workers > 1:
+                ready = stack.enter_context(tempfile.TemporaryDirectory(prefix="kato-zoo-"))
+                os.environ[_READY_ENV] = ready
+            if args.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+                folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="kato-metrics-"))
+                os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+            _run_uvicorn(args)
+    except InvalidConfigError as exc:
+        print(f"kato.lab.zoo serve: {exc.message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _run_uvicorn(args: argparse.Namespace) -> None:
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from kato.cli import shared_socket
+
+    config = uvicorn.Config(
+        "kato.lab.zoo._server:create_app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        access_log=False,
+    )
+    if args.workers == 1:
+        uvicorn.Server(config).run()
+        return
+    with contextlib.suppress(KeyboardInterrupt):
+        Multiprocess(config, sockets=[shared_socket(config)]).run()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from kato.lab.zoo import VARIANTS
+
+    parser = argparse.ArgumentParser(
+        prog="python -m kato.lab.zoo", description="KATO's bug zoo: a historical failure, served"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the service with one bug-zoo variant")
+    serve.add_argument("--variant", required=True, choices=sorted(VARIANTS))
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--store", choices=STORES, default="redis")
+    serve.add_argument("--ltm", choices=LTM_BACKENDS, default="sqlite")
+    serve.add_argument("--data-dir", default="kato-data")
+    serve.add_argument("--redis-persistence", choices=PERSISTENCE_MODES, default="none")
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    serve.set_defaults(run=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.workers < 1:
+        print("kato.lab.zoo serve: --workers must be >= 1", file=sys.stderr)
+        return 2
+    return int(args.run(args))
