@@ -21,8 +21,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# The main job: a small papermill sweep of experiments/GRID.yaml (kato serve, 2 workers, the
+# embedded Redis; about a minute on 2 cores). Its last line is the path of report.html.
 demo: venv
-	$(BIN)/python -m kato.demo
+	$(BIN)/kato lab sweep experiments/GRID.yaml
 
 test: venv
 	$(BIN)/python -m pytest

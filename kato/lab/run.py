@@ -8,7 +8,6 @@ plots. :func:`load` reads one back, so any run can be checked and plotted again.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import hashlib
@@ -16,7 +15,6 @@ import json
 import os
 import platform
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ from kato._version import __version__
 from kato.lab.checkers import check
 from kato.lab.history import History, Op
 from kato.lab.nemesis import nemesis_for
-from kato.lab.runner import execute, generator_ceiling
+from kato.lab.runner import execute, generator_ceiling, run_blocking
 from kato.lab.scenarios import plan
 from kato.lab.spec import Experiment
 from kato.lab.targets import deploy
@@ -112,7 +110,7 @@ def run(
     try:
         with deploy(spec) as deployment:
             nemesis = nemesis_for(spec, deployment)
-            history = _run_coroutine(
+            history = run_blocking(
                 lambda: execute(
                     spec,
                     steps,
@@ -128,28 +126,6 @@ def run(
             bar.close()
     metadata.update({"run_id": run_id, "started": began, "finished": time.time()})
     return Run(run_id, spec, history, check(history), metadata)
-
-
-def _run_coroutine(make: Callable[[], Any]) -> Any:
-    """``asyncio.run`` here, or in a thread when this thread already runs a loop (Jupyter)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(make())
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["result"] = asyncio.run(make())
-        except BaseException as exc:  # handed to the caller's thread below
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name="kato-lab-run")
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
 
 
 def save(result: Run, root: Path = Path("results")) -> Path:

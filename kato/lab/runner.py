@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
 from kato.engine import pattern_name
 from kato.lab.clients import LabClient, Result
@@ -30,7 +31,15 @@ from kato.lab.nemesis import Nemesis
 from kato.lab.scenarios import Plan, Step
 from kato.lab.spec import Experiment
 
-__all__ = ["FINAL_RETRY_S", "NoopClient", "execute", "generator_ceiling"]
+__all__ = [
+    "FINAL_RETRY_S",
+    "NoopClient",
+    "execute",
+    "generator_ceiling",
+    "run_blocking",
+]
+
+T = TypeVar("T")
 
 log = logging.getLogger("kato.lab")
 
@@ -191,6 +200,29 @@ async def execute(
     return History(recorder.ops)
 
 
+def run_blocking(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """``asyncio.run(make())`` — from a thread of its own when this thread already runs an
+    event loop (a Jupyter kernel), so the workbench works the same in a script and a notebook."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = asyncio.run(make())
+        except BaseException as exc:  # re-raised in the caller's thread below
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="kato-lab-run")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]  # type: ignore[no-any-return]
+
+
 class NoopClient:
     """Answers every step at once: measures the runner's own ceiling, not a server's."""
 
@@ -212,6 +244,6 @@ def generator_ceiling(spec: Experiment, plan: Plan) -> float:
     )
     closed = spec.with_(rate=None)
     begun = time.perf_counter()
-    history = asyncio.run(execute(closed, quiet, NoopClient, node="noop"))
+    history = run_blocking(lambda: execute(closed, quiet, NoopClient, node="noop"))
     elapsed = time.perf_counter() - begun
     return len(history) / elapsed if elapsed > 0 else float("inf")
