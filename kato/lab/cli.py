@@ -167,6 +167,28 @@ def _notebook_sweep(document: Mapping[str, Any], grid_file: Path, args: argparse
     return 0
 
 
+def _cmd_zoo(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from kato.lab.zoo.sweep import zoo
+
+    try:
+        folder = zoo(
+            Path(args.out),
+            variants=args.variants,
+            concurrency=args.concurrency,
+            progress=not args.quiet,
+        )
+    except ValueError as exc:
+        print(f"kato lab zoo: {exc}", file=sys.stderr)
+        return 2
+    table = pd.read_csv(folder / "zoo.csv")
+    columns = ["variant", "scenario", "workers", "concurrency", "operations", "anomalies", "valid"]
+    print(table[columns].to_string(index=False))
+    print(folder)
+    return 0
+
+
 def add_lab_parser(commands: Any) -> None:
     """Add ``kato lab …`` to the ``kato`` command's subparsers."""
     lab = commands.add_parser("lab", help="the concurrency workbench")
@@ -207,3 +229,10 @@ def add_lab_parser(commands: Any) -> None:
     sweep.add_argument("--out", default="results")
     sweep.add_argument("--quiet", action="store_true")
     sweep.set_defaults(run=_cmd_sweep)
+
+    zoo = verbs.add_parser("zoo", help="every bug-zoo variant beside production (zoo.csv, zoo.png)")
+    zoo.add_argument("--variants", nargs="+", default=None, help="default: all")
+    zoo.add_argument("--concurrency", nargs="+", type=int, default=[4, 16])
+    zoo.add_argument("--out", default="results")
+    zoo.add_argument("--quiet", action="store_true")
+    zoo.set_defaults(run=_cmd_zoo)
