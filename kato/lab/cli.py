@@ -53,6 +53,15 @@ def _spec_from(args: argparse.Namespace) -> Experiment:
         seed=args.seed,
         fault=args.fault,
         rate=args.rate,
+        **{
+            name: value
+            for name, value in (
+                ("fault_at_s", args.fault_at),
+                ("fault_for_s", args.fault_for),
+                ("redis_persistence", args.redis_persistence),
+            )
+            if value is not None
+        },
     )
 
 
@@ -203,7 +212,10 @@ def add_lab_parser(commands: Any) -> None:
     run.add_argument("--concurrency", type=int, default=16)
     run.add_argument("--ops", type=int, default=500, help="operations to issue (about)")
     run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--fault", default="none")
+    run.add_argument("--fault", default="none", help="a fault to inject during the run")
+    run.add_argument("--fault-at", type=float, default=None, help="seconds into the run")
+    run.add_argument("--fault-for", type=float, default=None, help="how long it lasts (s)")
+    run.add_argument("--redis-persistence", choices=["none", "everysec", "always"], default=None)
     run.add_argument("--rate", type=float, default=None, help="open loop: operations per second")
     run.add_argument("--out", default="results", help="results folder (default ./results)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
