@@ -70,19 +70,30 @@ def _export(settings: Settings, log_level: str) -> None:
 
 
 def _run_uvicorn(args: argparse.Namespace, settings: Settings) -> None:
-    import uvicorn
-    from uvicorn.supervisors import Multiprocess
-
-    config = uvicorn.Config(
+    run_uvicorn(
         "kato.service.app:create_app_from_env",
-        factory=True,
         host=args.host,
         port=args.port,
         workers=settings.workers,
         log_level=args.log_level,
+    )
+
+
+def run_uvicorn(factory: str, *, host: str, port: int, workers: int, log_level: str) -> None:
+    """Serve the app that the import string ``factory`` builds, with ``workers`` processes."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(
+        factory,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
         access_log=False,
     )
-    if settings.workers == 1:
+    if workers == 1:
         uvicorn.Server(config).run()
         return
     with contextlib.suppress(KeyboardInterrupt):

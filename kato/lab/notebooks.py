@@ -20,7 +20,6 @@ rows into ``results.csv``/``results.parquet``, ``report.html`` (figures embedded
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import html
 import itertools
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kato.lab.history import Op
+from kato.lab.report import SUMMARY_COLUMNS, html_figures
 from kato.lab.spec import Experiment
 
 if TYPE_CHECKING:
@@ -308,25 +308,6 @@ def _close(figure: Figure) -> None:
     figure.clear()
 
 
-_SUMMARY = [
-    "sweep_cell",
-    "scenario",
-    "target",
-    "store",
-    "variant",
-    "workers",
-    "concurrency",
-    "fault",
-    "ops",
-    "error_rate",
-    "anomalies",
-    "valid",
-    "throughput_ops_s",
-    "p50_ms",
-    "p99_ms",
-]
-
-
 def _write_report(
     folder: Path,
     source: Path,
@@ -348,7 +329,8 @@ def _write_report(
         if recorded.exists():
             for figure in json.loads(recorded.read_text()).get("figures", []):
                 figures.append((f"{name}: {Path(figure).stem}", cell_folder / figure))
-    summary = table[[c for c in _SUMMARY if c in table.columns]].round(3)
+    columns = ["sweep_cell", *SUMMARY_COLUMNS]
+    summary = table[[c for c in columns if c in table.columns]].round(3)
     notebooks = [
         (name, values, (cell_folder / source.name).relative_to(folder))
         for name, values, cell_folder in cells
@@ -366,13 +348,7 @@ def _write_report(
     lines += [f"![{title}]({path.relative_to(folder)})" for title, path in figures]
     (folder / "report.md").write_text("\n".join(lines) + "\n")
 
-    images = "\n".join(
-        f"<figure><img alt='{html.escape(title)}' src='data:image/png;base64,"
-        f"{base64.b64encode(path.read_bytes()).decode()}'><figcaption>{html.escape(title)}"
-        "</figcaption></figure>"
-        for title, path in figures
-        if path.exists()
-    )
+    images = html_figures(figures)
     items = "".join(
         f"<li><a href='{html.escape(str(p))}'>{html.escape(n)}</a> "
         f"<code>{html.escape(json.dumps(v, default=str))}</code></li>"

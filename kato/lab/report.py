@@ -18,7 +18,7 @@ from typing import Any
 
 from kato.lab.spec import Experiment
 
-__all__ = ["report", "sweep"]
+__all__ = ["SUMMARY_COLUMNS", "html_figures", "report", "sweep"]
 
 
 def sweep(specs: Sequence[Experiment], root: Path, *, progress: bool = True) -> Path:
@@ -82,7 +82,8 @@ def report(folders: Sequence[Path], root: Path, *, into: Path | None = None) -> 
     return folder
 
 
-_COLUMNS = [
+#: The columns a report's run table shows (what exists of them).
+SUMMARY_COLUMNS = [
     "scenario",
     "target",
     "store",
@@ -101,7 +102,7 @@ _COLUMNS = [
 
 
 def _table(runs: Any) -> Any:
-    columns = [c for c in _COLUMNS if c in runs.columns]
+    columns = [c for c in SUMMARY_COLUMNS if c in runs.columns]
     return runs[columns].round(3)
 
 
@@ -118,13 +119,19 @@ def _write_markdown(folder: Path, runs: Any, figures: list[tuple[str, Path]]) ->
     (folder / "report.md").write_text("\n".join(lines) + "\n")
 
 
-def _write_html(folder: Path, runs: Any, figures: list[tuple[str, Path]]) -> None:
-    images = "\n".join(
+def html_figures(figures: Sequence[tuple[str, Path]]) -> str:
+    """``<figure>`` elements with each PNG embedded (the page needs no files beside it)."""
+    return "\n".join(
         f"<figure><img alt='{html.escape(title)}' src='data:image/png;base64,"
         f"{base64.b64encode(path.read_bytes()).decode()}'><figcaption>{html.escape(title)}"
         "</figcaption></figure>"
         for title, path in figures
+        if path.exists()
     )
+
+
+def _write_html(folder: Path, runs: Any, figures: list[tuple[str, Path]]) -> None:
+    images = html_figures(figures)
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>KATO workbench report</title>"
         "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}"

@@ -118,25 +118,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _run_uvicorn(args: argparse.Namespace) -> None:
-    import uvicorn
-    from uvicorn.supervisors import Multiprocess
+    from kato.cli import run_uvicorn
 
-    from kato.cli import shared_socket
-
-    config = uvicorn.Config(
+    run_uvicorn(
         "kato.lab.zoo._server:create_app_from_env",
-        factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
-        access_log=False,
     )
-    if args.workers == 1:
-        uvicorn.Server(config).run()
-        return
-    with contextlib.suppress(KeyboardInterrupt):
-        Multiprocess(config, sockets=[shared_socket(config)]).run()
 
 
 def build_parser() -> argparse.ArgumentParser:
