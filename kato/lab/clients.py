@@ -3,13 +3,18 @@
 A client answers ``fail`` only when the operation certainly did not happen: the service refused
 it with a 4xx and a stable code. A 5xx, a timeout or a dropped connection is ``unknown`` (it may
 have happened), with the error kept, as in Jepsen's interpreter. The HTTP client speaks the API
-directly (aiohttp, no retries, no generated ``unique_id``): the workbench must see exactly what the
-service did. The engine client calls :class:`~kato.core.Kato` in this process.
+directly (aiohttp; by default no retries, no generated ``unique_id``): the workbench must see
+exactly what the service did. Asked for ``retries`` (``Experiment.client_retries``), it retries an
+``observe`` whose response was lost (a 503 or a dropped connection) like a production client
+would, with an idempotency key (``unique_id``: ``obs-<hex>``, one per step, reused on every
+retry) unless ``idempotency=False`` (R9); the step's outcome is its last attempt's. The engine
+client calls :class:`~kato.core.Kato` in this process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,7 +23,10 @@ from kato.engine import pattern_name
 from kato.exceptions import KatoError
 from kato.lab.scenarios import Step
 
-__all__ = ["EngineClient", "HttpClient", "LabClient", "Result"]
+__all__ = ["RETRY_HEADER", "EngineClient", "HttpClient", "LabClient", "Result"]
+
+#: Sent (with the attempt number) on a retried request; the zoo's lossy layer never drops those.
+RETRY_HEADER = "X-Kato-Retry"
 
 
 @dataclass(slots=True)
@@ -100,9 +108,19 @@ class EngineClient:
 class HttpClient:
     """Runs steps against a KATO service with aiohttp, over its own connection pool."""
 
-    def __init__(self, base_url: str, *, timeout_s: float, connections: int = 4) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float,
+        connections: int = 4,
+        retries: int = 0,
+        idempotency: bool = True,
+    ) -> None:
         import aiohttp
 
+        self.retries = retries
+        self.idempotency = idempotency
         self._aiohttp = aiohttp
         self.base_url = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -137,6 +155,20 @@ class HttpClient:
 
     async def call(self, step: Step, session_id: str | None) -> Result:
         method, path, options = self._request(step, session_id)
+        if step.f != "observe" or self.retries == 0:
+            return await self._attempt(step, method, path, options)
+        if self.idempotency:  # one key per step, the same on every retry
+            options["json"] = {**options["json"], "unique_id": f"obs-{uuid.uuid4().hex}"}
+        result = await self._attempt(step, method, path, options)
+        for attempt in range(1, self.retries + 1):
+            if not _lost(result):
+                break
+            headers = {RETRY_HEADER: str(attempt)}
+            result = await self._attempt(step, method, path, {**options, "headers": headers})
+            result.value["attempts"] = attempt + 1
+        return result
+
+    async def _attempt(self, step: Step, method: str, path: str, options: dict[str, Any]) -> Result:
         session = self._sessions[1 if step.other_connection else 0]
         try:
             async with session.request(
@@ -156,3 +188,12 @@ class HttpClient:
 
     async def close(self) -> None:
         await asyncio.gather(*(s.close() for s in self._sessions))
+
+
+def _lost(result: Result) -> bool:
+    """Whether an attempt's response was lost (a retrying client tries again): 503 or no answer."""
+    if result.outcome != "unknown":
+        return False
+    return result.http_status == 503 or (
+        result.http_status is None and "Timeout" not in result.value.get("error", "")
+    )

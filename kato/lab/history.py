@@ -25,7 +25,7 @@ Outcome = Literal["ok", "fail", "unknown"]
 #: What each operation's ``args`` and ``value`` hold (the contract between clients and checkers).
 OPERATIONS: dict[str, str] = {
     "create": "args {node_id, ttl_seconds?}; value {session_id}",
-    "observe": "args {strings: [str], unique_id?}; value {time, stm_length}",
+    "observe": "args {strings: [str], unique_id?}; value {time, stm_length, attempts?}",
     "read_stm": "value {stm: [[str]]}",
     "read_session": "value {ttl_seconds}",
     "delete": "value {}",

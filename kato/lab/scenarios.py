@@ -17,6 +17,8 @@ scenario                  each client …                                reveals
 ``ttl``                   keeps some short-TTL sessions alive, idles   expiry, sliding extension
 ``learn-race``            learns the same sequence in its own session  LTM frequency == learns
 ``mixed``                 a weighted mix of everything                 throughput and latency
+``delete-race``           observes into each session while one deletes  resurrection (R4)
+                          it mid-burst; every session read at the end
 ========================  =====================================================================
 """
 
@@ -214,6 +216,28 @@ def _mixed(spec: Experiment, rng: random.Random) -> Plan:
     return Plan([], programs, final)
 
 
+#: Observes each client sends into each session of ``delete-race`` (its deleter sends half).
+DELETE_RACE_BURST = 4
+
+
+def _delete_race(spec: Experiment, rng: random.Random) -> Plan:
+    burst, clients = DELETE_RACE_BURST, spec.concurrency
+    sessions = max(1, (spec.operations - 1) // (clients * burst + 3))
+    slots = [f"d{j}" for j in range(sessions)]
+    programs = []
+    for c in range(clients):
+        steps: list[Step] = []
+        for j, slot in enumerate(slots):
+            observes = [_observe(slot, f"{slot}-c{c}-o{i}") for i in range(burst)]
+            if j % clients == c:  # the deleter: half its burst, then the delete, mid-burst
+                steps += [*observes[: burst // 2], Step("delete", slot)]
+            else:
+                steps += observes
+        programs.append(steps)
+    final = [Step(f, slot) for slot in slots for f in ("read_session", "read_stm")]
+    return Plan([_create(slot) for slot in slots], programs, [*final, Step("count")])
+
+
 _SCENARIOS: dict[str, Callable[[Experiment, random.Random], Plan]] = {
     "lifecycle": _lifecycle,
     "shared-session": _shared_session,
@@ -222,4 +246,5 @@ _SCENARIOS: dict[str, Callable[[Experiment, random.Random], Plan]] = {
     "ttl": _ttl,
     "learn-race": _learn_race,
     "mixed": _mixed,
+    "delete-race": _delete_race,
 }

@@ -22,6 +22,7 @@ SCENARIOS = (
     "ttl",
     "learn-race",
     "mixed",
+    "delete-race",
 )
 TARGETS = ("engine", "http")
 STORES = ("memory", "redis")
@@ -61,6 +62,16 @@ class Experiment:
     ttl_seconds: int = 2
     #: Seconds a single operation may take before its outcome is recorded as ``unknown``.
     timeout_s: float = 10.0
+    #: Fraction of ``observe`` responses the bug zoo's lossy layer drops after applying the
+    #: request (a lost response, answered 503 ``RESPONSE_LOST``; ``http`` target only). Retries
+    #: are never dropped, so every step's outcome is decided.
+    lost_responses: float = 0.0
+    #: How many times the HTTP client retries an ``observe`` whose response was lost (503 or a
+    #: dropped connection); the step's outcome is that of its last attempt.
+    client_retries: int = 0
+    #: Whether a retrying client sends an idempotency key (``unique_id``, one per step, reused on
+    #: every retry). ``False`` reproduces R9.
+    idempotency: bool = True
 
     def __post_init__(self) -> None:
         problems = []
@@ -82,6 +93,7 @@ class Experiment:
         if self.store == "memory" and self.workers > 1:
             problems.append("the memory store serves one process: use store=redis for workers > 1")
         problems += self._fault_problems()
+        problems += self._retry_problems()
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -104,6 +116,16 @@ class Experiment:
             problems.append("faults act on what the workbench starts: use target=http, store=redis")
         if self.fault == "worker-kill" and self.workers < 2:
             problems.append("worker-kill needs workers >= 2 (one worker has no supervisor)")
+        return problems
+
+    def _retry_problems(self) -> list[str]:
+        problems = []
+        if not 0.0 <= self.lost_responses < 1.0:
+            problems.append(f"lost_responses must be in [0, 1), got {self.lost_responses}")
+        if self.lost_responses > 0 and self.target != "http":
+            problems.append("lost_responses needs target=http (the zoo server drops them)")
+        if self.client_retries < 0:
+            problems.append(f"client_retries must be >= 0, got {self.client_retries}")
         return problems
 
     def fault_start_s(self) -> float:

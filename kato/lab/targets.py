@@ -196,13 +196,23 @@ def deploy(spec: Experiment, *, redis_persistence: str | None = None) -> Iterato
         else:
             args += ["--ltm", "memory"]
         program: tuple[str, ...] = ("kato", "serve")
-        if spec.variant != "production":  # the bug zoo: never reachable from kato serve
+        if spec.variant != "production" or spec.lost_responses > 0:
+            # the bug zoo (never reachable from kato serve); it also serves production behind
+            # its lossy layer
             program = ("kato.lab.zoo", "serve")
             args += ["--variant", spec.variant]
+            if spec.lost_responses > 0:
+                args += ["--lose-responses", str(spec.lost_responses)]
         server = stack.enter_context(serve(*args, env=env, program=program))
         connections = max(2, 64 // max(spec.concurrency, 1))
         yield Deployment(
-            lambda: HttpClient(server.url, timeout_s=spec.timeout_s, connections=connections),
+            lambda: HttpClient(
+                server.url,
+                timeout_s=spec.timeout_s,
+                connections=connections,
+                retries=spec.client_retries,
+                idempotency=spec.idempotency,
+            ),
             {
                 "target": "http",
                 "workers": spec.workers,

@@ -38,6 +38,8 @@ from kato.lab.checkers import (
     no_lost_updates,
     nonlinearizable_cases,
     read_your_writes,
+    resurrection,
+    resurrection_cases,
     stale_read_cases,
     unexpected_cases,
 )
@@ -431,6 +433,44 @@ def test_positions_no_read_shows_are_filled_by_unknown_appends() -> None:
 
 
 # -- isolation ----------------------------------------------------------------------------------
+
+
+def test_resurrection_valid_when_nothing_succeeds_after_the_delete() -> None:
+    # the observe overlaps the delete (it may come first); the read after it is refused
+    h = build(
+        "c1 create s1 ok @0-5; c1 observe s1 a ok @10-40; c2 delete s1 ok @20-30;"
+        "c2 read s1 [] fail @50-60; c3 delete s1 fail @70-80"
+    )
+    assert resurrection(h).valid is True
+
+
+def test_resurrection_names_ops_that_succeed_after_a_completed_delete() -> None:
+    h = build(
+        "c1 create s1 ok @0-5; c1 observe s1 a ok @10-40; c2 delete s1 ok @20-30;"
+        "c2 read s1 [a] ok @50-60; c3 delete s1 ok @70-80; c4 delete s2 unknown @0-5;"
+        "c4 read s2 [] ok @10-20"
+    )
+    assert resurrection_cases(h) == [
+        {
+            "kind": "resurrected",
+            "op": 4,
+            "f": "read_stm",
+            "session_id": "s1",
+            "deleted_by": 3,
+            "expected": "SESSION_NOT_FOUND",
+            "seen": "ok, STM of 1 events",
+        },
+        {
+            "kind": "resurrected",
+            "op": 5,
+            "f": "delete",
+            "session_id": "s1",
+            "deleted_by": 3,
+            "expected": "SESSION_NOT_FOUND",
+            "seen": "ok",
+        },
+    ]
+    assert resurrection(h).counts == {"deleted": 1, "resurrected": 1}
 
 
 def test_isolation_valid() -> None:

@@ -59,3 +59,27 @@ def test_bad_specs_are_refused_with_reasons() -> None:
         NOOP.with_(concurrency=0)
     with pytest.raises(ValueError, match="unknown experiment parameters: colour"):
         Experiment.from_dict({"colour": "blue"})
+    with pytest.raises(ValueError, match="lost_responses must be in"):
+        Experiment(target="http", lost_responses=1.0)
+    with pytest.raises(ValueError, match="lost_responses needs target=http"):
+        NOOP.with_(lost_responses=0.1)
+    with pytest.raises(ValueError, match="client_retries must be >= 0"):
+        NOOP.with_(client_retries=-1)
+
+
+def test_delete_race_deletes_each_session_mid_burst_and_reads_it_after() -> None:
+    spec = NOOP.with_(scenario="delete-race", concurrency=3, operations=100)
+    p = plan(spec)
+    slots = [step.slot for step in p.setup]
+    assert slots and all(step.f == "create" for step in p.setup)
+    for slot in slots:
+        deletes = [
+            (c, i) for c, steps in enumerate(p.programs) for i, step in enumerate(steps)
+            if step.f == "delete" and step.slot == slot
+        ]  # fmt: skip
+        assert len(deletes) == 1
+        client, at = deletes[0]
+        observers = [c for c, steps in enumerate(p.programs) if c != client]
+        assert all(any(s.slot == slot for s in p.programs[c]) for c in observers)
+        assert p.programs[client][at - 1].f == "observe"  # mid-burst
+        assert {(s.f, s.slot) for s in p.final} >= {("read_stm", slot), ("read_session", slot)}

@@ -36,8 +36,19 @@ def test_the_variant_is_flagged_and_production_is_not(name: str) -> None:
     assert flagged["valid"] is False, json.dumps(flagged, indent=1, default=str)
     assert flagged["anomalies"] > 0
     assert flagged["examples"], "an anomaly without a counter-example"
-    production = _verdicts(spec.with_(variant="production"))
+    production = _verdicts(variant.production(spec))
     assert production["valid"] is True, json.dumps(production, indent=1, default=str)
+
+
+def test_r9_both_runs_lose_responses_and_retry_only_production_with_a_key() -> None:
+    variant = VARIANTS["r9-retry-without-idempotency"]
+    spec = variant.experiment(operations=80)
+    for experiment, doubled in ((spec, True), (variant.production(spec), False)):
+        result = run(experiment)
+        retried = [op for op in result.history if op.value.get("attempts", 1) > 1]
+        assert retried, experiment  # the same lossy layer in front of both
+        flagged = _checker(result.verdicts, "linearizable_stm")
+        assert (flagged["valid"] is False) is doubled, json.dumps(flagged, default=str)
 
 
 def test_variants_are_named_after_their_failure_and_documented() -> None:

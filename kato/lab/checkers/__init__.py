@@ -17,6 +17,8 @@ it into a :class:`Verdict`:
   observe missing from the final read; a symbol never sent;
 - ``linearizable_stm`` — :func:`nonlinearizable_cases`: STM states that no order consistent
   with real time explains;
+- ``resurrection`` — :func:`resurrection_cases`: an ok op on a session invoked after an ok
+  delete of it completed;
 - ``isolation`` — :func:`isolation_cases`: a symbol sent only to another session;
 - ``counts`` — :func:`count_cases`, :func:`frequency_cases`: a session count or a pattern
   frequency outside the bounds the history implies;
@@ -48,6 +50,7 @@ from kato.lab.checkers._lost_updates import (
     unexpected_cases,
 )
 from kato.lab.checkers._read_your_writes import read_your_writes, stale_read_cases
+from kato.lab.checkers._resurrection import resurrection, resurrection_cases
 from kato.lab.checkers._verdict import (
     Case,
     Checker,
@@ -89,6 +92,8 @@ __all__ = [
     "no_lost_updates",
     "nonlinearizable_cases",
     "read_your_writes",
+    "resurrection",
+    "resurrection_cases",
     "stale_read_cases",
     "unexpected_cases",
 ]
@@ -120,6 +125,7 @@ ALL: dict[str, Checker] = {
     "read_your_writes": read_your_writes,
     "no_lost_updates": no_lost_updates,
     "linearizable_stm": linearizable_stm,
+    "resurrection": resurrection,
     "isolation": isolation,
     "counts": counts,
     "faults": faults,

@@ -7,21 +7,24 @@ with ``python -m kato.lab.zoo serve --variant NAME`` (the ``http`` target, when
 checker named beside it reports the anomaly; the same scenario against the production store
 reports none. Nothing in ``kato.service`` or ``kato.cli`` imports this package.
 
-=========================  ====  ==================  ================
-variant                    row   exposing scenario   flagged by
-=========================  ====  ==================  ================
-r1-read-writeback          R1    shared-session      no_lost_updates
-r2-process-lock            R2    shared-session ×4   no_lost_updates
-r3-per-worker-memory       R3    read-after-create   read_your_writes
-r5-stale-expires-at        R5    ttl                 read_your_writes
-r6-keys-count              R6    ttl                 counts
-r7-shared-processor        R7    lifecycle           isolation
-r8-swallowed-errors        R8    many-sessions       read_your_writes
-r10-path-middleware        R10   lifecycle           counts
-=========================  ====  ==================  ================
+============================  ====  ==================  ================
+variant                       row   exposing scenario   flagged by
+============================  ====  ==================  ================
+r1-read-writeback             R1    shared-session      no_lost_updates
+r2-process-lock               R2    shared-session ×4   no_lost_updates
+r3-per-worker-memory          R3    read-after-create   read_your_writes
+r4-resurrect-on-delete        R4    delete-race         resurrection
+r5-stale-expires-at           R5    ttl                 read_your_writes
+r6-keys-count                 R6    ttl                 counts
+r7-shared-processor           R7    lifecycle           isolation
+r8-swallowed-errors           R8    many-sessions       read_your_writes
+r9-retry-without-idempotency  R9    many-sessions †     linearizable_stm
+r10-path-middleware           R10   lifecycle           counts
+============================  ====  ==================  ================
 
-(×4: four workers.) Each variant's module docstring states the failure, its mechanism, and why
-the production store does not have it.
+(×4: four workers. †: 20 % of observe responses lost and a retrying client, in both runs; the
+production comparison's client sends an idempotency key.) Each variant's module docstring states
+the failure, its mechanism, and why the production store does not have it.
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ from kato.lab.zoo import (
     r1_read_writeback,
     r2_process_lock,
     r3_per_worker_memory,
+    r4_resurrect_on_delete,
     r5_stale_expires_at,
     r6_keys_count,
     r7_shared_processor,
     r8_swallowed_errors,
+    r9_retry_without_idempotency,
     r10_path_middleware,
 )
 from kato.lab.zoo._variant import Variant
@@ -47,10 +52,12 @@ VARIANTS: dict[str, Variant] = {
         r1_read_writeback,
         r2_process_lock,
         r3_per_worker_memory,
+        r4_resurrect_on_delete,
         r5_stale_expires_at,
         r6_keys_count,
         r7_shared_processor,
         r8_swallowed_errors,
+        r9_retry_without_idempotency,
         r10_path_middleware,
     )
 }

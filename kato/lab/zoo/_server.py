@@ -1,8 +1,10 @@
 """The bug zoo's server: ``kato serve`` with one variant wired in (``python -m kato.lab.zoo``).
 
 Each uvicorn worker builds its app with :func:`create_app_from_env`, from the same ``KATO_*``
-variables as ``kato serve`` plus ``KATO_ZOO_VARIANT``. Nothing in ``kato.service`` or
-``kato.cli`` imports this package: a variant is reachable only through the lab.
+variables as ``kato serve`` plus ``KATO_ZOO_VARIANT`` (``production``: the real app) and
+``KATO_ZOO_LOSE_RESPONSES`` (``--lose-responses``: the lossy layer of
+:mod:`~kato.lab.zoo.r9_retry_without_idempotency` in front of any variant). Nothing in
+``kato.service`` or ``kato.cli`` imports this package: a variant is reachable only through the lab.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ __all__ = ["create_app_from_env", "main"]
 
 
 _READY_ENV = "KATO_ZOO_READY_DIR"
+_LOSE_ENV = "KATO_ZOO_LOSE_RESPONSES"
+#: ``--variant production``: the service exactly as ``kato serve`` builds it (behind the lossy
+#: layer, the only reason to serve it from here).
+PRODUCTION = "production"
 
 
 def create_app_from_env() -> Any:
@@ -33,8 +39,20 @@ def create_app_from_env() -> Any:
     from kato.observability import configure_logging
 
     configure_logging(os.environ.get("KATO_LOG_LEVEL", "info"))
+    from kato.lab.zoo.r9_retry_without_idempotency import LoseResponses
+
     settings = Settings.from_env()
-    app = VARIANTS[os.environ[VARIANT_ENV]].build(settings)
+    name = os.environ[VARIANT_ENV]
+    app: Any
+    if name == PRODUCTION:
+        from kato.service.app import create_app
+
+        app = create_app(settings)
+    else:
+        app = VARIANTS[name].build(settings)
+    lose = float(os.environ.get(_LOSE_ENV) or 0)
+    if lose > 0:
+        app = LoseResponses(app, lose)
     ready = os.environ.get(_READY_ENV)
     return _AllWorkersReady(app, Path(ready), settings.workers) if ready else app
 
@@ -100,6 +118,7 @@ def _serve(args: argparse.Namespace) -> int:
                     "KATO_LTM_PATH": settings.ltm_path,
                     "KATO_LOG_LEVEL": args.log_level,
                     VARIANT_ENV: args.variant,
+                    _LOSE_ENV: str(args.lose_responses),
                 }
             )
             if settings.redis_url:
@@ -137,7 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the service with one bug-zoo variant")
-    serve.add_argument("--variant", required=True, choices=sorted(VARIANTS))
+    serve.add_argument("--variant", required=True, choices=[PRODUCTION, *sorted(VARIANTS)])
+    serve.add_argument(
+        "--lose-responses",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="drop this fraction of observe responses after applying them (503 RESPONSE_LOST)",
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
@@ -156,5 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.workers < 1:
         print("kato.lab.zoo serve: --workers must be >= 1", file=sys.stderr)
+        return 2
+    if not 0.0 <= args.lose_responses < 1.0:
+        print("kato.lab.zoo serve: --lose-responses must be in [0, 1)", file=sys.stderr)
         return 2
     return int(args.run(args))

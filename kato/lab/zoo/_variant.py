@@ -27,7 +27,8 @@ class Variant:
     ``failure`` is its row of the failure table (sessions.md); ``scenario`` and ``spec`` (changes
     to the :class:`~kato.lab.spec.Experiment`) expose it; ``checker`` is the verdict expected to
     flag it. ``store`` replaces the session store, ``app`` wraps the service app; either may be
-    ``None`` (then production's is used).
+    ``None`` (then production's is used). ``fix`` is what the production comparison changes
+    besides the variant, when the failure lives outside the service (R9's client).
     """
 
     name: str
@@ -38,6 +39,7 @@ class Variant:
     spec: Mapping[str, Any] = field(default_factory=dict)
     store: StoreFactory | None = None
     app: AppWrapper | None = None
+    fix: Mapping[str, Any] = field(default_factory=dict)
 
     def experiment(self, **changes: Any) -> Experiment:
         """The experiment that exposes this variant (http target, Redis), with ``changes``."""
@@ -48,6 +50,10 @@ class Variant:
             "variant": self.name,
         }
         return Experiment(**{**base, **self.spec, **changes})
+
+    def production(self, spec: Experiment) -> Experiment:
+        """The production comparison of ``spec``: the same run on production, with the fix."""
+        return spec.with_(**{**self.fix, "variant": "production"})
 
     def build(self, settings: Settings) -> Any:
         """The variant's ASGI app for ``settings`` (what each worker process serves)."""

@@ -73,7 +73,7 @@ def zoo(
         spec = variant.experiment(concurrency=clients)
         broken = run(spec)
         rows.append(_row(variant.name, variant.checker, spec, broken.verdicts, len(broken.history)))
-        clean_spec = spec.with_(variant="production")
+        clean_spec = variant.production(spec)
         key = clean_spec.to_json()
         if key not in production:
             clean = run(clean_spec)
