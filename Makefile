@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV = .venv
 BIN = $(VENV)/bin
 
-.PHONY: venv demo test lint clean
+.PHONY: venv demo test bench lint clean
 
 venv: $(VENV)/.installed
 
@@ -28,6 +28,15 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest
+
+# Benchmarks (≈ 10 min on 2 cores). The reference rates need wrk and redis-benchmark (Debian's
+# wrk and redis-tools): installed here when apt-get can, else kato bench says which are absent.
+bench: venv
+	@command -v wrk >/dev/null && command -v redis-benchmark >/dev/null || \
+		{ command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		  apt-get install -y -qq wrk redis-tools >/dev/null; } || \
+		echo "note: wrk/redis-benchmark not installed; kato bench falls back and says so" >&2
+	$(BIN)/kato bench
 
 lint: venv
 	$(BIN)/ruff check .

@@ -1,4 +1,5 @@
-"""The ``kato`` command line: ``kato serve`` runs the HTTP service, ``kato lab`` the workbench.
+"""The ``kato`` command line: ``kato serve`` runs the HTTP service, ``kato lab`` the workbench,
+``kato bench`` the benchmarks.
 
 Exit codes: 0 after a clean shutdown, 2 for bad arguments or settings (with the reason).
 """
@@ -152,7 +153,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=_serve)
     add_lab_parser(commands)
+    _add_bench_parser(commands)
     return parser
+
+
+def _add_bench_parser(commands: Any) -> None:
+    from kato.bench.suite import SECTIONS
+
+    bench = commands.add_parser(
+        "bench", help="benchmarks: each figure beside a reference measured in the same run"
+    )
+    bench.add_argument("--quick", action="store_true", help="small sizes, short loads (≤ 2 min)")
+    bench.add_argument(
+        "--only", nargs="+", choices=SECTIONS, metavar="SECTION", help=f"among {SECTIONS}"
+    )
+    bench.add_argument("--out", default="results", help="parent folder of the run's folder")
+    bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench.set_defaults(run=_bench)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from kato.bench.suite import main as bench_main
+
+    return bench_main(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

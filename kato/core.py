@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from kato import engine
 from kato.engine import EngineConfig, LTMView, Observation, SessionState, Step
+from kato.engine.state import json_problem
 from kato.exceptions import (
     InvalidConfigError,
     KatoError,
@@ -114,6 +115,12 @@ class Kato:
             raise InvalidConfigError({"ttl_seconds": problem})
         if metadata is not None and not isinstance(metadata, Mapping):
             raise ValidationError("metadata must be an object")
+        problem = json_problem(metadata or {})
+        if problem is not None:
+            raise ValidationError(
+                f"metadata: {problem}",
+                details={"errors": [{"field": "metadata", "problem": problem}]},
+            )
         overrides = engine.validate_overrides(config or {})
         now = time.time()
         record = SessionRecord(

@@ -15,6 +15,10 @@ answers with, and, where known, the ``session_id`` and ``request_id``::
     │   └── SessionNotFoundError    SESSION_NOT_FOUND  404  the session does not exist or expired
     ├── ConflictError               CONFLICT           409  a session stayed contended past
     │                                                       the store's bounded retries
+    ├── SessionLimitError           SESSION_LIMIT      429  the deployment or the node holds
+    │                                                       as many sessions as it may
+    ├── RateLimitedError            RATE_LIMITED       429  this client sent faster than the
+    │                                                       per-client rate limit
     ├── StoreUnavailableError       STORE_UNAVAILABLE  503  a store could not be reached
     └── TransportError              TRANSPORT_ERROR    503  (client side) the service could not
                                                             be reached or did not answer
@@ -43,6 +47,8 @@ __all__ = [
     "MethodNotAllowedError",
     "NotFoundError",
     "PayloadTooLargeError",
+    "RateLimitedError",
+    "SessionLimitError",
     "SessionNotFoundError",
     "StoreUnavailableError",
     "TransportError",
@@ -187,6 +193,29 @@ class ConflictError(KatoError):
     code = "CONFLICT"
     status = 409
     layer = "store"
+
+
+class SessionLimitError(KatoError):
+    """A new session would exceed ``KATO_MAX_SESSIONS`` or ``KATO_MAX_SESSIONS_PER_NODE``.
+
+    Nothing was created. ``details["limit"]`` says which limit (``deployment`` or ``node``) and
+    ``details["max"]`` its value; deleting sessions, or waiting for some to expire, makes room.
+    """
+
+    code = "SESSION_LIMIT"
+    status = 429
+    layer = "session"
+
+
+class RateLimitedError(KatoError):
+    """The client sent more requests than the per-client rate limit allows (``KATO_RATE_LIMIT``).
+
+    The request was not served; the response's ``Retry-After`` says when a token is back.
+    """
+
+    code = "RATE_LIMITED"
+    status = 429
+    layer = "router"
 
 
 class StoreUnavailableError(KatoError):

@@ -8,6 +8,7 @@ service's own variables exist only with the prefix (``KATO_STORE``, ``KATO_REDIS
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -53,6 +54,14 @@ class Settings:
     max_body_bytes: int = 4 * 1024 * 1024
     #: Worker processes the service runs with (reported by ``/status``).
     workers: int = 1
+    #: Live sessions the deployment may hold (0: no limit); one more is 429 ``SESSION_LIMIT``.
+    max_sessions: int = 0
+    #: Live sessions one node may hold (0: no limit); exact across every worker process.
+    max_sessions_per_node: int = 0
+    #: Requests per second each client address may send to one worker process (0: off).
+    rate_limit: float = 0.0
+    #: Requests a client may send at once before the rate applies (0: twice the rate).
+    rate_limit_burst: int = 0
 
     def __post_init__(self) -> None:
         errors = {}
@@ -65,6 +74,13 @@ class Settings:
             errors["max_body_bytes"] = f"must be >= 1, got {self.max_body_bytes}"
         if self.workers < 1:
             errors["workers"] = f"must be >= 1, got {self.workers}"
+        if self.applied_ids_limit < 1:
+            errors["applied_ids_limit"] = f"must be >= 1, got {self.applied_ids_limit}"
+        for name in ("max_sessions", "max_sessions_per_node", "rate_limit_burst"):
+            if getattr(self, name) < 0:
+                errors[name] = f"must be >= 0 (0: no limit), got {getattr(self, name)}"
+        if not 0 <= self.rate_limit < float("inf"):
+            errors["rate_limit"] = f"must be >= 0 requests/s (0: off), got {self.rate_limit}"
         if self.ltm not in LTM_BACKENDS:
             errors["ltm"] = f"must be one of {', '.join(LTM_BACKENDS)}, got {self.ltm!r}"
         if self.store == "memory" and self.workers > 1:
@@ -84,6 +100,11 @@ class Settings:
             errors["mongo_url"] = "the mongo LTM needs KATO_MONGO_URL"
         if errors:
             raise InvalidConfigError(errors)
+
+    @property
+    def burst(self) -> int:
+        """The rate limiter's bucket size: ``rate_limit_burst``, else twice the rate (>= 1)."""
+        return self.rate_limit_burst or max(1, math.ceil(2 * self.rate_limit))
 
     @property
     def ltm_location(self) -> str:
@@ -129,6 +150,7 @@ class Settings:
                 ("indexer_type", "INDEXER_TYPE", str),
                 ("rank_sort_algo", "RANK_SORT_ALGO", str),
                 ("stm_max_events", "STM_MAX_EVENTS", int),
+                ("accumulator_max_entries", "ACCUMULATOR_MAX_ENTRIES", int),
             )
         }
         service_values = {
@@ -143,6 +165,10 @@ class Settings:
             "mongo_url": read("MONGO_URL", str, bare=False),
             "max_body_bytes": read("MAX_BODY_BYTES", int, bare=False),
             "workers": read("WORKERS", int, bare=False),
+            "max_sessions": read("MAX_SESSIONS", int, bare=False),
+            "max_sessions_per_node": read("MAX_SESSIONS_PER_NODE", int, bare=False),
+            "rate_limit": read("RATE_LIMIT", float, bare=False),
+            "rate_limit_burst": read("RATE_LIMIT_BURST", int, bare=False),
         }
         if errors:
             raise InvalidConfigError(errors)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kato.bench.rows import Goal, Row
 from kato.lab.checkers import ALL, as_index, check
 from kato.lab.history import History, Op, Outcome
 
@@ -251,6 +252,29 @@ def _measure(history: History, repeat: int) -> list[tuple[str, float, Any]]:
     for name, checker in ALL.items():
         rows.append(_timed(name, lambda checker=checker: checker(history), repeat))
     rows.append(_timed("check (all)", lambda: check(history), repeat))
+    return rows
+
+
+def checker_rows(sizes: Sequence[int], *, repeat: int = 1, seed: int = 1) -> list[Row]:
+    """``kato bench``'s checker rows: ``check`` (every checker) beside indexing the history alone
+    (the one pass every checker needs), for histories of each size."""
+    rows = []
+    for size in sizes:
+        history = simulate(ops=size, seed=seed)
+        _, indexing, _ = _timed("index", lambda history=history: as_index(history), repeat)
+        _, checking, verdicts = _timed("check", lambda history=history: check(history), repeat)
+        rows.append(
+            Row(
+                section="workbench",
+                name=f"checkers.{size // 1000}k_ops",
+                ours=checking,
+                reference=indexing,
+                unit="s",
+                reference_is="indexing the history once",
+                goal=Goal("ours", "<=", 2.0) if size >= 100_000 else None,
+                note=f"{len(history):,} ops, every checker; valid: {verdicts['valid']}",
+            )
+        )
     return rows
 
 

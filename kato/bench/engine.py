@@ -13,12 +13,15 @@ numbers are noise, the ratios between rows are the result.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import time
+import tracemalloc
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from kato.bench import rows as bench_rows
 from kato.engine import EngineConfig, MemoryLTM, Observation, SessionState, learn, observe, predict
 
 
@@ -110,6 +113,62 @@ def run(sizes: Sequence[int], stm_lengths: Sequence[int], *, vocabulary: int, re
                 f"{row.observe_per_s:>10.1f}"
             )
         print(f"{'':>9} learn rate while building: {learn_rate:,.0f} patterns/s")
+
+
+def _label(patterns: int) -> str:
+    return f"{patterns // 1000}k" if patterns >= 1000 else str(patterns)
+
+
+def engine_rows(sizes: Sequence[int], *, reps: int, vocabulary: int = 5000) -> list[bench_rows.Row]:
+    """``kato bench``'s engine rows: predictions p50 (3-event STM) at each LTM size beside the
+    p50 at the smallest, and the memory a learned pattern takes beside its JSON document."""
+    rng = random.Random(20261125)
+    config = EngineConfig()
+    measured = {}
+    for size in sizes:
+        ltm, _ = build_ltm(size, vocabulary=vocabulary, rng=rng, config=config)
+        measured[size] = measure(ltm, size, 3, vocabulary=vocabulary, reps=reps, rng=rng)
+        del ltm
+    base = measured[sizes[0]]
+    rows = [
+        bench_rows.Row(
+            section="engine",
+            name=f"engine.predictions.{_label(size)}",
+            ours=row.predict_p50_ms,
+            reference=base.predict_p50_ms,
+            unit="ms (p50)",
+            reference_is=f"p50 with {_label(sizes[0])} patterns",
+            goal=bench_rows.Goal("ours", "<=", 10.0) if size >= 100_000 else None,
+            note=f"{row.candidates:.0f} candidates per STM; p99 {row.predict_p99_ms:.1f} ms",
+            extra={"p99_ms": row.predict_p99_ms},
+        )
+        for size, row in measured.items()
+        if size != sizes[0]
+    ]
+    return [*rows, _memory_row(min(sizes[-1], 10_000), vocabulary=vocabulary)]
+
+
+def _memory_row(patterns: int, *, vocabulary: int) -> bench_rows.Row:
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        ltm, _ = build_ltm(
+            patterns, vocabulary=vocabulary, rng=random.Random(7), config=EngineConfig()
+        )
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    count = ltm.pattern_count()
+    documents = sum(len(json.dumps(pattern.to_document())) for pattern in ltm.patterns())
+    return bench_rows.Row(
+        section="engine",
+        name="engine.bytes_per_pattern",
+        ours=held / count,
+        reference=documents / count,
+        unit="bytes",
+        reference_is="the pattern's JSON document",
+        note=f"{count:,} patterns in MemoryLTM (tracemalloc), index and symbol stats included",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from kato.bench.rows import Row as BenchRow
 from kato.engine import Effect, EngineConfig, LTMStore, MemoryLTM, SessionState, learn, predict
 
 
@@ -156,6 +157,37 @@ def run(
                     f"{row.p50_ms:>9.3f} {row.p99_ms:>9.3f} {row.p50_ms / base:>9.1f} "
                     f"{row.learns_per_s:>9.0f}"
                 )
+
+
+def ltm_rows(patterns: int, *, reps: int, vocabulary: int = 1000) -> list[BenchRow]:
+    """``kato bench``'s LTM row: predictions p50 through the SQLite store (the service's
+    embedded default) beside MemoryLTM holding the same patterns."""
+    rng = random.Random(20261125)
+    steps = learn_steps(patterns, vocabulary=vocabulary, rng=rng)
+    words = [f"w{i}" for i in range(vocabulary)]
+    stms = [tuple((rng.choice(words),) for _ in range(3)) for _ in range(reps)]
+    with (
+        tempfile.TemporaryDirectory(prefix="kato-bench-ltm-") as tmp,
+        open_stores(Path(tmp), None, use_mongo=False) as stores,
+    ):
+        rows = {
+            name: measure(name, store, stms, grow(store, steps))
+            for name, (store, _) in stores.items()
+        }
+    sqlite, memory = rows["sqlite"], rows["memory"]
+    return [
+        BenchRow(
+            section="engine",
+            name=f"ltm.sqlite_predictions.{patterns // 1000}k",
+            ours=sqlite.p50_ms,
+            reference=memory.p50_ms,
+            unit="ms (p50)",
+            reference_is="the same predictions over MemoryLTM",
+            note=f"3-event STM; learns/s sqlite {sqlite.learns_per_s:,.0f}, "
+            f"memory {memory.learns_per_s:,.0f}",
+            extra={"p99_ms": sqlite.p99_ms, "reference_p99_ms": memory.p99_ms},
+        )
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

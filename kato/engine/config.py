@@ -49,6 +49,9 @@ class EngineConfig:
     rank_sort_algo: str = "potential"
     #: Safety cap on STM events; a service-level limit that sessions cannot override.
     stm_max_events: int = 1000
+    #: Safety cap on the emotive and metadata accumulators (entries each, the newest kept);
+    #: service-level, like ``stm_max_events`` (sessions.md, "Limits").
+    accumulator_max_entries: int = 1000
 
     def __post_init__(self) -> None:
         errors = _field_errors(asdict(self), include_service=True)
@@ -83,7 +86,8 @@ def _range_text(low: float, high: float | None) -> str:
 
 
 def _check_threshold(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or (isinstance(value, float) and not math.isfinite(value)):
         return f"must be a number in [0.0, 1.0], got {value!r}"
     if not 0.0 <= value <= 1.0:
         return f"must be in [0.0, 1.0], got {value}"
@@ -119,7 +123,10 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "rank_sort_algo": _one_of(RANK_SORT_ALGOS),
 }
 SESSION_FIELDS = tuple(_CHECKS)
-_SERVICE_CHECKS: dict[str, Callable[[Any], str | None]] = {"stm_max_events": _int_in(1, None)}
+_SERVICE_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "stm_max_events": _int_in(1, None),
+    "accumulator_max_entries": _int_in(1, None),
+}
 _ALIASES = {"sort": "sort_symbols"}
 
 

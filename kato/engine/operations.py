@@ -68,14 +68,15 @@ def observe(
     strings = tuple(sorted(observation.strings)) if config.sort_symbols else observation.strings
     symbols = vector_symbols + strings
 
+    cap = config.accumulator_max_entries
     emotives_acc = state.emotives_accumulator
     current_emotives = state.current_emotives
     if observation.emotives:
-        emotives_acc = (*emotives_acc, dict(observation.emotives))
+        emotives_acc = (*emotives_acc, dict(observation.emotives))[-cap:]
         current_emotives = average_emotives(emotives_acc)
     metadata_acc = state.metadata_accumulator
     if observation.metadata:
-        metadata_acc = (*metadata_acc, dict(observation.metadata))
+        metadata_acc = (*metadata_acc, dict(observation.metadata))[-cap:]
 
     new = replace(
         state,

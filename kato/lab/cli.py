@@ -2,7 +2,9 @@
 
 Each subcommand parses its arguments and calls one :mod:`kato.lab` function. Exit codes:
 0 the work completed (whatever the verdict; ``--fail-on-anomaly`` turns an invalid verdict into
-1), 2 bad arguments (with the reason on stderr). The last line printed is the folder written.
+1; ``soak`` and ``durability`` exit 1 when their verdict fails), 2 bad arguments (with the
+reason on stderr). The last line printed is the folder written (``fuzz``: the folder, then
+its summary line; exit 1 on any 5xx).
 """
 
 from __future__ import annotations
@@ -198,6 +200,135 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_soak(args: argparse.Namespace) -> int:
+    from kato.lab.soak import SoakLimits, soak, soak_spec, summary, warmup_for
+
+    try:
+        spec = soak_spec(
+            minutes=1.0 if args.quick else args.minutes,
+            rate=args.rate,
+            workers=args.workers,
+            concurrency=args.concurrency,
+        )
+        limits = SoakLimits(
+            warmup_s=warmup_for(spec) if args.warmup is None else args.warmup,
+            rss_growth_mib=args.max_rss_growth,
+            connection_slack=args.connection_slack,
+        )
+        folder, document = soak(
+            spec, limits, Path(args.out), interval_s=args.interval, progress=not args.quiet
+        )
+    except ValueError as exc:
+        print(f"kato lab soak: {exc}", file=sys.stderr)
+        return 2
+    print(summary(document))
+    print(folder)
+    return 0 if document["valid"] else 1
+
+
+def _cmd_durability(args: argparse.Namespace) -> int:
+    from kato.lab.durability import durability, markdown
+
+    try:
+        folder, table = durability(
+            Path(args.out),
+            operations=args.operations,
+            persistence=args.persistence,
+            faults=args.faults,
+            progress=not args.quiet,
+        )
+    except ValueError as exc:
+        print(f"kato lab durability: {exc}", file=sys.stderr)
+        return 2
+    print(markdown(table))
+    print(folder)
+    promised = table[table["persistence"] == "always"]
+    return 1 if int(promised["lost"].sum()) > 0 else 0
+
+
+def _add_endurance_verbs(verbs: Any) -> None:
+    """``kato lab soak`` and ``kato lab durability``."""
+    from kato.lab.durability import DURABILITY, FAULTS
+    from kato.lab.spec import PERSISTENCE
+
+    soak = verbs.add_parser(
+        "soak",
+        help="minutes of steady mixed load, sampling RSS, connections and Redis memory; "
+        "exit 1 if anything grows after warm-up or an acknowledged write is lost",
+    )
+    soak.add_argument("--quick", action="store_true", help="60 s instead of --minutes (CI)")
+    soak.add_argument("--minutes", type=float, default=10.0)
+    soak.add_argument("--rate", type=float, default=50.0, help="operations per second")
+    soak.add_argument("--workers", type=int, default=4)
+    soak.add_argument("--concurrency", type=int, default=8)
+    soak.add_argument("--warmup", type=float, default=None, help="s (default: 1/4, ≤ 60 s)")
+    soak.add_argument("--interval", type=float, default=2.0, help="seconds between samples")
+    soak.add_argument(
+        "--max-rss-growth", type=float, default=10.0, help="MiB per process after warm-up"
+    )
+    soak.add_argument("--connection-slack", type=int, default=4)
+    soak.add_argument("--out", default="results")
+    soak.add_argument("--quiet", action="store_true")
+    soak.set_defaults(run=_cmd_soak)
+
+    durability = verbs.add_parser(
+        "durability",
+        help="acknowledged observations lost per Redis persistence × fault "
+        "(durability.csv, durability.md); exit 1 if AOF always lost any",
+    )
+    durability.add_argument("--operations", type=int, default=DURABILITY.operations)
+    durability.add_argument(
+        "--persistence", nargs="+", choices=PERSISTENCE, default=list(PERSISTENCE)
+    )
+    durability.add_argument("--faults", nargs="+", choices=FAULTS, default=list(FAULTS))
+    durability.add_argument("--out", default="results")
+    durability.add_argument("--quiet", action="store_true")
+    durability.set_defaults(run=_cmd_durability)
+
+
+def _cmd_fuzz(args: argparse.Namespace) -> int:
+    from kato.lab.fuzz import run_fuzz
+
+    if args.requests < 1 or args.workers < 1 or args.concurrency < 1:
+        print(
+            "kato lab fuzz: --requests, --workers and --concurrency must be >= 1", file=sys.stderr
+        )
+        return 2
+    folder, report = run_fuzz(
+        args.requests,
+        seed=args.seed,
+        workers=args.workers,
+        concurrency=args.concurrency,
+        out=Path(args.out),
+        progress=not args.quiet,
+    )
+    print("by status:", json.dumps(dict(sorted(report.by_status.items()))))
+    print("by code:  ", json.dumps(dict(sorted(report.by_code.items()))))
+    print(
+        f"accepted {report.accepted}; no error shape {report.bad_shape}; dropped {report.dropped}; "
+        f"store checks {report.checked} checked, {report.changed} changed; "
+        f"{report.duration_s:.1f} s"
+    )
+    print(folder)
+    print(f"fuzz: {report.requests} requests, {report.server_errors} server errors")
+    return 1 if report.server_errors else 0
+
+
+def _add_fuzz_verb(verbs: Any) -> None:
+    """``kato lab fuzz``."""
+    fuzz = verbs.add_parser(
+        "fuzz",
+        help="hostile-input campaign against kato serve (fuzz.json); exit 1 on any 5xx",
+    )
+    fuzz.add_argument("--requests", type=int, default=10_000)
+    fuzz.add_argument("--seed", type=int, default=0)
+    fuzz.add_argument("--workers", type=int, default=2, help="kato serve worker processes")
+    fuzz.add_argument("--concurrency", type=int, default=16, help="requests in flight")
+    fuzz.add_argument("--out", default="results")
+    fuzz.add_argument("--quiet", action="store_true", help="no progress bar")
+    fuzz.set_defaults(run=_cmd_fuzz)
+
+
 def add_lab_parser(commands: Any) -> None:
     """Add ``kato lab …`` to the ``kato`` command's subparsers."""
     lab = commands.add_parser("lab", help="the concurrency workbench")
@@ -248,3 +379,5 @@ def add_lab_parser(commands: Any) -> None:
     zoo.add_argument("--out", default="results")
     zoo.add_argument("--quiet", action="store_true")
     zoo.set_defaults(run=_cmd_zoo)
+    _add_endurance_verbs(verbs)
+    _add_fuzz_verb(verbs)

@@ -17,6 +17,7 @@ __all__ = [
     "failure_rate_vs_concurrency",
     "latency_by_operation",
     "latency_vs_concurrency",
+    "resources_over_time",
     "throughput_over_time",
     "visibility_delay",
 ]
@@ -136,4 +137,55 @@ def latency_by_operation(ops: pd.DataFrame, *, path: Path | None = None) -> Figu
     axes.set_ylabel("latency (ms)")
     axes.set_yscale("log")
     axes.legend(fontsize="small")
+    return _save(figure, path)
+
+
+def resources_over_time(
+    samples: pd.DataFrame,
+    *,
+    warmup_s: float,
+    load_s: float,
+    rss_bound_mib: float | None = None,
+    path: Path | None = None,
+) -> Figure:
+    """A soak's samples (:mod:`kato.lab.sampler`) over time: each process's RSS change since the
+    end of warm-up (absolute RSS in the legend; growth is what a leak shows), TCP connections
+    per process and the service's total, Redis's ``used_memory`` and ``connected_clients``;
+    warm-up shaded, the end of the load dashed, the RSS bound dotted."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 8.5), layout="constrained")
+    rss, connections, redis = figure.subplots(3, 1, sharex=True)
+    for process, rows in samples.groupby("process", sort=True):
+        mib = rows["rss_bytes"] / 2**20
+        before = mib[rows["t_s"] <= warmup_s]
+        base = float(before.iloc[-1]) if len(before) else float(mib.iloc[0])
+        label = f"{process} ({base:.0f} MiB)"
+        rss.plot(rows["t_s"], mib - base, marker=".", label=label)
+        connections.plot(rows["t_s"], rows["connections"], marker=".", label=str(process))
+    service = samples[samples["process"] != "redis-server"].groupby("t_s")["connections"].sum()
+    connections.plot(service.index, service.values, color="black", lw=1.5, label="service total")
+    if rss_bound_mib is not None:
+        rss.axhline(rss_bound_mib, color="tab:red", ls=":", lw=1, label="bound")
+    server = samples[samples["process"] == "redis-server"]
+    redis.plot(server["t_s"], server["used_memory"] / 2**20, color="tab:red", marker=".")
+    clients = redis.twinx()
+    clients.plot(server["t_s"], server["connected_clients"], color="tab:grey", ls=":", marker=".")
+    clients.set_ylabel("Redis connected_clients")
+    clients.set_ylim(bottom=0)
+    for axes, title, unit in (
+        (rss, "RSS change since the end of warm-up, per process", "MiB"),
+        (connections, "open TCP connections (any state but LISTEN)", "connections"),
+        (redis, "Redis used_memory (red) and connected_clients (dotted)", "used_memory (MiB)"),
+    ):
+        axes.set_title(title)
+        axes.set_ylabel(unit)
+        axes.grid(alpha=0.3)
+        axes.axvspan(0, warmup_s, color="grey", alpha=0.15)
+        axes.axvline(load_s, color="black", ls="--", lw=0.8)
+    redis.text(warmup_s / 2, 0, "warm-up", ha="center", va="bottom", fontsize=8)
+    rss.legend(fontsize="small", ncols=2)
+    connections.legend(fontsize="small", ncols=2)
+    redis.set_ylim(bottom=0)
+    redis.set_xlabel("time since the clients started (s)")
     return _save(figure, path)

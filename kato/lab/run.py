@@ -17,6 +17,7 @@ import platform
 import subprocess
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from kato.lab.nemesis import nemesis_for
 from kato.lab.runner import execute, generator_ceiling, run_blocking
 from kato.lab.scenarios import plan
 from kato.lab.spec import Experiment
-from kato.lab.targets import deploy
+from kato.lab.targets import Deployment, deploy
 
 __all__ = ["Run", "load", "run", "save"]
 
@@ -86,10 +87,13 @@ def run(
     *,
     on_op: Callable[[Op], None] | None = None,
     progress: bool = False,
+    monitor: Callable[[Deployment], AbstractContextManager[object]] | None = None,
 ) -> Run:
     """Run one experiment to the end and judge it. Works inside Jupyter's running loop too.
 
-    ``on_op`` sees each operation as it completes (live plots); ``progress`` shows a bar.
+    ``on_op`` sees each operation as it completes (live plots); ``progress`` shows a bar;
+    ``monitor(deployment)`` is entered just before the clients start and left once they have
+    all closed (a soak's resource sampler watches what the run started).
     """
     steps = plan(spec)
     run_id = _run_id(spec)
@@ -110,16 +114,17 @@ def run(
     try:
         with deploy(spec) as deployment:
             nemesis = nemesis_for(spec, deployment)
-            history = run_blocking(
-                lambda: execute(
-                    spec,
-                    steps,
-                    deployment.make_client,
-                    node=f"lab-{run_id}",
-                    on_op=observe,
-                    nemesis=nemesis,
+            with monitor(deployment) if monitor else contextlib.nullcontext():
+                history = run_blocking(
+                    lambda: execute(
+                        spec,
+                        steps,
+                        deployment.make_client,
+                        node=f"lab-{run_id}",
+                        on_op=observe,
+                        nemesis=nemesis,
+                    )
                 )
-            )
             metadata = _environment(spec, deployment.info, ceiling)
     finally:
         if bar is not None:

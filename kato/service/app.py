@@ -20,6 +20,7 @@ from kato.nodes import open_nodes
 from kato.observability import Metrics, ObservedSessionStore, configure_logging
 from kato.service.errors import install_error_handlers
 from kato.service.middleware import RequestObserver
+from kato.service.ratelimit import RateLimiter
 from kato.service.routes import build_router
 from kato.sessions import MemorySessionStore, SessionStore
 from kato.settings import Settings
@@ -39,9 +40,14 @@ def _open_session_store(settings: Settings, metrics: Metrics) -> SessionStore:
             applied_limit=settings.applied_ids_limit,
             socket_timeout=settings.redis_timeout,
             observer=metrics,
+            max_sessions=settings.max_sessions,
+            max_sessions_per_node=settings.max_sessions_per_node,
         )
     return MemorySessionStore(
-        auto_extend=settings.auto_extend, applied_limit=settings.applied_ids_limit
+        auto_extend=settings.auto_extend,
+        applied_limit=settings.applied_ids_limit,
+        max_sessions=settings.max_sessions,
+        max_sessions_per_node=settings.max_sessions_per_node,
     )
 
 
@@ -75,6 +81,8 @@ def create_app(
     app.state.metrics = metrics
     install_error_handlers(app)
     app.include_router(build_router(kato, metrics, started=time.monotonic()))
+    if settings.rate_limit > 0:  # inside the observer, so a 429 is logged and counted too
+        app.add_middleware(RateLimiter, rate=settings.rate_limit, burst=settings.burst)
     app.add_middleware(RequestObserver, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     return app
 

@@ -24,10 +24,19 @@ from kato.observability import Metrics, session_prefix, start_trace
 from kato.service.errors import error_response
 from kato.sessions import looks_like_session_id
 
-__all__ = ["RequestObserver"]
+__all__ = ["RequestObserver", "loggable_path"]
 
 log = logging.getLogger("kato.access")
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+_SECRET = re.compile(r"session-[0-9a-f]{32}[0-9-]*")
+_LOGGED_PATH_CHARS = 200
+
+
+def loggable_path(path: str) -> str:
+    """``path`` as logs may keep it: session ids cut to their prefix, and at most 200
+    characters (a session id is the only credential there is; a path can be a megabyte)."""
+    cut = _SECRET.sub(lambda match: session_prefix(match.group(0)) or "", path)
+    return cut[:_LOGGED_PATH_CHARS] + ("…" if len(cut) > _LOGGED_PATH_CHARS else "")
 
 
 class _BodyTooLarge(HTTPException):
@@ -109,7 +118,7 @@ class RequestObserver:
         except Exception:
             log.exception(
                 "unhandled error",
-                extra={"fields": {"request_id": request_id, "path": scope["path"]}},
+                extra={"fields": {"request_id": request_id, "path": loggable_path(scope["path"])}},
             )
             if response_started:
                 raise

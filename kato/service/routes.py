@@ -32,6 +32,8 @@ from kato.observability import Metrics, current_trace
 __all__ = ["build_router"]
 
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+#: The largest pattern-list offset: what every LTM backend can take as an integer.
+MAX_OFFSET = 2**31 - 1
 Body = dict[str, Any]
 
 
@@ -217,7 +219,7 @@ def build_router(kato: Kato, metrics: Metrics, started: float) -> APIRouter:
     @router.get("/patterns", tags=[_Tag.nodes], summary="Learned patterns, paginated")
     async def list_patterns(
         node: NodeId,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> Body:
         return await kato.list_patterns(node, offset=offset, limit=limit)

@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from kato.engine import SnapshotChanged
-from kato.exceptions import SessionNotFoundError
+from kato.exceptions import SessionLimitError, SessionNotFoundError
 from kato.sessions.record import SessionRecord
 from kato.sessions.store import Change, Lease, Outcome
 
@@ -34,8 +34,12 @@ class MemorySessionStore:
         applied_limit: int = 1000,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        max_sessions: int = 0,
+        max_sessions_per_node: int = 0,
     ) -> None:
         self._auto_extend = auto_extend
+        self._max_sessions = max_sessions
+        self._max_per_node = max_sessions_per_node
         self._applied_limit = applied_limit
         self._clock = clock
         self._wall = wall_clock
@@ -62,9 +66,27 @@ class MemorySessionStore:
         return self._clock() + record.ttl_seconds
 
     async def create(self, record: SessionRecord) -> Lease:
+        if self._max_sessions or self._max_per_node:
+            self._check_room(record.node_id)
         deadline = self._deadline(record, None)
         self._sessions[record.session_id] = (record, deadline)
         return self._lease(record, deadline)
+
+    def _check_room(self, node_id: str) -> None:
+        """Raise ``SessionLimitError`` if one more session would pass a limit."""
+        live = self._drop_expired()
+        if self._max_sessions and live >= self._max_sessions:
+            kind, limit = "deployment", self._max_sessions
+        elif self._max_per_node and self._max_per_node <= sum(
+            1 for record, _ in self._sessions.values() if record.node_id == node_id
+        ):
+            kind, limit = "node", self._max_per_node
+        else:
+            return
+        raise SessionLimitError(
+            f"the {kind} already holds {limit} live sessions; delete some or wait for expiry",
+            details={"limit": kind, "max": limit},
+        )
 
     async def get(self, session_id: str, *, touch: bool = True) -> Lease:
         record, deadline = self._live(session_id)
@@ -127,6 +149,10 @@ class MemorySessionStore:
         return self._lease(record, deadline)
 
     async def count(self) -> int:
+        return self._drop_expired()
+
+    def _drop_expired(self) -> int:
+        """Forget expired sessions; the number of live ones."""
         now = self._clock()
         expired = [sid for sid, (_, deadline) in self._sessions.items() if deadline <= now]
         for sid in expired:

@@ -6,7 +6,8 @@ in one slot and the store also runs on Redis Cluster):
 * ``P:{S}`` — a hash: ``v`` version, ``d`` the record as JSON, ``t`` TTL in milliseconds;
 * ``P:{S}:ids`` / ``P:{S}:idq`` — replies remembered for idempotent retries (hash) and their
   ids, oldest last (list), trimmed to ``applied_limit``;
-* ``P:sessions`` — the session index: a sorted set of ids scored by expiry time (ms).
+* ``P:sessions`` — the session index: a sorted set of ids scored by expiry time (ms);
+* ``{P:sessions}:node:N`` — with a per-node limit, node ``N``'s ids (in the index's slot).
 
 How each guarantee of sessions.md holds:
 
@@ -26,22 +27,32 @@ How each guarantee of sessions.md holds:
    ``StoreUnavailableError`` (translated in :mod:`kato.stores.redis_errors`), never the other.
 9. *Bounded work*: an update is two round trips (one script read, one script write); a read is
    one.
+
+Session limits (``max_sessions``, ``max_sessions_per_node``) are decided by one script over the
+index and the node's set, so they are exact across processes. An index entry whose score is
+still ahead is live (reads only push a key's expiry further out; delete removes the entry); one
+past its score may have been extended, so the script hands those back, the store checks their
+keys as ``count`` does, and asks again. A node's set holds ids; one no longer in the index is
+dead and is dropped there. The document is written in the same round trip as the script and
+deleted again if the script refuses.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 import redis.asyncio as redis_asyncio
 
 from kato.engine import SnapshotChanged
-from kato.exceptions import ConflictError, SessionNotFoundError
+from kato.exceptions import ConflictError, SessionLimitError, SessionNotFoundError
 from kato.sessions.ids import looks_like_session_id
 from kato.sessions.record import SessionRecord
 from kato.sessions.store import Change, Lease, Outcome
@@ -50,6 +61,10 @@ from kato.stores.redis_errors import redis_errors
 __all__ = ["RedisSessionStore", "StoreCounters", "StoreObserver"]
 
 T = TypeVar("T")
+
+#: Seconds a write waits behind this process's other writers of its session before it goes on
+#: unqueued (see ``RedisSessionStore._queued``).
+WRITER_QUEUE_S = 1.0
 
 # KEYS: doc, ids, idq   ARGV: touch ("1"/"0"), unique id ("" for none)
 # -> false if missing, else {version, doc, pttl, earlier reply or false}
@@ -86,6 +101,35 @@ if ttl > 0 then
   redis.call('PEXPIRE', KEYS[3], ttl)
 end
 return {1, ttl}
+"""
+
+# KEYS: index, node set   ARGV: id, score, now ms, max sessions, max per node (0: no limit)
+# -> {0} indexed, {1} deployment full, {2} node full; {3, ids...} (deployment) or {4, ids...}
+#    (node) when only the keys of these ids can tell
+_INDEX = """
+local now, max_total, max_node = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+if max_total > 0 and redis.call('ZCARD', KEYS[1]) >= max_total then
+  if redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[3], '+inf') >= max_total then return {1} end
+  local reply = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, 4096)
+  table.insert(reply, 1, 3)
+  return reply
+end
+if max_node > 0 then
+  if redis.call('ZCARD', KEYS[2]) >= max_node then
+    local live, reply = 0, {4}
+    for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+      local score = redis.call('ZSCORE', KEYS[1], id)
+      if not score then redis.call('ZREM', KEYS[2], id)
+      elseif tonumber(score) > now then live = live + 1
+      else reply[#reply + 1] = id end
+    end
+    if live >= max_node then return {2} end
+    if live + #reply - 1 >= max_node then return reply end
+  end
+  redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
+end
+redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1])
+return {0}
 """
 
 # KEYS: doc   ARGV: version, doc, ttl ms
@@ -135,6 +179,7 @@ class RedisSessionStore:
     * **max_attempts** - compare-and-set attempts per update before ``ConflictError``.
     * **key_prefix** - the namespace of every key.
     * **observer** - told of every round trip and every lost compare-and-set (metrics).
+    * **max_sessions**, **max_sessions_per_node** - live sessions allowed (0: no limit).
     """
 
     def __init__(
@@ -147,6 +192,8 @@ class RedisSessionStore:
         key_prefix: str = "kato",
         socket_timeout: float = 5.0,
         observer: StoreObserver | None = None,
+        max_sessions: int = 0,
+        max_sessions_per_node: int = 0,
     ) -> None:
         self.url = url
         self.auto_extend = auto_extend
@@ -154,7 +201,13 @@ class RedisSessionStore:
         self.max_attempts = max_attempts
         self.prefix = key_prefix
         self.index_key = f"{key_prefix}:sessions"
+        self.max_sessions = max_sessions
+        self.max_sessions_per_node = max_sessions_per_node
         self.counters = StoreCounters()
+        # a lock lives while a writer holds or awaits it, then drops out of the map by itself
+        self._writers: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         self._observer = observer
         self._redis = redis_asyncio.Redis.from_url(
             url,
@@ -165,6 +218,7 @@ class RedisSessionStore:
         self._read_script = self._redis.register_script(_READ)
         self._cas_script = self._redis.register_script(_COMPARE_AND_SET)
         self._create_script = self._redis.register_script(_CREATE)
+        self._index_script = self._redis.register_script(_INDEX)
 
     # -- keys and encoding -------------------------------------------------------------------
     def _keys(self, session_id: str) -> list[str]:
@@ -213,6 +267,8 @@ class RedisSessionStore:
 
     # -- writes ------------------------------------------------------------------------------
     async def create(self, record: SessionRecord) -> Lease:
+        if self.max_sessions or self.max_sessions_per_node:
+            return await self._create_within_limits(record)
         keys = self._keys(record.session_id)
         ttl_ms = record.ttl_seconds * 1000
         doc = record.to_json()
@@ -222,9 +278,53 @@ class RedisSessionStore:
             with redis_errors("create", record.session_id):
                 created, _ = await pipe.execute()
         self._count(len(doc))
+        self._check_created(record, created)
+        return self._lease(record, ttl_ms)
+
+    @staticmethod
+    def _check_created(record: SessionRecord, created: int) -> None:
         if not created:  # 128 random bits collided, or a caller reused an id
             raise RuntimeError(f"session {record.session_id} already exists")
-        return self._lease(record, ttl_ms)
+
+    async def _create_within_limits(self, record: SessionRecord) -> Lease:
+        """Write the document and ask the index script for room in one round trip; repair
+        entries the script is unsure of and ask again; delete the document if refused."""
+        keys = self._keys(record.session_id)
+        ttl_ms = record.ttl_seconds * 1000
+        doc = record.to_json()
+        sets = [self.index_key, f"{{{self.index_key}}}:node:{record.node_id}"]
+
+        def args() -> list[str | int]:
+            now = self._now_ms()
+            limits = [self.max_sessions, self.max_sessions_per_node]
+            return [record.session_id, now + ttl_ms, now, *limits]
+
+        with redis_errors("create", record.session_id):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                await self._create_script(keys=keys[:1], args=["0", doc, ttl_ms], client=pipe)
+                await self._index_script(keys=sets, args=args(), client=pipe)
+                created, verdict = await pipe.execute()
+            self._count(len(doc))
+            self._check_created(record, created)
+            for _ in range(self.max_attempts):
+                if verdict[0] == 0:
+                    return self._lease(record, ttl_ms)
+                if verdict[0] in (1, 2):
+                    break
+                await self._repair([member.decode() for member in verdict[1:]])
+                verdict = await self._index_script(keys=sets, args=args())
+                self._count(0)
+            await self._redis.delete(*keys)
+            self._count(0)
+        kind, limit = (
+            ("node", self.max_sessions_per_node)
+            if verdict[0] in (2, 4)
+            else ("deployment", self.max_sessions)
+        )
+        raise SessionLimitError(
+            f"the {kind} already holds {limit} live sessions; delete some or wait for expiry",
+            details={"limit": kind, "max": limit},
+        )
 
     async def update(
         self,
@@ -245,44 +345,73 @@ class RedisSessionStore:
     ) -> Outcome[T]:
         keys = self._keys(session_id)
         self.counters.updates += 1
-        for attempt in range(self.max_attempts):
-            read = await self._read(session_id, touch=self.auto_extend, unique_id=unique_id)
-            if read.earlier is not None:
-                return Outcome(self._lease(read.record, read.pttl_ms), None, replayed=read.earlier)
-            try:
-                changed = change(read.record)
-            except SnapshotChanged:
+        async with self._queued(session_id):
+            for attempt in range(self.max_attempts):
+                read = await self._read(session_id, touch=self.auto_extend, unique_id=unique_id)
+                if read.earlier is not None:
+                    return Outcome(
+                        self._lease(read.record, read.pttl_ms), None, replayed=read.earlier
+                    )
+                try:
+                    changed = change(read.record)
+                except SnapshotChanged:
+                    await self._back_off(attempt)
+                    continue
+                new = replace(changed.record, version=read.record.version + 1)
+                doc = new.to_json()
+                reply = json.dumps(changed.reply) if unique_id and changed.reply is not None else ""
+                args: list[str | int] = [
+                    read.version,
+                    str(new.version),
+                    doc,
+                    new.ttl_seconds * 1000,
+                    "1" if (self.auto_extend or restart) else "0",
+                    unique_id if unique_id and reply else "",
+                    reply,
+                    self.applied_limit,
+                ]
+                with redis_errors("update", session_id):
+                    status, *ttl = await self._cas_script(keys=keys, args=args)
+                self._count(len(doc) + len(reply))
+                if status == -1:
+                    raise SessionNotFoundError(session_id, f"Session '{session_id}' was deleted")
+                if status == 1:
+                    return Outcome(self._lease(new, int(ttl[0])), changed.value)
+                self.counters.conflicts += 1
+                if self._observer is not None:
+                    self._observer.conflict()
                 await self._back_off(attempt)
-                continue
-            new = replace(changed.record, version=read.record.version + 1)
-            doc = new.to_json()
-            reply = json.dumps(changed.reply) if unique_id and changed.reply is not None else ""
-            args: list[str | int] = [
-                read.version,
-                str(new.version),
-                doc,
-                new.ttl_seconds * 1000,
-                "1" if (self.auto_extend or restart) else "0",
-                unique_id if unique_id and reply else "",
-                reply,
-                self.applied_limit,
-            ]
-            with redis_errors("update", session_id):
-                status, *ttl = await self._cas_script(keys=keys, args=args)
-            self._count(len(doc) + len(reply))
-            if status == -1:
-                raise SessionNotFoundError(session_id, f"Session '{session_id}' was deleted")
-            if status == 1:
-                return Outcome(self._lease(new, int(ttl[0])), changed.value)
-            self.counters.conflicts += 1
-            if self._observer is not None:
-                self._observer.conflict()
-            await self._back_off(attempt)
-        raise ConflictError(
-            f"session {session_id} kept changing under {self.max_attempts} concurrent-write "
-            "attempts; nothing was applied",
-            session_id=session_id,
-        )
+            raise ConflictError(
+                f"session {session_id} kept changing under {self.max_attempts} concurrent-write "
+                "attempts; nothing was applied",
+                session_id=session_id,
+            )
+
+    @contextlib.asynccontextmanager
+    async def _queued(self, session_id: str) -> AsyncIterator[None]:
+        """Queue behind this process's other writers of ``session_id`` (for at most
+        ``WRITER_QUEUE_S``), so that only writers in *other* processes can conflict.
+
+        Not what makes updates atomic — the compare-and-set does that across processes (an
+        in-process lock alone is bug R2). It keeps one hot session from turning every write into
+        a retry storm: measured with ``kato bench`` (64 connections into one session, 4 workers),
+        17.6 conflicts per observe and 11.5 observes/s without it. The wait is bounded so that a
+        stalled Redis answers every queued writer with 503 in time instead of one by one: past
+        the bound a writer goes on unqueued, as optimistic as before.
+        """
+        lock = self._writers.get(session_id)
+        if lock is None:
+            lock = self._writers[session_id] = asyncio.Lock()
+        try:
+            async with asyncio.timeout(WRITER_QUEUE_S):
+                await lock.acquire()
+        except TimeoutError:
+            yield
+            return
+        try:
+            yield
+        finally:
+            lock.release()
 
     @staticmethod
     async def _back_off(attempt: int) -> None:
@@ -321,29 +450,33 @@ class RedisSessionStore:
     async def count(self) -> int:
         """Exact live sessions: repair index entries past their recorded expiry, then count."""
         with redis_errors("count"):
-            now = self._now_ms()
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.zrangebyscore(self.index_key, "-inf", now)
+                pipe.zrangebyscore(self.index_key, "-inf", self._now_ms())
                 pipe.zcard(self.index_key)
                 stale, total = await pipe.execute()
             self._count(0)
             if not stale:
                 return int(total)
-            ids = [member.decode() for member in stale]
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for session_id in ids:
-                    pipe.pttl(self._keys(session_id)[0])
-                remaining = await pipe.execute()
-            self._count(0)
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for session_id, pttl in zip(ids, remaining, strict=True):
-                    if pttl > 0:  # extended by reads since it was indexed: re-score, never re-add
-                        pipe.zadd(self.index_key, {session_id: now + pttl}, xx=True)
-                    else:
-                        pipe.zrem(self.index_key, session_id)
-                pipe.zcard(self.index_key)
-                results = await pipe.execute()
-            self._count(0)
+            return await self._repair([member.decode() for member in stale])
+
+    async def _repair(self, ids: list[str]) -> int:
+        """Re-score the index entries of ``ids`` whose keys live on, drop the others; the
+        index's size afterwards. Two round trips; the caller translates Redis errors."""
+        now = self._now_ms()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for session_id in ids:
+                pipe.pttl(self._keys(session_id)[0])
+            remaining = await pipe.execute()
+        self._count(0)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for session_id, pttl in zip(ids, remaining, strict=True):
+                if pttl > 0:  # extended by reads since it was indexed: re-score, never re-add
+                    pipe.zadd(self.index_key, {session_id: now + pttl}, xx=True)
+                else:
+                    pipe.zrem(self.index_key, session_id)
+            pipe.zcard(self.index_key)
+            results = await pipe.execute()
+        self._count(0)
         return int(results[-1])
 
     async def ping(self) -> None:

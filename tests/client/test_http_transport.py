@@ -25,6 +25,8 @@ from kato.exceptions import (
     MethodNotAllowedError,
     NotFoundError,
     PayloadTooLargeError,
+    RateLimitedError,
+    SessionLimitError,
     SessionNotFoundError,
     StoreUnavailableError,
     TransportError,
@@ -226,11 +228,18 @@ def test_json_error_without_error_object_uses_detail(kind: str) -> None:
 
 
 def test_unknown_code_keeps_the_service_code_and_status() -> None:
-    body = {"detail": "slow down", "error": {"code": "RATE_LIMITED", "message": "slow down"}}
+    body = {"detail": "slow down", "error": {"code": "SLOW_DOWN", "message": "slow down"}}
     exc = from_error_body(429, body, request_id="r")
     assert type(exc) is InvalidRequest
-    assert (exc.code, exc.status, exc.message) == ("RATE_LIMITED", 429, "slow down")
+    assert (exc.code, exc.status, exc.message) == ("SLOW_DOWN", 429, "slow down")
     assert exc.request_id == "r"
+
+
+def test_limit_codes_become_their_own_errors() -> None:
+    for code, cls in (("RATE_LIMITED", RateLimitedError), ("SESSION_LIMIT", SessionLimitError)):
+        body = {"detail": "no", "error": {"code": code, "message": "no"}}
+        exc = from_error_body(429, body)
+        assert type(exc) is cls and exc.status == 429
 
 
 def test_empty_error_body_still_says_what_happened() -> None:

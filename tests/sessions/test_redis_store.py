@@ -50,6 +50,52 @@ def test_an_update_costs_two_round_trips(redis_server: RedisServer, key_prefix: 
     assert updates == 20 and reads == 1
 
 
+def test_writers_of_one_process_queue_instead_of_colliding(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    async def scenario() -> tuple[int, SessionRecord]:
+        store = RedisSessionStore(redis_server.url, key_prefix=key_prefix)
+        rec = record()
+        await store.create(rec)
+        await asyncio.gather(*(store.update(rec.session_id, append(f"s{i}")) for i in range(50)))
+        final = (await store.get(rec.session_id)).record
+        await store.close()
+        return store.counters.conflicts, final
+
+    conflicts, final = asyncio.run(scenario())
+    assert len(final.state.stm) == 50 and final.version == 50
+    assert conflicts == 0
+
+
+def test_a_writer_stuck_behind_a_stalled_one_goes_on_unqueued(key_prefix: str) -> None:
+    """The queue is bounded: with Redis paused, each queued writer fails on its own timeout
+    (503) within WRITER_QUEUE_S + the socket timeout, not one after another."""
+    from kato.sessions.redis import WRITER_QUEUE_S
+
+    with RedisServer() as server:
+
+        async def scenario() -> float:
+            store = RedisSessionStore(server.url, key_prefix=key_prefix, socket_timeout=0.5)
+            rec = record()
+            await store.create(rec)
+            server.pause()
+            began = time.perf_counter()
+            try:
+                outcomes = await asyncio.gather(
+                    *(store.update(rec.session_id, append(f"s{i}")) for i in range(8)),
+                    return_exceptions=True,
+                )
+            finally:
+                server.resume()
+            elapsed = time.perf_counter() - began
+            await store.close()
+            assert all(isinstance(o, StoreUnavailableError) for o in outcomes), outcomes
+            return elapsed
+
+        elapsed = asyncio.run(scenario())
+    assert elapsed < WRITER_QUEUE_S + 3 * 0.5  # one after another would take 8 × 0.5 s
+
+
 def test_a_delete_during_an_update_is_never_undone(
     redis_server: RedisServer, key_prefix: str
 ) -> None:
@@ -125,12 +171,12 @@ def test_a_paused_redis_times_out_as_unavailable(key_prefix: str) -> None:
 
 WRITER = textwrap.dedent(
     """
-    import asyncio, sys
+    import asyncio, sys, time
     from dataclasses import replace
     from kato.sessions import Change
     from kato.sessions.redis import RedisSessionStore
 
-    url, prefix, session_id, tag, count = sys.argv[1:6]
+    url, prefix, session_id, tag, count, start_at = sys.argv[1:7]
 
     def append(symbol):
         def change(rec):
@@ -140,6 +186,8 @@ WRITER = textwrap.dedent(
 
     async def main():
         store = RedisSessionStore(url, key_prefix=prefix)
+        await store.get(session_id)  # connected before the start
+        await asyncio.sleep(max(0.0, float(start_at) - time.time()))  # all processes at once
         await asyncio.gather(*(store.update(session_id, append(f"{tag}-{i}"))
                                for i in range(int(count))))
         print(store.counters.conflicts)
@@ -161,6 +209,9 @@ def test_writers_in_several_processes_lose_nothing(
         return rec
 
     rec = asyncio.run(create())
+    # Writers of one process queue behind each other (RedisSessionStore._queued): collisions
+    # come from the other processes, so all three start writing at the same moment.
+    start_at = str(time.time() + 2.0)
     writers = [
         subprocess.Popen(
             [
@@ -171,7 +222,8 @@ def test_writers_in_several_processes_lose_nothing(
                 key_prefix,
                 rec.session_id,
                 f"p{n}",
-                "40",
+                "100",
+                start_at,
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -188,7 +240,80 @@ def test_writers_in_several_processes_lose_nothing(
         return lease.record
 
     state = asyncio.run(final())
-    expected = {f"p{n}-{i}" for n in range(3) for i in range(40)}
+    expected = {f"p{n}-{i}" for n in range(3) for i in range(100)}
     assert {event[0] for event in state.state.stm} == expected
-    assert len(state.state.stm) == 120 and state.version == 120
+    assert len(state.state.stm) == 300 and state.version == 300
     assert conflicts > 0, "three processes writing one session should have collided"
+
+
+CREATOR = textwrap.dedent(
+    """
+    import asyncio, sys, time
+    from kato.exceptions import SessionLimitError
+    from kato.sessions import SessionRecord, new_session_id
+    from kato.sessions.redis import RedisSessionStore
+
+    url, prefix, count, start_at = sys.argv[1:5]
+
+    async def create(store):
+        rec = SessionRecord(new_session_id(int(time.time() * 1000)), "crowd", time.time(), 60)
+        try:
+            await store.create(rec)
+            return 1
+        except SessionLimitError:
+            return 0
+
+    async def main():
+        store = RedisSessionStore(url, key_prefix=prefix, max_sessions_per_node=10)
+        await store.count()  # connected before the start
+        await asyncio.sleep(max(0.0, float(start_at) - time.time()))  # all processes at once
+        print(sum(await asyncio.gather(*(create(store) for _ in range(int(count))))))
+        await store.close()
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_a_node_limit_is_exact_across_processes(redis_server: RedisServer, key_prefix: str) -> None:
+    start_at = str(time.time() + 2.0)
+    creators = [
+        subprocess.Popen(
+            [sys.executable, "-c", CREATOR, redis_server.url, key_prefix, "8", start_at],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    created = sum(int(c.communicate(timeout=120)[0]) for c in creators)
+    assert all(c.returncode == 0 for c in creators)
+    assert created == 10
+
+    async def count() -> int:
+        store = RedisSessionStore(redis_server.url, key_prefix=key_prefix)
+        live = await store.count()
+        await store.close()
+        return live
+
+    assert asyncio.run(count()) == 10  # the refused creates left nothing behind
+
+
+def test_with_limits_an_update_still_costs_two_round_trips(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    async def scenario() -> tuple[int, int]:
+        store = RedisSessionStore(
+            redis_server.url, key_prefix=key_prefix, max_sessions=100, max_sessions_per_node=10
+        )
+        rec = record()
+        before = store.counters.round_trips
+        await store.create(rec)
+        creates = store.counters.round_trips - before
+        before = store.counters.round_trips
+        for i in range(10):
+            await store.update(rec.session_id, append(f"s{i}"))
+        updates = store.counters.round_trips - before
+        await store.close()
+        return creates, updates
+
+    assert asyncio.run(scenario()) == (1, 20)

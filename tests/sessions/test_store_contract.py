@@ -16,8 +16,15 @@ from typing import Any
 import pytest
 
 from kato.engine import SessionState
-from kato.exceptions import SessionNotFoundError
-from kato.sessions import Change, MemorySessionStore, SessionRecord, SessionStore, new_session_id
+from kato.exceptions import SessionLimitError, SessionNotFoundError
+from kato.sessions import (
+    Change,
+    Lease,
+    MemorySessionStore,
+    SessionRecord,
+    SessionStore,
+    new_session_id,
+)
 from kato.sessions.redis import RedisSessionStore
 from kato.stores.redis_server import RedisServer
 
@@ -222,3 +229,48 @@ def test_count_is_exact_under_churn_and_after_expiry(make_store: StoreFactory) -
         assert await store.count() == base + 4
 
     run(make_store, scenario)
+
+
+def _created(results: list[Any]) -> int:
+    assert all(isinstance(r, Lease | SessionLimitError) for r in results), results
+    return sum(isinstance(r, Lease) for r in results)
+
+
+def test_session_limits_per_node_and_per_deployment(make_store: StoreFactory) -> None:
+    async def scenario(store: SessionStore) -> None:
+        base = await store.count()
+        results = await asyncio.gather(
+            *(store.create(record(node="full")) for _ in range(8)), return_exceptions=True
+        )
+        assert _created(results) == 3, "the node limit is exact under concurrent creates"
+        refused = next(r for r in results if isinstance(r, SessionLimitError))
+        assert refused.code == "SESSION_LIMIT" and refused.status == 429
+        assert refused.details == {"limit": "node", "max": 3}
+        assert await store.count() == base + 3  # nothing of a refused create is left
+        live = [r.record.session_id for r in results if isinstance(r, Lease)]
+        await store.delete(live[0])
+        await store.create(record(node="full"))  # a delete makes room
+        other = [await store.create(record(node=f"n{i}")) for i in range(2 - base)]
+        with pytest.raises(SessionLimitError) as info:
+            await store.create(record(node="another"))
+        assert info.value.details == {"limit": "deployment", "max": 5}
+        assert len(other) == 2 - base
+
+    run(make_store, scenario, max_sessions=5, max_sessions_per_node=3)
+
+
+def test_session_limits_count_sessions_kept_alive_by_reads(make_store: StoreFactory) -> None:
+    """A session read after its first deadline still counts; one that expired does not."""
+
+    async def scenario(store: SessionStore) -> None:
+        kept, dropped = record(ttl=1, node="busy"), record(ttl=1, node="busy")
+        await store.create(kept)
+        await store.create(dropped)
+        for _ in range(3):  # past both first deadlines; reads keep one of them alive
+            await asyncio.sleep(0.5)
+            await store.get(kept.session_id)
+        await store.create(record(node="busy"))  # room: the unread one expired
+        with pytest.raises(SessionLimitError):  # none: the read one still counts
+            await store.create(record(node="busy"))
+
+    run(make_store, scenario, max_sessions_per_node=2)

@@ -7,7 +7,9 @@ workers (and none with one, which is why the lock looked like a fix).
 held it around reading the session, computing the change and writing the whole document back
 with a plain SET. The lock serialises the coroutines of one process only; two workers read the
 same version, both write, and the second write erases the first. :class:`ProcessLockStore`
-does exactly that (the SET refuses a missing key, so R4 stays out).
+does exactly that (the SET refuses a missing key, so R4 stays out). To make the race likely at
+small scale on a loaded machine it waits ``write_delay_s`` (2 ms) between its read and its write:
+the exposure, not the bug (as in R4).
 
 Replies are not remembered under ``unique_id`` (the lab client sends none).
 
@@ -50,8 +52,9 @@ return {1, redis.call('PTTL', KEYS[1])}
 class ProcessLockStore(RedisSessionStore):
     """The production store, except that updates hold a lock of this process only (R2)."""
 
-    def __init__(self, url: str, **options: Any) -> None:
+    def __init__(self, url: str, *, write_delay_s: float = 0.002, **options: Any) -> None:
         super().__init__(url, **options)
+        self.write_delay_s = write_delay_s
         self._set = self._redis.register_script(_SET)
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -75,6 +78,7 @@ class ProcessLockStore(RedisSessionStore):
                 changed = change(read.record)
             new = replace(changed.record, version=read.record.version + 1)
             doc = new.to_json()
+            await asyncio.sleep(self.write_delay_s)  # the exposure: other workers read meanwhile
             with redis_errors("update", session_id):
                 status, *ttl = await self._set(
                     keys=self._keys(session_id)[:1],

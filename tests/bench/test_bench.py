@@ -1,0 +1,105 @@
+"""``kato bench``: its rows, its reading of wrk, and its output contract (figures never checked)."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kato.bench.load import parse_wrk
+from kato.bench.rows import COLUMNS, Goal, Row, format_table, write_csv
+from kato.bench.suite import SECTIONS
+
+WRK_REPORT = """\
+Running 2s test @ http://127.0.0.1:40000
+  2 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.10ms  500.00us  20.00ms   90.00%
+    Req/Sec    10.00k     1.00k   12.00k    70.00%
+  Latency Distribution
+     50%  850.00us
+     75%    1.20ms
+     90%    1.90ms
+     99%    1.02s<space>
+  40000 requests in 2.00s, 5.00MB read
+  Socket errors: connect 0, read 1, write 0, timeout 2
+  Non-2xx or 3xx responses: 3
+Requests/sec:  20000.50
+Transfer/sec:      2.50MB
+""".replace("<space>", " ")  # wrk pads some figures with a space
+
+
+def test_wrk_report_gives_rate_percentiles_and_every_failure() -> None:
+    load = parse_wrk(WRK_REPORT)
+    assert load.requests_per_s == 20000.5
+    assert load.p50_ms == pytest.approx(0.85)
+    assert load.p99_ms == pytest.approx(1020.0)
+    assert load.requests == 40000
+    assert load.errors == 6  # 3 non-2xx + 1 read error + 2 timeouts
+
+
+def test_a_report_without_figures_is_an_error_not_a_zero() -> None:
+    with pytest.raises(RuntimeError, match="cannot read wrk"):
+        parse_wrk("unable to connect to 127.0.0.1:1 Connection refused\n")
+
+
+def row(ours: float, reference: float, goal: Goal | None = None) -> Row:
+    return Row("s", "x", ours, reference, "u", "ref", goal)
+
+
+def test_ratio_and_goals() -> None:
+    assert row(50, 100).ratio == 0.5
+    assert row(50, 100, Goal("ratio", ">=", 0.5)).met is True
+    assert row(49, 100, Goal("ratio", ">=", 0.5)).met is False
+    assert row(2.0, 2.0, Goal("ours", "<=", 2.0)).met is True
+    assert row(2.01, 2.0, Goal("ours", "<=", 2.0)).met is False
+    assert math.isnan(row(1, 0).ratio)
+    assert row(1, math.nan, Goal("ratio", ">=", 2)).met is None  # not measured is not missed
+    assert row(1, 2, None).met is None
+
+
+def test_csv_has_the_contract_columns_first_and_the_table_a_line_per_row(tmp_path: Path) -> None:
+    rows = [row(1, 2, Goal("ratio", ">=", 0.5)), Row("s", "y", 3, 4, "u", "r", extra={"p50": 1})]
+    write_csv(rows, tmp_path / "bench.csv")
+    frame = pd.read_csv(tmp_path / "bench.csv")
+    assert list(frame.columns[: len(COLUMNS)]) == list(COLUMNS)
+    assert list(frame.columns[:6]) == ["name", "ours", "reference", "ratio", "goal", "met"]
+    assert frame.loc[0, "goal"] == "ratio >= 0.5" and bool(frame.loc[0, "met"]) is True
+    table = format_table(rows).splitlines()
+    assert len(table) == 2 + len(rows) and table[2].startswith("x ")
+
+
+def test_quick_bench_writes_every_section_and_prints_its_folder_last(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "kato", "bench", "--quick", "--quiet", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    folder = Path(done.stdout.strip().splitlines()[-1])
+    assert folder.parent == tmp_path and folder.name.startswith("bench-")
+    frame = pd.read_csv(folder / "bench.csv")
+    assert set(frame["section"]) == set(SECTIONS)
+    assert frame["name"].is_unique
+    for name in ("http.observe.w1", "store.round_trips_per_observe", "contention.failed.w2"):
+        assert name in set(frame["name"]), name
+    assert (folder / "bench.png").stat().st_size > 0
+    # every row's ratio is ours / reference, as printed
+    measured = frame.dropna(subset=["ratio"])
+    assert (measured["ratio"] - measured["ours"] / measured["reference"]).abs().max() < 1e-9
+    assert "name" in done.stdout and "ratio" in done.stdout
+
+
+def test_an_unknown_section_is_refused_with_the_known_ones() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "kato", "bench", "--only", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "engine" in done.stderr
