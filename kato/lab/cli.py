@@ -55,6 +55,9 @@ def _spec_from(args: argparse.Namespace) -> Experiment:
         seed=args.seed,
         fault=args.fault,
         rate=args.rate,
+        lost_responses=args.lose_responses,
+        client_retries=args.client_retries,
+        idempotency=not args.no_idempotency,
         **{
             name: value
             for name, value in (
@@ -348,6 +351,18 @@ def add_lab_parser(commands: Any) -> None:
     run.add_argument("--fault-for", type=float, default=None, help="how long it lasts (s)")
     run.add_argument("--redis-persistence", choices=["none", "everysec", "always"], default=None)
     run.add_argument("--rate", type=float, default=None, help="open loop: operations per second")
+    run.add_argument(
+        "--lose-responses",
+        type=float,
+        default=0.0,
+        help="fraction of observe responses the zoo's lossy layer drops after applying them (R9)",
+    )
+    run.add_argument(
+        "--client-retries", type=int, default=0, help="retries of an observe whose answer was lost"
+    )
+    run.add_argument(
+        "--no-idempotency", action="store_true", help="retry without a unique_id (R9's bug)"
+    )
     run.add_argument("--out", default="results", help="results folder (default ./results)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--fail-on-anomaly", action="store_true", help="exit 1 if invalid")
