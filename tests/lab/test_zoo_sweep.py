@@ -33,3 +33,21 @@ def test_zoo_refuses_an_unknown_variant(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2 and "r99-nope" in done.stderr
+
+
+def test_each_variant_keeps_its_own_production_comparison(tmp_path: Path) -> None:
+    """R8 and R9 both expose on many-sessions, but R9's comparison runs behind the lossy layer
+    with a retrying client: the table keeps both production runs."""
+    from kato.lab.zoo.sweep import zoo
+
+    folder = zoo(
+        tmp_path,
+        variants=["r8-swallowed-errors", "r9-retry-without-idempotency"],
+        concurrency=[2],
+        progress=False,
+    )
+    table = pd.read_csv(folder / "zoo.csv")
+    production = table[table["variant"] == "production"]
+    assert sorted(production["lost_responses"]) == [0.0, 0.2]
+    assert production["idempotency"].all() and (production["anomalies"] == 0).all()
+    assert len(table) == 4
