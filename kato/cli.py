@@ -12,7 +12,7 @@ import os
 import socket
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,37 +22,48 @@ from kato.lab.cli import add_lab_parser
 from kato.settings import LTM_BACKENDS, STORES, Settings
 from kato.stores.redis_server import PERSISTENCE_MODES, redis_url
 
-__all__ = ["main"]
+__all__ = ["main", "run_uvicorn", "serving"]
 
 
 def _serve(args: argparse.Namespace) -> int:
-    data_dir = Path(args.data_dir)
-    ltm_path = os.environ.get("KATO_LTM_PATH") or str(data_dir / "ltm.sqlite3")
     try:
-        with contextlib.ExitStack() as stack:
-            redis = os.environ.get("KATO_REDIS_URL")
-            if args.store == "redis" and not redis:
-                redis = stack.enter_context(redis_url(persistence=args.redis_persistence))
-            settings = Settings.from_env(
-                store=args.store,
-                workers=args.workers,
-                ltm=args.ltm,
-                ltm_path=ltm_path,
-                redis_url=redis,
-            )
-            if settings.ltm == "sqlite":
-                data_dir.mkdir(parents=True, exist_ok=True)
-            _export(settings, args.log_level)
-            if settings.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-                metrics_dir = stack.enter_context(
-                    tempfile.TemporaryDirectory(prefix="kato-metrics-")
-                )
-                os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        with serving(args) as settings:
             _run_uvicorn(args, settings)
     except InvalidConfigError as exc:
         print(f"kato serve: {exc.message}", file=sys.stderr)
         return 2
     return 0
+
+
+@contextlib.contextmanager
+def serving(args: argparse.Namespace) -> Iterator[Settings]:
+    """Everything a server needs before uvicorn starts, undone when the block ends.
+
+    From ``kato serve``'s arguments (``store``, ``workers``, ``ltm``, ``data_dir``,
+    ``redis_persistence``, ``log_level``): an embedded Redis unless ``KATO_REDIS_URL`` names one,
+    the settings (raising ``InvalidConfigError``), the data folder, the environment the worker
+    processes build their app from, and a Prometheus multi-process folder for several workers.
+    The bug zoo's server starts the same way.
+    """
+    data_dir = Path(args.data_dir)
+    with contextlib.ExitStack() as stack:
+        redis = os.environ.get("KATO_REDIS_URL")
+        if args.store == "redis" and not redis:
+            redis = stack.enter_context(redis_url(persistence=args.redis_persistence))
+        settings = Settings.from_env(
+            store=args.store,
+            workers=args.workers,
+            ltm=args.ltm,
+            ltm_path=os.environ.get("KATO_LTM_PATH") or str(data_dir / "ltm.sqlite3"),
+            redis_url=redis,
+        )
+        if settings.ltm == "sqlite":
+            data_dir.mkdir(parents=True, exist_ok=True)
+        _export(settings, args.log_level)
+        if settings.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            metrics_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="kato-metrics-"))
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        yield settings
 
 
 def _export(settings: Settings, log_level: str) -> None:

@@ -93,42 +93,14 @@ class _AllWorkersReady:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from kato.stores.redis_server import redis_url
+    from kato.cli import serving
 
-    data_dir = Path(args.data_dir)
     try:
-        with contextlib.ExitStack() as stack:
-            redis = os.environ.get("KATO_REDIS_URL")
-            if args.store == "redis" and not redis:
-                redis = stack.enter_context(redis_url(persistence=args.redis_persistence))
-            settings = Settings.from_env(
-                store=args.store,
-                workers=args.workers,
-                ltm=args.ltm,
-                ltm_path=os.environ.get("KATO_LTM_PATH") or str(data_dir / "ltm.sqlite3"),
-                redis_url=redis,
-            )
-            if settings.ltm == "sqlite":
-                data_dir.mkdir(parents=True, exist_ok=True)
-            os.environ.update(
-                {
-                    "KATO_STORE": settings.store,
-                    "KATO_WORKERS": str(settings.workers),
-                    "KATO_LTM": settings.ltm,
-                    "KATO_LTM_PATH": settings.ltm_path,
-                    "KATO_LOG_LEVEL": args.log_level,
-                    VARIANT_ENV: args.variant,
-                    _LOSE_ENV: str(args.lose_responses),
-                }
-            )
-            if settings.redis_url:
-                os.environ["KATO_REDIS_URL"] = settings.redis_url
+        with serving(args), contextlib.ExitStack() as stack:
+            os.environ.update({VARIANT_ENV: args.variant, _LOSE_ENV: str(args.lose_responses)})
             if args.workers > 1:
                 ready = stack.enter_context(tempfile.TemporaryDirectory(prefix="kato-zoo-"))
                 os.environ[_READY_ENV] = ready
-            if args.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-                folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="kato-metrics-"))
-                os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
             _run_uvicorn(args)
     except InvalidConfigError as exc:
         print(f"kato.lab.zoo serve: {exc.message}", file=sys.stderr)
