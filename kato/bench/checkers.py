@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kato.bench.rows import Goal, Row
+from kato.bench.rows import Goal, Row, size_label
 from kato.lab.checkers import ALL, as_index, check
 from kato.lab.history import History, Op, Outcome
 
@@ -266,7 +266,7 @@ def checker_rows(sizes: Sequence[int], *, repeat: int = 1, seed: int = 1) -> lis
         rows.append(
             Row(
                 section="workbench",
-                name=f"checkers.{size // 1000}k_ops",
+                name=f"checkers.{size_label(size)}_ops",
                 ours=checking,
                 reference=indexing,
                 unit="s",

@@ -115,10 +115,6 @@ def run(sizes: Sequence[int], stm_lengths: Sequence[int], *, vocabulary: int, re
         print(f"{'':>9} learn rate while building: {learn_rate:,.0f} patterns/s")
 
 
-def _label(patterns: int) -> str:
-    return f"{patterns // 1000}k" if patterns >= 1000 else str(patterns)
-
-
 def engine_rows(sizes: Sequence[int], *, reps: int, vocabulary: int = 5000) -> list[bench_rows.Row]:
     """``kato bench``'s engine rows: predictions p50 (3-event STM) at each LTM size beside the
     p50 at the smallest, and the memory a learned pattern takes beside its JSON document."""
@@ -133,11 +129,11 @@ def engine_rows(sizes: Sequence[int], *, reps: int, vocabulary: int = 5000) -> l
     rows = [
         bench_rows.Row(
             section="engine",
-            name=f"engine.predictions.{_label(size)}",
+            name=f"engine.predictions.{bench_rows.size_label(size)}",
             ours=row.predict_p50_ms,
             reference=base.predict_p50_ms,
             unit="ms (p50)",
-            reference_is=f"p50 with {_label(sizes[0])} patterns",
+            reference_is=f"p50 with {bench_rows.size_label(sizes[0])} patterns",
             goal=bench_rows.Goal("ours", "<=", 10.0) if size >= 100_000 else None,
             note=f"{row.candidates:.0f} candidates per STM; p99 {row.predict_p99_ms:.1f} ms",
             extra={"p99_ms": row.predict_p99_ms},

@@ -140,34 +140,19 @@ def http_rows(workers: Sequence[int], *, seconds: float, connections: int = 64) 
     for w in workers:
         trivial = _trivial(w, seconds, connections)
         with _kato(w) as kato:
+
+            def load(method: str, paths: list[str], body: Mapping[str, object] | None) -> Load:
+                request = Request(method, paths, body)
+                return run_load(kato.url, request, seconds=seconds, connections=connections)
+
             learning = [kato.metrics(), kato.metrics()]
-            observe = run_load(
-                kato.url,
-                Request("POST", kato.paths("observe"), OBSERVATION),
-                seconds=seconds,
-                connections=connections,
-            )
+            observe = load("POST", kato.paths("observe"), OBSERVATION)
             learning.append(kato.metrics())
-            stm = run_load(
-                kato.url,
-                Request("GET", kato.paths("stm")),
-                seconds=seconds,
-                connections=connections,
-            )
-            predictions = run_load(
-                kato.url,
-                Request("GET", kato.paths("predictions")),
-                seconds=seconds,
-                connections=connections,
-            )
+            stm = load("GET", kato.paths("stm"), None)
+            predictions = load("GET", kato.paths("predictions"), None)
             bare_paths = kato.paths("observe", kato.bare_sessions(SESSIONS))
             plain = [kato.metrics(), kato.metrics()]
-            bare = run_load(
-                kato.url,
-                Request("POST", bare_paths, OBSERVATION),
-                seconds=seconds,
-                connections=connections,
-            )
+            bare = load("POST", bare_paths, OBSERVATION)
             plain.append(kato.metrics())
         reference = f"GET /constant, {w} worker{'s' * (w > 1)}"
         rows += [
@@ -241,24 +226,16 @@ def _store_rows(plain: list[str], learning: list[str]) -> list[Row]:
 def contention_rows(workers: int, *, seconds: float, connections: int = 64) -> list[Row]:
     """Observes into ONE session beside the same load over many sessions, at ``workers``."""
     with _kato(workers) as kato:
-        many = run_load(
-            kato.url,
-            Request("POST", kato.paths("observe"), OBSERVATION),
-            seconds=seconds,
-            connections=connections,
-        )
-        before = kato.metrics()
-        one = run_load(
-            kato.url,
-            Request("POST", kato.paths("observe", kato.sessions[:1]), OBSERVATION),
-            seconds=seconds,
-            connections=connections,
-        )
-        after = kato.metrics()
-    conflicts = _metric(after, "kato_store_conflicts_total") - _metric(
-        before, "kato_store_conflicts_total"
-    )
-    per_observe = conflicts / one.requests if one.requests else float("nan")
+
+        def load(paths: list[str]) -> Load:
+            request = Request("POST", paths, OBSERVATION)
+            return run_load(kato.url, request, seconds=seconds, connections=connections)
+
+        many = load(kato.paths("observe"))
+        hot = [kato.metrics(), kato.metrics()]
+        one = load(kato.paths("observe", kato.sessions[:1]))
+        hot.append(kato.metrics())
+    *_, per_observe = _per_observe(hot)
     reference = f"the same load over {SESSIONS} sessions"
     return [
         _row(

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kato.bench.rows import Row as BenchRow
+from kato.bench.rows import size_label
 from kato.engine import Effect, EngineConfig, LTMStore, MemoryLTM, SessionState, learn, predict
 
 
@@ -178,7 +179,7 @@ def ltm_rows(patterns: int, *, reps: int, vocabulary: int = 1000) -> list[BenchR
     return [
         BenchRow(
             section="engine",
-            name=f"ltm.sqlite_predictions.{patterns // 1000}k",
+            name=f"ltm.sqlite_predictions.{size_label(patterns)}",
             ours=sqlite.p50_ms,
             reference=memory.p50_ms,
             unit="ms (p50)",

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["COLUMNS", "Goal", "Row", "format_table", "plot_rows", "write_csv"]
+__all__ = ["COLUMNS", "Goal", "Row", "format_table", "plot_rows", "size_label", "write_csv"]
 
 #: The columns of ``bench.csv``, in order (the output contract starts with the first six).
 COLUMNS = (
@@ -78,6 +78,11 @@ class Row:
         record = {key: value for key, value in asdict(self).items() if key != "extra"}
         record.update(ratio=self.ratio, met=self.met, goal=str(self.goal or ""))
         return {**{column: record[column] for column in COLUMNS}, **self.extra}
+
+
+def size_label(count: int) -> str:
+    """``10k`` for 10,000: how row names say a size."""
+    return f"{count // 1000}k" if count >= 1000 else str(count)
 
 
 def write_csv(rows: Sequence[Row], path: Path) -> None:

@@ -64,7 +64,7 @@ async def _store_vs_raw(url: str, operations: int) -> tuple[Row, float]:
     await _timed(SESSIONS, lambda i: store.update(ids[i % SESSIONS], _observe))  # warm up
     ours, ours_p50 = await _timed(operations, lambda i: store.update(ids[i % SESSIONS], _observe))
     raw = store._redis  # the same client and pool the store uses
-    doc = _observe(await _first(store, ids[0])).record.to_json()
+    doc = _observe((await store.get(ids[0])).record).record.to_json()
 
     async def unsafe(i: int) -> None:
         key = f"raw:{i % SESSIONS}"
@@ -85,10 +85,6 @@ async def _store_vs_raw(url: str, operations: int) -> tuple[Row, float]:
         extra={"p50_us": ours_p50, "reference_p50_us": raw_p50},
     )
     return row, set_rate
-
-
-async def _first(store: RedisSessionStore, sid: str) -> SessionRecord:
-    return (await store.get(sid)).record
 
 
 def _redis_benchmark(port: int, operations: int) -> float | None:
