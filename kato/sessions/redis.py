@@ -180,6 +180,8 @@ class RedisSessionStore:
     * **key_prefix** - the namespace of every key.
     * **observer** - told of every round trip and every lost compare-and-set (metrics).
     * **max_sessions**, **max_sessions_per_node** - live sessions allowed (0: no limit).
+    * **queue_writers** - queue this process's writers of one session (``_queued``); off only
+      to rebuild the earlier system's races in the bug zoo.
     """
 
     def __init__(
@@ -194,6 +196,7 @@ class RedisSessionStore:
         observer: StoreObserver | None = None,
         max_sessions: int = 0,
         max_sessions_per_node: int = 0,
+        queue_writers: bool = True,
     ) -> None:
         self.url = url
         self.auto_extend = auto_extend
@@ -203,6 +206,7 @@ class RedisSessionStore:
         self.index_key = f"{key_prefix}:sessions"
         self.max_sessions = max_sessions
         self.max_sessions_per_node = max_sessions_per_node
+        self.queue_writers = queue_writers
         self.counters = StoreCounters()
         # a lock lives while a writer holds or awaits it, then drops out of the map by itself
         self._writers: weakref.WeakValueDictionary[str, asyncio.Lock] = (
@@ -399,6 +403,9 @@ class RedisSessionStore:
         stalled Redis answers every queued writer with 503 in time instead of one by one: past
         the bound a writer goes on unqueued, as optimistic as before.
         """
+        if not self.queue_writers:
+            yield
+            return
         lock = self._writers.get(session_id)
         if lock is None:
             lock = self._writers[session_id] = asyncio.Lock()

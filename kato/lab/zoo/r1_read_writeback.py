@@ -9,7 +9,8 @@ started before another request's write saved the *older* document after that wri
 newer observation vanished. Here every read of :class:`ReadWritebackStore` writes back the
 version and document it read, unconditionally (only if the key still exists, so R4 stays out).
 Like the earlier system, it does not queue a process's writers of one session behind each other
-(production's ``_queued``, a contention fix that would also hide this bug within one process).
+(production's ``queue_writers``, a contention fix that would also hide this bug within one
+process).
 
 **Why production does not have it:** the production store's reads never write the document
 (sessions.md guarantee 2): the read script restarts the key's TTL with ``PEXPIRE`` and nothing
@@ -21,8 +22,6 @@ observations.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 from kato.lab.zoo._variant import Variant, redis_options
@@ -48,10 +47,6 @@ class ReadWritebackStore(RedisSessionStore):
         super().__init__(url, **options)
         self._write_back = self._redis.register_script(_WRITE_BACK)
 
-    @contextlib.asynccontextmanager
-    async def _queued(self, session_id: str) -> AsyncIterator[None]:
-        yield  # no writer queue: every request races, as in the earlier system
-
     async def _read(self, session_id: str, *, touch: bool, unique_id: str | None) -> _Read:
         read = await super()._read(session_id, touch=touch, unique_id=unique_id)
         if touch:
@@ -67,7 +62,7 @@ class ReadWritebackStore(RedisSessionStore):
 
 
 def _store(settings: Settings) -> ReadWritebackStore:
-    return ReadWritebackStore(**redis_options(settings))
+    return ReadWritebackStore(**redis_options(settings), queue_writers=False)
 
 
 VARIANT = Variant(
