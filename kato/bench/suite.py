@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kato.bench.rows import Goal, Row, format_table, plot_rows, write_csv
+from kato.lab.folders import new_folder
 
 __all__ = ["SECTIONS", "Sizes", "run_suite"]
 
@@ -175,8 +176,7 @@ def run_suite(
     if unknown:
         raise ValueError(f"unknown sections {unknown}; known: {', '.join(SECTIONS)}")
     sizes = Sizes.quick() if quick else Sizes.full()
-    folder = root / f"bench-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S%f')}"
-    folder.mkdir(parents=True)
+    folder = new_folder(root, "bench")
     environment = _environment(quick, sections)
     ordered = [name for name in SECTIONS if name in sections]
     iterator: Sequence[str] = ordered

@@ -16,11 +16,11 @@ folder beside it) and ``durability.md`` (the same as a Markdown table).
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kato.lab.folders import new_folder
 from kato.lab.spec import PERSISTENCE, Experiment
 
 if TYPE_CHECKING:
@@ -61,8 +61,7 @@ def durability(
         for mode in persistence
         for fault in faults
     ]  # validated before anything starts
-    folder = root / f"durability-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S%f')}"
-    folder.mkdir(parents=True)
+    folder = new_folder(root, "durability")
     iterator: Any = specs
     if progress:
         from tqdm.auto import tqdm

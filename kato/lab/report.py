@@ -9,13 +9,13 @@ checker), the figures as PNG, ``report.md`` and ``report.html`` (figures embedde
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import html
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kato.lab.folders import new_folder
 from kato.lab.spec import Experiment
 
 __all__ = ["SUMMARY_COLUMNS", "html_figures", "report", "sweep"]
@@ -25,9 +25,9 @@ def sweep(specs: Sequence[Experiment], root: Path, *, progress: bool = True) -> 
     """Run each spec, save it, and write one report over all of them; return the folder."""
     from kato.lab.run import run, save
 
-    folder = root / f"sweep-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S%f')}"
+    folder = new_folder(root, "sweep")
     runs_dir = folder / "runs"
-    runs_dir.mkdir(parents=True)
+    runs_dir.mkdir()
     saved = []
     iterator: Any = specs
     if progress:
@@ -47,7 +47,7 @@ def report(folders: Sequence[Path], root: Path, *, into: Path | None = None) -> 
     from kato.lab.results import run_row, summary_frame
     from kato.lab.run import load
 
-    folder = into or root / f"report-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S%f')}"
+    folder = into or new_folder(root, "report")
     folder.mkdir(parents=True, exist_ok=True)
     loaded = [load(f) for f in folders]
     params = [json.loads(r.spec.to_json()) | {"run_id": r.run_id} for r in loaded]

@@ -28,12 +28,12 @@ rows), ``soak.png``, ``soak.json`` (spec, limits, verdicts) and the run's own fo
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kato.lab.folders import new_folder
 from kato.lab.spec import Experiment
 
 if TYPE_CHECKING:
@@ -108,8 +108,7 @@ def soak(
         return samplers[-1]
 
     result = run(spec, progress=progress, monitor=watch)
-    folder = root / f"soak-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S%f')}"
-    folder.mkdir(parents=True)
+    folder = new_folder(root, "soak")
     run_folder = save(result, folder)
     samples = pd.DataFrame(samplers[0].rows)
     samples.to_csv(folder / "samples.csv", index=False)

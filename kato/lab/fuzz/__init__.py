@@ -9,15 +9,13 @@ canary sessions (``KATO_MAX_SESSIONS_PER_NODE``), so creates there exercise ``SE
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import hashlib
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
+from kato.lab.folders import new_folder
 from kato.lab.fuzz.campaign import CANARIES, FuzzReport, Service, campaign
 from kato.lab.targets import serve
 from kato.stores.redis_server import RedisServer
@@ -61,10 +59,7 @@ def run_fuzz(
             )
     if bar is not None:
         bar.close()
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    digest = hashlib.sha1(f"{seed}{requests}{time.time_ns()}".encode()).hexdigest()[:6]
-    folder = out / f"{stamp}-fuzz-{digest}"
-    folder.mkdir(parents=True, exist_ok=False)
+    folder = new_folder(out, "fuzz")
     document = {**report.to_dict(), "workers": workers, "concurrency": concurrency}
     (folder / "fuzz.json").write_text(json.dumps(document, indent=2) + "\n")
     return folder, report

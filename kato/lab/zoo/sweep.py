@@ -9,12 +9,12 @@ concurrency, a line per variant and one for production, which should lie flat on
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kato.lab.folders import new_folder
 from kato.lab.spec import Experiment
 from kato.lab.zoo import VARIANTS
 
@@ -74,8 +74,7 @@ def zoo(
     unknown = [name for name in names if name not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
-    folder = root / f"zoo-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S%f')}"
-    folder.mkdir(parents=True)
+    folder = new_folder(root, "zoo")
     jobs = [(VARIANTS[name], c) for name in names for c in concurrency]
     iterator: Any = jobs
     if progress:
