@@ -206,6 +206,15 @@ class SessionLimitError(KatoError):
     status = 429
     layer = "session"
 
+    @classmethod
+    def reached(cls, kind: str, limit: int) -> SessionLimitError:
+        """The error every session store raises when the ``kind`` limit (``deployment`` or
+        ``node``) of ``limit`` live sessions is reached."""
+        return cls(
+            f"the {kind} already holds {limit} live sessions; delete some or wait for expiry",
+            details={"limit": kind, "max": limit},
+        )
+
 
 class RateLimitedError(KatoError):
     """The client sent more requests than the per-client rate limit allows (``KATO_RATE_LIMIT``).

@@ -83,10 +83,7 @@ class MemorySessionStore:
             kind, limit = "node", self._max_per_node
         else:
             return
-        raise SessionLimitError(
-            f"the {kind} already holds {limit} live sessions; delete some or wait for expiry",
-            details={"limit": kind, "max": limit},
-        )
+        raise SessionLimitError.reached(kind, limit)
 
     async def get(self, session_id: str, *, touch: bool = True) -> Lease:
         record, deadline = self._live(session_id)

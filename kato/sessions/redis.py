@@ -325,10 +325,7 @@ class RedisSessionStore:
             if verdict[0] in (2, 4)
             else ("deployment", self.max_sessions)
         )
-        raise SessionLimitError(
-            f"the {kind} already holds {limit} live sessions; delete some or wait for expiry",
-            details={"limit": kind, "max": limit},
-        )
+        raise SessionLimitError.reached(kind, limit)
 
     async def update(
         self,
