@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,9 +31,10 @@ from kato.lab.clients import EngineClient, HttpClient, LabClient
 from kato.lab.proxy import LatencyProxy
 from kato.lab.spec import Experiment
 from kato.nodes import MemoryNodes
+from kato.processes import die_with_parent, free_port
 from kato.sessions import MemorySessionStore
 from kato.settings import Settings
-from kato.stores.redis_server import RedisServer, die_with_parent
+from kato.stores.redis_server import RedisServer
 
 __all__ = ["Deployment", "ServerProcess", "deploy", "serve"]
 
@@ -86,12 +86,6 @@ def _is_worker(pid: int) -> bool:
     return False
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _healthy_worker(url: str) -> str | None:
     """The pid of the worker that answered ``/health`` with 200 (a new connection each call)."""
     try:
@@ -121,7 +115,7 @@ def serve(
     log file whose tail is raised with the error if it does not come up. It is stopped with
     SIGTERM (SIGKILL after 10 s) however the block ends.
     """
-    port = _free_port()
+    port = free_port()
     with contextlib.ExitStack() as stack:
         if "--data-dir" not in args:
             data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="kato-data-"))

