@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kato.lab.spec import SCENARIOS, STORES, TARGETS, Experiment
+from kato.stores.redis_server import PERSISTENCE_MODES
 
 __all__ = ["add_lab_parser"]
 
@@ -252,7 +253,6 @@ def _cmd_durability(args: argparse.Namespace) -> int:
 def _add_endurance_verbs(verbs: Any) -> None:
     """``kato lab soak`` and ``kato lab durability``."""
     from kato.lab.durability import DURABILITY, FAULTS
-    from kato.lab.spec import PERSISTENCE
 
     soak = verbs.add_parser(
         "soak",
@@ -281,7 +281,7 @@ def _add_endurance_verbs(verbs: Any) -> None:
     )
     durability.add_argument("--operations", type=int, default=DURABILITY.operations)
     durability.add_argument(
-        "--persistence", nargs="+", choices=PERSISTENCE, default=list(PERSISTENCE)
+        "--persistence", nargs="+", choices=PERSISTENCE_MODES, default=list(PERSISTENCE_MODES)
     )
     durability.add_argument("--faults", nargs="+", choices=FAULTS, default=list(FAULTS))
     durability.add_argument("--out", default="results")
@@ -349,7 +349,7 @@ def add_lab_parser(commands: Any) -> None:
     run.add_argument("--fault", default="none", help="a fault to inject during the run")
     run.add_argument("--fault-at", type=float, default=None, help="seconds into the run")
     run.add_argument("--fault-for", type=float, default=None, help="how long it lasts (s)")
-    run.add_argument("--redis-persistence", choices=["none", "everysec", "always"], default=None)
+    run.add_argument("--redis-persistence", choices=PERSISTENCE_MODES, default=None)
     run.add_argument("--rate", type=float, default=None, help="open loop: operations per second")
     run.add_argument(
         "--lose-responses",

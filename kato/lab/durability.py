@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kato.lab.folders import new_folder
-from kato.lab.spec import PERSISTENCE, Experiment
+from kato.lab.spec import Experiment
+from kato.stores.redis_server import PERSISTENCE_MODES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,7 +48,7 @@ def durability(
     root: Path,
     *,
     operations: int = DURABILITY.operations,
-    persistence: Sequence[str] = PERSISTENCE,
+    persistence: Sequence[str] = PERSISTENCE_MODES,
     faults: Sequence[str] = FAULTS,
     progress: bool = True,
 ) -> tuple[Path, pd.DataFrame]:

@@ -12,7 +12,9 @@ import json
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-__all__ = ["FAULTS", "NOOP", "PERSISTENCE", "SCENARIOS", "TARGETS", "Experiment"]
+from kato.stores.redis_server import PERSISTENCE_MODES
+
+__all__ = ["FAULTS", "NOOP", "SCENARIOS", "TARGETS", "Experiment"]
 
 SCENARIOS = (
     "lifecycle",
@@ -28,8 +30,6 @@ TARGETS = ("engine", "http")
 STORES = ("memory", "redis")
 #: The nemesis's faults (:mod:`kato.lab.nemesis`); ``none`` runs without one.
 FAULTS = ("none", "redis-restart", "redis-kill", "redis-pause", "redis-latency", "worker-kill")
-#: Redis persistence of the embedded server: none, AOF ``everysec`` or AOF ``always``.
-PERSISTENCE = ("none", "everysec", "always")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +101,9 @@ class Experiment:
         problems = []
         if self.fault not in FAULTS:
             problems.append(f"fault must be one of {', '.join(FAULTS)}, got {self.fault!r}")
-        if self.redis_persistence not in PERSISTENCE:
+        if self.redis_persistence not in PERSISTENCE_MODES:
             problems.append(
-                f"redis_persistence must be one of {', '.join(PERSISTENCE)}, "
+                f"redis_persistence must be one of {', '.join(PERSISTENCE_MODES)}, "
                 f"got {self.redis_persistence!r}"
             )
         if self.fault_at_s is not None and self.fault_at_s < 0:
