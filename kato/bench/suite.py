@@ -37,7 +37,7 @@ from pathlib import Path
 from kato.bench.rows import Goal, Row, format_table, plot_rows, write_csv
 from kato.lab.folders import new_folder
 
-__all__ = ["SECTIONS", "Sizes", "run_suite"]
+__all__ = ["SECTIONS", "Sizes", "add_arguments", "main", "run_suite"]
 
 SECTIONS = ("engine", "workbench", "store", "http", "contention")
 
@@ -196,8 +196,20 @@ def run_suite(
     return folder, rows
 
 
+def add_arguments(bench: argparse.ArgumentParser) -> None:
+    """``kato bench``'s arguments (:mod:`kato.cli` loads this module only when the command is
+    ``bench``)."""
+    bench.add_argument("--quick", action="store_true", help="small sizes, short loads (≤ 2 min)")
+    bench.add_argument(
+        "--only", nargs="+", choices=SECTIONS, metavar="SECTION", help=f"among {SECTIONS}"
+    )
+    bench.add_argument("--out", default="results", help="parent folder of the run's folder")
+    bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench.set_defaults(run=main)
+
+
 def main(args: argparse.Namespace) -> int:
-    """``kato bench`` (arguments parsed by :mod:`kato.cli`)."""
+    """``kato bench`` (arguments from :func:`add_arguments`)."""
     try:
         folder, rows = run_suite(
             Path(args.out),

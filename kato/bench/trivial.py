@@ -2,9 +2,10 @@
 
     python -m kato.bench.trivial --port 8001 --workers 2
 
-It is served by the same :func:`kato.cli.run_uvicorn` as ``kato serve`` (same uvicorn settings,
-same worker model, same socket options), so the ratio of a KATO route's rate to ``GET /constant``
-is the cost of KATO itself: middleware, validation, the session store and the engine.
+It is served by the same :func:`kato.service.server.run_uvicorn` as ``kato serve`` (same uvicorn
+settings, same worker model, same socket options), so the ratio of a KATO route's rate to
+``GET /constant`` is the cost of KATO itself: middleware, validation, the session store and the
+engine.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def create_app() -> FastAPI:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from kato.cli import run_uvicorn
+    from kato.service.server import run_uvicorn  # not in the workers, which import this module
 
     parser = argparse.ArgumentParser(prog="python -m kato.bench.trivial", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -46,13 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--log-level", default="warning")
     parser.add_argument("--data-dir", help="ignored (kato.lab.targets.serve passes one)")
     args = parser.parse_args(argv)
-    run_uvicorn(
-        "kato.bench.trivial:create_app",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=args.log_level,
-    )
+    run_uvicorn("kato.bench.trivial:create_app", args)
     return 0
 
 

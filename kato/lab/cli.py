@@ -20,7 +20,7 @@ from typing import Any
 from kato.lab.spec import SCENARIOS, STORES, TARGETS, Experiment
 from kato.stores.redis_server import PERSISTENCE_MODES
 
-__all__ = ["add_lab_parser"]
+__all__ = ["add_arguments"]
 
 
 def _missing(extra: str) -> SystemExit:
@@ -332,9 +332,9 @@ def _add_fuzz_verb(verbs: Any) -> None:
     fuzz.set_defaults(run=_cmd_fuzz)
 
 
-def add_lab_parser(commands: Any) -> None:
-    """Add ``kato lab …`` to the ``kato`` command's subparsers."""
-    lab = commands.add_parser("lab", help="the concurrency workbench")
+def add_arguments(lab: argparse.ArgumentParser) -> None:
+    """The verbs of ``kato lab`` and their arguments (:mod:`kato.cli` loads this module only
+    when the command is ``lab``)."""
     verbs = lab.add_subparsers(dest="lab_command", required=True)
 
     run = verbs.add_parser("run", help="run one experiment and judge it")

@@ -124,12 +124,12 @@ def test_open_loop_invokes_on_schedule_and_counts_latency_from_it() -> None:
 
 
 def test_cli_run_takes_the_r9_knobs() -> None:
-    from kato.cli import build_parser
+    from kato.cli import parse_args
     from kato.lab.cli import _spec_from
 
     argv = ["lab", "run", "many-sessions", "--variant", "r9-retry-without-idempotency"]
     argv += ["--lose-responses", "0.2", "--client-retries", "2", "--no-idempotency"]
-    spec = _spec_from(build_parser().parse_args(argv))
+    spec = _spec_from(parse_args(argv))
     assert (spec.lost_responses, spec.client_retries, spec.idempotency) == (0.2, 2, False)
-    default = _spec_from(build_parser().parse_args(["lab", "run", "many-sessions"]))
+    default = _spec_from(parse_args(["lab", "run", "many-sessions"]))
     assert (default.lost_responses, default.client_retries, default.idempotency) == (0.0, 0, True)

@@ -99,7 +99,7 @@ def test_the_socket_shared_by_workers_turns_nagle_off() -> None:
 
     import uvicorn
 
-    from kato.cli import shared_socket
+    from kato.service.server import shared_socket
 
     config = uvicorn.Config("kato.service.app:create_app_from_env", port=0, workers=2)
     sock = shared_socket(config)

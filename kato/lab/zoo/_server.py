@@ -3,7 +3,8 @@
 Each uvicorn worker builds its app with :func:`create_app_from_env`, from the same ``KATO_*``
 variables as ``kato serve`` plus ``KATO_ZOO_VARIANT`` (``production``: the real app) and
 ``KATO_ZOO_LOSE_RESPONSES`` (``--lose-responses``: the lossy layer of
-:mod:`~kato.lab.zoo.r9_retry_without_idempotency` in front of any variant). Nothing in
+:mod:`~kato.lab.zoo.r9_retry_without_idempotency` in front of any variant). It starts the way
+``kato serve`` does (:mod:`kato.service.server`), with the same options. Nothing in
 ``kato.service`` or ``kato.cli`` imports this package: a variant is reachable only through the lab.
 """
 
@@ -18,10 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kato.exceptions import InvalidConfigError
 from kato.lab.zoo._variant import VARIANT_ENV
-from kato.settings import LTM_BACKENDS, STORES, Settings
-from kato.stores.redis_server import PERSISTENCE_MODES
+from kato.service import server
+from kato.settings import Settings
 
 __all__ = ["create_app_from_env", "main"]
 
@@ -93,31 +93,14 @@ class _AllWorkersReady:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from kato.cli import serving
-
-    try:
-        with serving(args), contextlib.ExitStack() as stack:
-            os.environ.update({VARIANT_ENV: args.variant, _LOSE_ENV: str(args.lose_responses)})
-            if args.workers > 1:
-                ready = stack.enter_context(tempfile.TemporaryDirectory(prefix="kato-zoo-"))
-                os.environ[_READY_ENV] = ready
-            _run_uvicorn(args)
-    except InvalidConfigError as exc:
-        print(f"kato.lab.zoo serve: {exc.message}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def _run_uvicorn(args: argparse.Namespace) -> None:
-    from kato.cli import run_uvicorn
-
-    run_uvicorn(
-        "kato.lab.zoo._server:create_app_from_env",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=args.log_level,
-    )
+    os.environ.update({VARIANT_ENV: args.variant, _LOSE_ENV: str(args.lose_responses)})
+    with contextlib.ExitStack() as stack:
+        if args.workers > 1:
+            ready = stack.enter_context(tempfile.TemporaryDirectory(prefix="kato-zoo-"))
+            os.environ[_READY_ENV] = ready
+        return server.serve(
+            args, factory="kato.lab.zoo._server:create_app_from_env", prog="kato.lab.zoo serve"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,16 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FRACTION",
         help="drop this fraction of observe responses after applying them (503 RESPONSE_LOST)",
     )
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--store", choices=STORES, default="redis")
-    serve.add_argument("--ltm", choices=LTM_BACKENDS, default="sqlite")
-    serve.add_argument("--data-dir", default="kato-data")
-    serve.add_argument("--redis-persistence", choices=PERSISTENCE_MODES, default="none")
-    serve.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
-    )
+    server.add_arguments(serve)
     serve.set_defaults(run=_serve)
     return parser
 
