@@ -44,31 +44,25 @@ def _verdict_table(verdicts: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: ``kato lab run``'s flags by the experiment field each sets (the others share its name).
+_RUN_FLAGS = {
+    "operations": "ops",
+    "lost_responses": "lose_responses",
+    "fault_at_s": "fault_at",
+    "fault_for_s": "fault_for",
+}
+_RUN_FIELDS = (
+    "scenario", "target", "store", "variant", "workers", "concurrency", "operations", "seed",
+    "fault", "rate", "lost_responses", "client_retries", "fault_at_s", "fault_for_s",
+    "redis_persistence",
+)  # fmt: skip
+
+
 def _spec_from(args: argparse.Namespace) -> Experiment:
-    return Experiment(
-        scenario=args.scenario,
-        target=args.target,
-        store=args.store,
-        variant=args.variant,
-        workers=args.workers,
-        concurrency=args.concurrency,
-        operations=args.ops,
-        seed=args.seed,
-        fault=args.fault,
-        rate=args.rate,
-        lost_responses=args.lose_responses,
-        client_retries=args.client_retries,
-        idempotency=not args.no_idempotency,
-        **{
-            name: value
-            for name, value in (
-                ("fault_at_s", args.fault_at),
-                ("fault_for_s", args.fault_for),
-                ("redis_persistence", args.redis_persistence),
-            )
-            if value is not None
-        },
-    )
+    """The experiment ``kato lab run``'s flags describe (a flag left unset keeps the default)."""
+    given = {name: getattr(args, _RUN_FLAGS.get(name, name)) for name in _RUN_FIELDS}
+    given["idempotency"] = not args.no_idempotency
+    return Experiment.from_dict({name: value for name, value in given.items() if value is not None})
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -203,6 +197,14 @@ def _refusing(verb: str, command: Command) -> Command:
     return run
 
 
+def _writes(parser: Any, command: Command, *, quiet: bool = True) -> None:
+    """A verb that writes a results folder: ``--out`` (and ``--quiet``), run by ``command``."""
+    parser.add_argument("--out", default="results", help="results folder (default ./results)")
+    if quiet:
+        parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=command)
+
+
 def _cmd_soak(args: argparse.Namespace) -> int:
     from kato.lab.soak import SoakLimits, soak, soak_spec, summary, warmup_for
 
@@ -280,9 +282,7 @@ def _add_endurance_verbs(verbs: Any) -> None:
         "--persistence", nargs="+", choices=PERSISTENCE, default=list(PERSISTENCE)
     )
     durability.add_argument("--faults", nargs="+", choices=FAULTS, default=list(FAULTS))
-    durability.add_argument("--out", default="results")
-    durability.add_argument("--quiet", action="store_true")
-    durability.set_defaults(run=_refusing("durability", _cmd_durability))
+    _writes(durability, _refusing("durability", _cmd_durability))
 
 
 def _cmd_fuzz(args: argparse.Namespace) -> int:
@@ -371,8 +371,7 @@ def add_lab_parser(commands: Any) -> None:
 
     report = verbs.add_parser("report", help="tables and plots over saved runs")
     report.add_argument("runs", nargs="+", help="run folders")
-    report.add_argument("--out", default="results")
-    report.set_defaults(run=_cmd_report)
+    _writes(report, _cmd_report, quiet=False)
 
     sweep = verbs.add_parser(
         "sweep",
@@ -380,15 +379,11 @@ def add_lab_parser(commands: Any) -> None:
         "(YAML: notebook, parameters, grid)",
     )
     sweep.add_argument("grid")
-    sweep.add_argument("--out", default="results")
-    sweep.add_argument("--quiet", action="store_true")
-    sweep.set_defaults(run=_cmd_sweep)
+    _writes(sweep, _cmd_sweep)
 
     zoo = verbs.add_parser("zoo", help="every bug-zoo variant beside production (zoo.csv, zoo.png)")
     zoo.add_argument("--variants", nargs="+", default=None, help="default: all")
     zoo.add_argument("--concurrency", nargs="+", type=int, default=[4, 16])
-    zoo.add_argument("--out", default="results")
-    zoo.add_argument("--quiet", action="store_true")
-    zoo.set_defaults(run=_refusing("zoo", _cmd_zoo))
+    _writes(zoo, _refusing("zoo", _cmd_zoo))
     _add_endurance_verbs(verbs)
     _add_fuzz_verb(verbs)
