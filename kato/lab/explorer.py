@@ -11,6 +11,7 @@ import html
 import json
 import threading
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from kato.lab.executor import missing
@@ -120,18 +121,15 @@ class Explorer:
         if unknown:
             raise TypeError(f"the explorer has no control(s) {', '.join(unknown)}")
         fields = {**json.loads(spec.to_json()), **changes}
-        variants = variant_names()
-        if fields["variant"] not in variants:
-            variants.append(fields["variant"])
 
-        def choice(name: str, options: tuple[str, ...] | list[str]) -> Any:
-            values = list(options) + [v for v in [fields[name]] if v not in options]
+        def choice(name: str, options: Sequence[str]) -> Any:
+            values = [*options, *[v for v in [fields[name]] if v not in options]]
             return w.Dropdown(options=values, value=fields[name], description=name)
 
         self.scenario = choice("scenario", SCENARIOS)
         self.target = choice("target", TARGETS)
         self.store = choice("store", STORES)
-        self.variant = choice("variant", variants)
+        self.variant = choice("variant", variant_names())
         self.fault = choice("fault", FAULTS)
         self.workers = w.BoundedIntText(value=fields["workers"], min=1, max=16,
                                         description="workers")  # fmt: skip
