@@ -10,10 +10,9 @@ its summary line; exit 1 on any 5xx).
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,8 @@ from kato.lab.spec import SCENARIOS, STORES, TARGETS, Experiment
 from kato.stores.redis_server import PERSISTENCE_MODES
 
 __all__ = ["add_arguments"]
+
+Command = Callable[[argparse.Namespace], int]
 
 
 def _missing(extra: str) -> SystemExit:
@@ -44,31 +45,25 @@ def _verdict_table(verdicts: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: ``kato lab run``'s flags by the experiment field each sets (the others share its name).
+_RUN_FLAGS = {
+    "operations": "ops",
+    "lost_responses": "lose_responses",
+    "fault_at_s": "fault_at",
+    "fault_for_s": "fault_for",
+}
+_RUN_FIELDS = (
+    "scenario", "target", "store", "variant", "workers", "concurrency", "operations", "seed",
+    "fault", "rate", "lost_responses", "client_retries", "fault_at_s", "fault_for_s",
+    "redis_persistence",
+)  # fmt: skip
+
+
 def _spec_from(args: argparse.Namespace) -> Experiment:
-    return Experiment(
-        scenario=args.scenario,
-        target=args.target,
-        store=args.store,
-        variant=args.variant,
-        workers=args.workers,
-        concurrency=args.concurrency,
-        operations=args.ops,
-        seed=args.seed,
-        fault=args.fault,
-        rate=args.rate,
-        lost_responses=args.lose_responses,
-        client_retries=args.client_retries,
-        idempotency=not args.no_idempotency,
-        **{
-            name: value
-            for name, value in (
-                ("fault_at_s", args.fault_at),
-                ("fault_for_s", args.fault_for),
-                ("redis_persistence", args.redis_persistence),
-            )
-            if value is not None
-        },
-    )
+    """The experiment ``kato lab run``'s flags describe (a flag left unset keeps the default)."""
+    given = {name: getattr(args, _RUN_FLAGS.get(name, name)) for name in _RUN_FIELDS}
+    given["idempotency"] = not args.no_idempotency
+    return Experiment.from_dict({name: value for name, value in given.items() if value is not None})
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -77,17 +72,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"kato lab run: {exc}", file=sys.stderr)
         return 2
-    from kato.lab.results import run_row
+    from kato.lab.grid import row
     from kato.lab.run import run, save
 
-    result = run(spec, progress=not args.quiet)
+    result = run(spec, progress=not args.quiet)  # one cell: its bar counts operations
     folder = save(result, Path(args.out))
-    row = run_row(json.loads(spec.to_json()), result.history, result.verdicts)
+    figures = row(result)
     print(_verdict_table(result.verdicts))
     print(
-        f"{row['ops']} ops: {row['ok']} ok, {row['fail']} fail, {row['unknown']} unknown; "
-        f"{row['throughput_ops_s']:.0f} ops/s; "
-        f"p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms; "
+        f"{figures['ops']} ops: {figures['ok']} ok, {figures['fail']} fail, "
+        f"{figures['unknown']} unknown; {figures['throughput_ops_s']:.0f} ops/s; "
+        f"p50 {figures['p50_ms']:.2f} ms, p99 {figures['p99_ms']:.2f} ms; "
         f"generator ceiling {result.metadata['generator_ceiling_ops_s']:.0f} ops/s"
     )
     print(folder)
@@ -95,17 +90,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from kato.lab.checkers import check
-    from kato.lab.history import History
+    from kato.lab.grid import recheck
 
-    path = Path(args.history)
-    if path.is_dir():
-        path = path / "history.parquet"
-    if not path.exists():
-        print(f"kato lab check: no history at {path}", file=sys.stderr)
+    try:
+        path, verdicts = recheck(Path(args.history))
+    except FileNotFoundError as exc:
+        print(f"kato lab check: {exc}", file=sys.stderr)
         return 2
-    history, _ = History.from_parquet(path)
-    verdicts = check(history)
     print(_verdict_table(verdicts))
     print(path)
     return 1 if args.fail_on_anomaly and verdicts["valid"] is not True else 0
@@ -123,27 +114,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _grid(document: Mapping[str, Any]) -> list[Experiment]:
-    """Experiments of a grid document: ``base`` parameters × every combination of ``grid``."""
-    base = dict(document.get("base", {}))
-    grid = dict(document.get("grid", {}))
-    names = sorted(grid)
-    specs = []
-    for values in itertools.product(*(grid[name] for name in names)):
-        specs.append(Experiment.from_dict({**base, **dict(zip(names, values, strict=True))}))
-    return specs
-
-
 def _cmd_sweep(args: argparse.Namespace) -> int:
     try:
         import yaml
     except ImportError:
         raise _missing("pyyaml") from None
+    from kato.lab.grid import experiments
+
     try:
         document = yaml.safe_load(Path(args.grid).read_text()) or {}
         if isinstance(document, dict) and "notebook" in document:
             return _notebook_sweep(document, Path(args.grid), args)
-        specs = _grid(document)
+        specs = experiments(dict(document.get("base", {})), dict(document.get("grid", {})))
     except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:
         print(f"kato lab sweep: {exc}", file=sys.stderr)
         return 2
@@ -157,7 +139,7 @@ def _notebook_sweep(document: Mapping[str, Any], grid_file: Path, args: argparse
     """A grid document naming a ``notebook``: papermill runs it once per cell of ``grid`` over
     the base ``parameters``; prints the report's path last (exit 1 if a notebook failed)."""
     try:
-        from kato.lab.notebooks import SweepError, sweep_notebook
+        import papermill  # noqa: F401  (the notebook sweep's one extra dependency)
     except ImportError:
         raise _missing("papermill") from None
     notebook = Path(document["notebook"])
@@ -165,6 +147,8 @@ def _notebook_sweep(document: Mapping[str, Any], grid_file: Path, args: argparse
         notebook = grid_file.parent / notebook
     if not notebook.exists():
         raise ValueError(f"no notebook at {document['notebook']}")
+    from kato.lab.report import SweepError, sweep_notebook
+
     try:
         folder = sweep_notebook(
             notebook,
@@ -187,21 +171,39 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
 
     from kato.lab.zoo.sweep import zoo
 
-    try:
-        folder = zoo(
-            Path(args.out),
-            variants=args.variants,
-            concurrency=args.concurrency,
-            progress=not args.quiet,
-        )
-    except ValueError as exc:
-        print(f"kato lab zoo: {exc}", file=sys.stderr)
-        return 2
+    folder = zoo(
+        Path(args.out),
+        variants=args.variants,
+        concurrency=args.concurrency,
+        progress=not args.quiet,
+    )
     table = pd.read_csv(folder / "zoo.csv")
     columns = ["variant", "scenario", "workers", "concurrency", "operations", "anomalies", "valid"]
     print(table[columns].to_string(index=False))
     print(folder)
     return 0
+
+
+def _refusing(verb: str, command: Command) -> Command:
+    """``command``, with a ``ValueError`` (arguments the work refuses) turned into exit 2 and
+    the reason on stderr."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except ValueError as exc:
+            print(f"kato lab {verb}: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _writes(parser: Any, command: Command, *, quiet: bool = True) -> None:
+    """A verb that writes a results folder: ``--out`` (and ``--quiet``), run by ``command``."""
+    parser.add_argument("--out", default="results", help="results folder (default ./results)")
+    if quiet:
+        parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=command)
 
 
 def _cmd_soak(args: argparse.Namespace) -> int:
@@ -233,17 +235,13 @@ def _cmd_soak(args: argparse.Namespace) -> int:
 def _cmd_durability(args: argparse.Namespace) -> int:
     from kato.lab.durability import durability, markdown
 
-    try:
-        folder, table = durability(
-            Path(args.out),
-            operations=args.operations,
-            persistence=args.persistence,
-            faults=args.faults,
-            progress=not args.quiet,
-        )
-    except ValueError as exc:
-        print(f"kato lab durability: {exc}", file=sys.stderr)
-        return 2
+    folder, table = durability(
+        Path(args.out),
+        operations=args.operations,
+        persistence=args.persistence,
+        faults=args.faults,
+        progress=not args.quiet,
+    )
     print(markdown(table))
     print(folder)
     promised = table[table["persistence"] == "always"]
@@ -284,9 +282,7 @@ def _add_endurance_verbs(verbs: Any) -> None:
         "--persistence", nargs="+", choices=PERSISTENCE_MODES, default=list(PERSISTENCE_MODES)
     )
     durability.add_argument("--faults", nargs="+", choices=FAULTS, default=list(FAULTS))
-    durability.add_argument("--out", default="results")
-    durability.add_argument("--quiet", action="store_true")
-    durability.set_defaults(run=_cmd_durability)
+    _writes(durability, _refusing("durability", _cmd_durability))
 
 
 def _cmd_fuzz(args: argparse.Namespace) -> int:
@@ -375,8 +371,7 @@ def add_arguments(lab: argparse.ArgumentParser) -> None:
 
     report = verbs.add_parser("report", help="tables and plots over saved runs")
     report.add_argument("runs", nargs="+", help="run folders")
-    report.add_argument("--out", default="results")
-    report.set_defaults(run=_cmd_report)
+    _writes(report, _cmd_report, quiet=False)
 
     sweep = verbs.add_parser(
         "sweep",
@@ -384,15 +379,11 @@ def add_arguments(lab: argparse.ArgumentParser) -> None:
         "(YAML: notebook, parameters, grid)",
     )
     sweep.add_argument("grid")
-    sweep.add_argument("--out", default="results")
-    sweep.add_argument("--quiet", action="store_true")
-    sweep.set_defaults(run=_cmd_sweep)
+    _writes(sweep, _cmd_sweep)
 
     zoo = verbs.add_parser("zoo", help="every bug-zoo variant beside production (zoo.csv, zoo.png)")
     zoo.add_argument("--variants", nargs="+", default=None, help="default: all")
     zoo.add_argument("--concurrency", nargs="+", type=int, default=[4, 16])
-    zoo.add_argument("--out", default="results")
-    zoo.add_argument("--quiet", action="store_true")
-    zoo.set_defaults(run=_cmd_zoo)
+    _writes(zoo, _refusing("zoo", _cmd_zoo))
     _add_endurance_verbs(verbs)
     _add_fuzz_verb(verbs)

@@ -11,15 +11,17 @@ acknowledged observation, whether it survived: a session Redis forgot is read as
 
 It writes ``root/durability-<stamp>/``: ``durability.csv`` (``persistence``, ``fault``,
 ``acknowledged``, ``lost``, ``verdict`` — the checker's validity — and ``run``, the cell's run
-folder beside it) and ``durability.md`` (the same as a Markdown table).
+folder beside it, which ``kato lab check`` can judge again) and ``durability.md`` (the same as a
+Markdown table). The cells run through :mod:`kato.lab.grid`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from kato.lab import grid
 from kato.lab.folders import new_folder
 from kato.lab.spec import Experiment
 from kato.stores.redis_server import PERSISTENCE_MODES
@@ -55,23 +57,16 @@ def durability(
     """Run the matrix; write its folder (see the module docstring); return it and the table."""
     import pandas as pd
 
-    from kato.lab.run import run, save
-
     specs = [
         DURABILITY.with_(operations=operations, redis_persistence=mode, fault=fault)
         for mode in persistence
         for fault in faults
     ]  # validated before anything starts
     folder = new_folder(root, "durability")
-    iterator: Any = specs
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(specs, desc="durability", unit="cell")
     rows = []
-    for spec in iterator:
-        result = run(spec)
-        lost = next(c for c in result.verdicts["checkers"] if c["name"] == "no_lost_updates")
+    for saved in grid.run_experiments(specs, folder, progress=progress, desc="durability"):
+        spec, verdicts = saved.run.spec, saved.run.verdicts
+        lost = next(c for c in verdicts["checkers"] if c["name"] == "no_lost_updates")
         rows.append(
             {
                 "persistence": spec.redis_persistence,
@@ -79,7 +74,7 @@ def durability(
                 "acknowledged": lost["counts"]["acknowledged"],
                 "lost": lost["counts"]["lost"],
                 "verdict": lost["valid"],
-                "run": save(result, folder).name,
+                "run": saved.folder.name,
             }
         )
     table = pd.DataFrame(rows)

@@ -1,9 +1,12 @@
-"""Reports over several runs, and sweeps that make those runs.
+"""Reports over several runs, and the sweeps that make those runs (through :mod:`kato.lab.grid`).
 
-``sweep(specs, root)`` runs every experiment into ``root/<sweep-id>/runs/`` and writes the report
-beside them; ``report(folders, root)`` does the report alone for runs saved earlier. A report is
-``runs.csv`` and ``runs.parquet`` (one row per run), ``checkers.csv`` (one row per run ×
-checker), the figures as PNG, ``report.md`` and ``report.html`` (figures embedded).
+``report(folders, root)`` reports on runs saved earlier: ``runs.csv`` and ``runs.parquet`` (one
+row per run, :func:`kato.lab.grid.row`), ``checkers.csv`` (one row per run × checker), the
+figures as PNG, ``report.md`` and ``report.html`` (figures embedded). ``sweep(specs, root)`` runs
+every experiment into ``root/<sweep-id>/runs/`` and writes that report beside them.
+``sweep_notebook(notebook, grid, root)`` runs a notebook once per grid cell into
+``root/<sweep-id>/NN-<notebook>/`` and writes ``results.csv``, ``results.parquet`` (every row
+the notebooks recorded), the figures, ``report.md`` and ``report.html``.
 """
 
 from __future__ import annotations
@@ -11,76 +14,21 @@ from __future__ import annotations
 import base64
 import html
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from kato.lab import grid
 from kato.lab.folders import new_folder
 from kato.lab.spec import Experiment
 
-__all__ = ["SUMMARY_COLUMNS", "html_figures", "report", "sweep"]
-
-
-def sweep(specs: Sequence[Experiment], root: Path, *, progress: bool = True) -> Path:
-    """Run each spec, save it, and write one report over all of them; return the folder."""
-    from kato.lab.run import run, save
-
-    folder = new_folder(root, "sweep")
-    runs_dir = folder / "runs"
-    runs_dir.mkdir()
-    saved = []
-    iterator: Any = specs
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(specs, desc="sweep", unit="run")
-    for spec in iterator:
-        saved.append(save(run(spec), runs_dir))
-    return report(saved, folder, into=folder)
-
-
-def report(folders: Sequence[Path], root: Path, *, into: Path | None = None) -> Path:
-    """Tables and figures over the runs saved in ``folders``; return the report's folder."""
+if TYPE_CHECKING:
     import pandas as pd
 
-    from kato.lab import plots
-    from kato.lab.results import run_row, summary_frame
-    from kato.lab.run import load
+    from kato.lab.executor import NotebookError
+    from kato.lab.run import Run
 
-    folder = into or new_folder(root, "report")
-    folder.mkdir(parents=True, exist_ok=True)
-    loaded = [load(f) for f in folders]
-    params = [json.loads(r.spec.to_json()) | {"run_id": r.run_id} for r in loaded]
-    runs = pd.DataFrame(
-        [run_row(p, r.history, r.verdicts) for p, r in zip(params, loaded, strict=True)]
-    )
-    runs.to_csv(folder / "runs.csv", index=False)
-    runs.to_parquet(folder / "runs.parquet", index=False)
-    checkers = summary_frame((p, r.verdicts) for p, r in zip(params, loaded, strict=True))
-    checkers.to_csv(folder / "checkers.csv", index=False)
-
-    figures: list[tuple[str, Path]] = []
-    group = "variant" if runs["variant"].nunique() > 1 else "store"
-    for rate in ("anomaly_rate", "error_rate"):
-        path = folder / f"{rate}.png"
-        plots.failure_rate_vs_concurrency(runs, by=group, rate=rate, path=path)
-        figures.append((f"{rate.replace('_', ' ')} vs concurrency", path))
-    path = folder / "latency.png"
-    plots.latency_vs_concurrency(runs, path=path)
-    figures.append(("latency percentiles vs concurrency", path))
-    for result in loaded:
-        if any(op.f == "fault" for op in result.history):
-            from kato.lab.results import faults_frame, ops_frame
-
-            path = folder / f"throughput-{result.run_id}.png"
-            plots.throughput_over_time(
-                ops_frame(result.history), faults_frame(result.history), path=path
-            )
-            figures.append((f"throughput over time, {result.spec.fault} ({result.run_id})", path))
-    _write_markdown(folder, runs, figures)
-    _write_html(folder, runs, figures)
-    return folder
-
+__all__ = ["SUMMARY_COLUMNS", "SweepError", "report", "sweep", "sweep_notebook"]
 
 #: The columns a report's run table shows (what exists of them).
 SUMMARY_COLUMNS = [
@@ -101,25 +49,145 @@ SUMMARY_COLUMNS = [
 ]
 
 
-def _table(runs: Any) -> Any:
-    columns = [c for c in SUMMARY_COLUMNS if c in runs.columns]
-    return runs[columns].round(3)
+class SweepError(RuntimeError):
+    """Some cells of a notebook sweep failed; the report (``folder``) was still written."""
+
+    def __init__(self, folder: Path, failures: Sequence[NotebookError]) -> None:
+        listed = "; ".join(str(f) for f in failures)
+        super().__init__(f"{len(failures)} notebook(s) of the sweep failed: {listed}")
+        self.folder = folder
+        self.failures = list(failures)
 
 
-def _write_markdown(folder: Path, runs: Any, figures: list[tuple[str, Path]]) -> None:
-    lines = [
-        "# KATO workbench report",
-        "",
-        f"{len(runs)} runs; {int((runs['valid'] == True).sum())} valid.",  # noqa: E712
-        "",
-        _table(runs).to_markdown(index=False),
-        "",
+def sweep(specs: Sequence[Experiment], root: Path, *, progress: bool = True) -> Path:
+    """Run each spec, save it, and write one report over all of them; return the folder."""
+    folder = new_folder(root, "sweep")
+    saved = grid.run_experiments(specs, folder / "runs", progress=progress)
+    return report([s.folder for s in saved], folder, into=folder)
+
+
+def report(folders: Sequence[Path], root: Path, *, into: Path | None = None) -> Path:
+    """Tables and figures over the runs saved in ``folders``; return the report's folder."""
+    from kato.lab.results import summary_frame
+    from kato.lab.run import load
+
+    folder = into or new_folder(root, "report")
+    loaded = [load(f) for f in folders]
+    rows = grid.table(loaded)
+    runs = _storable(rows)
+    runs.to_csv(folder / "runs.csv", index=False)
+    runs.to_parquet(folder / "runs.parquet", index=False)
+    params = [json.loads(r.spec.to_json()) | {"run_id": r.run_id} for r in loaded]
+    checkers = summary_frame((p, r.verdicts) for p, r in zip(params, loaded, strict=True))
+    checkers.to_csv(folder / "checkers.csv", index=False)
+    figures = _figures(folder, rows, loaded)
+    headline = f"{len(runs)} runs; {sum(r.valid is True for r in loaded)} valid."
+    _write_pages(folder, "KATO workbench report", headline, runs, figures)
+    return folder
+
+
+def sweep_notebook(
+    notebook: Path | str,
+    values: Mapping[str, Sequence[Any]],
+    root: Path | str = Path("results"),
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    progress: bool = False,
+) -> Path:
+    """Run ``notebook`` once per cell of the grid ``values`` (over base ``parameters``); return
+    the folder (see the module docstring). A failed cell does not stop the others; after the
+    report is written, :class:`SweepError` lists the failures."""
+    from kato.lab.executor import check_parameters
+    from kato.lab.run import load
+
+    source = Path(notebook)
+    base = dict(parameters or {})
+    check_parameters(source, {*base, *values})
+    grid.cells(values)  # a value that is not a list is refused before the folder is made
+    folder = new_folder(Path(root), "sweep")
+    document = {"notebook": str(source), "parameters": base, "grid": dict(values)}
+    (folder / "sweep.json").write_text(json.dumps(document, indent=2, default=str) + "\n")
+    done, failures = grid.run_notebooks(source, values, folder, parameters=base, progress=progress)
+    rows = grid.notebook_table(done)
+    runs = [load(path) for path in _last_faulted(folder, rows)]
+    figures = _figures(folder, rows, runs)
+    for cell in done:
+        for figure in (cell.recorded() or {}).get("figures", []):
+            figures.append((f"{cell.name}: {Path(figure).stem}", cell.folder / figure))
+    table = _storable(rows)
+    table.to_csv(folder / "results.csv", index=False)
+    table.to_parquet(folder / "results.parquet", index=False)
+    valid = int((table["valid"] == "True").sum()) if "valid" in table.columns else 0
+    headline = (
+        f"{source.name}: {len(done)} notebook(s), {len(failures)} failed; "
+        f"{len(table)} runs, {valid} valid."
+    )
+    links = [(c.name, c.values, (c.folder / source.name).relative_to(folder)) for c in done]
+    _write_pages(folder, "KATO sweep report", headline, table, figures, links, failures)
+    if failures:
+        raise SweepError(folder, failures)
+    return folder
+
+
+def _last_faulted(folder: Path, rows: pd.DataFrame) -> list[Path]:
+    """The run folder of each notebook cell's last run with a fault (its throughput figure)."""
+    if "fault" not in rows.columns:
+        return []
+    faulted = rows[rows["fault"].astype(str) != "none"].groupby("sweep_cell").tail(1)
+    paths = [
+        folder / str(cell) / "runs" / str(run_id)
+        for cell, run_id in zip(faulted["sweep_cell"], faulted["run_id"], strict=True)
     ]
-    lines += [f"![{title}]({path.name})" for title, path in figures]
-    (folder / "report.md").write_text("\n".join(lines) + "\n")
+    return [path for path in paths if path.exists()]
 
 
-def html_figures(figures: Sequence[tuple[str, Path]]) -> str:
+def _storable(table: pd.DataFrame) -> pd.DataFrame:
+    """Mixed columns as text (``valid`` is True, False or "unknown"): one type for Parquet."""
+    stored = table.copy()
+    for column in stored.columns:
+        if stored[column].dtype == object or column == "valid":
+            stored[column] = stored[column].map(lambda v: v if v is None else str(v))
+    return stored
+
+
+def _label_columns(rows: pd.DataFrame) -> list[str]:
+    wanted = ["scenario", "target", "store", "variant", "workers", "fault"]
+    varying = [c for c in wanted if c in rows.columns and rows[c].astype(str).nunique() > 1]
+    return varying or [c for c in ("variant",) if c in rows.columns]
+
+
+def _figures(folder: Path, rows: pd.DataFrame, faulted: Iterable[Run]) -> list[tuple[str, Path]]:
+    """Rates and latency vs concurrency over ``rows``; throughput over time of each run of
+    ``faulted`` that had a fault. Saved as PNG into ``folder``; returns ``(title, path)``."""
+    from kato.lab import plots
+    from kato.lab.results import faults_frame, ops_frame
+
+    figures: list[tuple[str, Path]] = []
+    if rows.empty or "concurrency" not in rows.columns:
+        return figures
+    labels = _label_columns(rows)
+    by = " / ".join(labels)
+    data = rows.copy()
+    data[by] = rows[labels].astype(str).agg(" / ".join, axis=1)
+    for rate in ("anomaly_rate", "error_rate"):
+        path = folder / f"{rate}.png"
+        plots.failure_rate_vs_concurrency(data, by=by, rate=rate, path=path).clear()
+        figures.append((f"{rate.replace('_', ' ')} vs concurrency, by {by}", path))
+    if {"p50_ms", "p90_ms", "p99_ms", "max_ms"} <= set(rows.columns):
+        path = folder / "latency.png"
+        plots.latency_vs_concurrency(rows, path=path).clear()
+        figures.append(("latency percentiles vs concurrency", path))
+    for result in faulted:
+        if any(op.f == "fault" for op in result.history):
+            path = folder / f"throughput-{result.run_id}.png"
+            ops, faults = ops_frame(result.history), faults_frame(result.history)
+            plots.throughput_over_time(ops, faults, path=path).clear()
+            title = f"throughput over time under {result.spec.fault} ({result.run_id})"
+            figures.append((title, path))
+    return figures
+
+
+def _html_figures(figures: Sequence[tuple[str, Path]]) -> str:
     """``<figure>`` elements with each PNG embedded (the page needs no files beside it)."""
     return "\n".join(
         f"<figure><img alt='{html.escape(title)}' src='data:image/png;base64,"
@@ -130,13 +198,42 @@ def html_figures(figures: Sequence[tuple[str, Path]]) -> str:
     )
 
 
-def _write_html(folder: Path, runs: Any, figures: list[tuple[str, Path]]) -> None:
-    images = html_figures(figures)
+def _write_pages(
+    folder: Path,
+    title: str,
+    headline: str,
+    table: pd.DataFrame,
+    figures: Sequence[tuple[str, Path]],
+    links: Sequence[tuple[str, Mapping[str, Any], Path]] = (),
+    failures: Sequence[Exception] = (),
+) -> None:
+    """``report.md`` and ``report.html``: the headline, the summary table, the figures and, for
+    a notebook sweep, each cell's executed notebook (``links``) and the ``failures``."""
+    columns = [c for c in ["sweep_cell", *SUMMARY_COLUMNS] if c in table.columns]
+    summary = table[columns].round(3)
+    shown = summary.to_markdown(index=False) if len(summary) else "(no runs recorded)"
+    lines = [f"# {title}", "", headline, "", shown, ""]
+    if links or failures:
+        lines += ["## Notebooks", ""]
+        lines += [f"- [{n}]({p}): `{json.dumps(v, default=str)}`" for n, v, p in links]
+        lines += ["", *(f"- FAILED {f}" for f in failures), ""]
+    lines += [f"![{name}]({path.relative_to(folder)})" for name, path in figures]
+    (folder / "report.md").write_text("\n".join(lines) + "\n")
+
+    items = "".join(
+        f"<li><a href='{html.escape(str(p))}'>{html.escape(n)}</a> "
+        f"<code>{html.escape(json.dumps(v, default=str))}</code></li>"
+        for n, v, p in links
+    )
+    items += "".join(f"<li class='failed'>{html.escape(str(f))}</li>" for f in failures)
     page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>KATO workbench report</title>"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}"
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
-        "img{max-width:100%}</style></head><body><h1>KATO workbench report</h1>"
-        f"{_table(runs).to_html(index=False)}{images}</body></html>"
+        f"img{{max-width:100%}}.failed{{color:#b00}}</style></head><body><h1>{html.escape(title)}"
+        f"</h1><p>{html.escape(headline)}</p>{summary.to_html(index=False)}"
+        f"<h2>Figures</h2>{_html_figures(figures)}"
+        + (f"<h2>Notebooks</h2><ul>{items}</ul>" if items else "")
+        + "</body></html>"
     )
     (folder / "report.html").write_text(page)

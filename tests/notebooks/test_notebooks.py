@@ -13,7 +13,7 @@ from typing import Any
 import nbformat
 import pytest
 
-from kato.lab.notebooks import RESULTS_MIME, execute, glued
+from kato.lab.executor import RESULTS_MIME, execute, glued
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

@@ -1,4 +1,4 @@
-"""kato.lab.notebooks: execute (failures keep their notebook), sweeps, the CLI, the helpers."""
+"""Notebooks: execute (failures keep their notebook), sweeps, the CLI, the helpers, the explorer."""
 
 from __future__ import annotations
 
@@ -10,18 +10,13 @@ import nbformat
 import pandas as pd
 import pytest
 
+from kato.lab.executor import NotebookError, execute, notebook_parameters
+from kato.lab.explorer import Explorer, LivePlot, variant_names
+from kato.lab.grid import cells
 from kato.lab.history import Op
-from kato.lab.notebooks import (
-    LivePlot,
-    NotebookError,
-    SweepError,
-    execute,
-    grid_cells,
-    output_folder,
-    sweep_notebook,
-    variant_names,
-    visibility_delays,
-)
+from kato.lab.notebooks import output_folder, visibility_delays
+from kato.lab.report import SweepError, sweep_notebook
+from kato.lab.spec import NOOP
 
 ROOT = Path(__file__).resolve().parents[2]
 FAILURE = ROOT / "experiments" / "failure-vs-concurrency.ipynb"
@@ -128,8 +123,6 @@ def test_cli_sweep_refuses_an_unknown_notebook_parameter(tmp_path: Path) -> None
 def test_the_readme_grid_names_a_notebook_and_its_parameters() -> None:
     import yaml
 
-    from kato.lab.notebooks import notebook_parameters
-
     document = yaml.safe_load((ROOT / "experiments" / "GRID.yaml").read_text())
     notebook = ROOT / document["notebook"]
     declared = notebook_parameters(notebook)
@@ -138,10 +131,10 @@ def test_the_readme_grid_names_a_notebook_and_its_parameters() -> None:
 
 
 def test_grid_cells_are_every_combination_in_name_order() -> None:
-    assert grid_cells({"b": [1, 2], "a": ["x"]}) == [{"a": "x", "b": 1}, {"a": "x", "b": 2}]
-    assert grid_cells({}) == [{}]
+    assert cells({"b": [1, 2], "a": ["x"]}) == [{"a": "x", "b": 1}, {"a": "x", "b": 2}]
+    assert cells({}) == [{}]
     with pytest.raises(ValueError, match="list"):
-        grid_cells({"a": "xy"})
+        cells({"a": "xy"})
 
 
 def test_output_folder_is_temporary_unless_given(tmp_path: Path) -> None:
@@ -178,3 +171,14 @@ def test_visibility_delays_from_create_to_first_read() -> None:
 
 def test_variant_names_start_with_production() -> None:
     assert variant_names()[0] == "production"
+
+
+def test_the_explorer_shows_why_it_refuses_an_experiment() -> None:
+    """Contradictory parameters are a message in the status line, not a traceback."""
+    explorer = Explorer(NOOP, target="engine", store="redis")
+    assert "cannot run this experiment" in explorer.status.value
+    assert "store=memory" in explorer.status.value
+    assert explorer.run() is None  # refused again, nothing ran
+    assert explorer.rows == [] and explorer.last is None
+    explorer.store.value = "memory"
+    assert explorer.checked() == NOOP.with_(target="engine", store="memory")

@@ -2,8 +2,10 @@
 
 For each variant and concurrency the variant's exposing experiment runs twice: against the
 variant and against ``production`` with the same spec (production runs are shared between
-variants that use the same spec). The result is ``zoo.csv`` — one row per variant ×
-concurrency, production rows included — and ``zoo.png``: anomalies per operation vs
+variants that use the same spec). Every run goes through :mod:`kato.lab.grid` and is saved as a
+run folder beside the table, so ``kato lab check <zoo folder>/<run>`` judges any of them again.
+The result is ``zoo.csv`` — one row per variant × concurrency, production rows included, with
+``run`` naming the row's run folder — ``grid.json`` and ``zoo.png``: anomalies per operation vs
 concurrency, a line per variant and one for production, which should lie flat on zero.
 """
 
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kato.lab import grid
 from kato.lab.folders import new_folder
 from kato.lab.spec import Experiment
 from kato.lab.zoo import VARIANTS
@@ -35,9 +38,8 @@ _RUN_COLUMNS = (
 )
 
 
-def _row(
-    variant: str, checker: str, spec: Experiment, verdicts: dict[str, Any], ops: int
-) -> dict[str, Any]:
+def _row(variant: str, checker: str, saved: grid.Saved) -> dict[str, Any]:
+    spec, verdicts, ops = saved.run.spec, saved.run.verdicts, len(saved.run.history)
     anomalies = sum(int(c["anomalies"]) for c in verdicts["checkers"])
     flagged = next((c for c in verdicts["checkers"] if c["name"] == checker), None)
     return {
@@ -54,6 +56,7 @@ def _row(
         "checker": checker,
         "checker_anomalies": None if flagged is None else flagged["anomalies"],
         "anomaly_rate": anomalies / ops if ops else 0.0,
+        "run": saved.folder.name,
     }
 
 
@@ -64,37 +67,32 @@ def zoo(
     concurrency: Sequence[int] = DEFAULT_CONCURRENCY,
     progress: bool = True,
 ) -> Path:
-    """Run the zoo grid and write ``zoo.csv`` and ``zoo.png`` into a new folder under ``root``."""
+    """Run the zoo grid and write ``zoo.csv``, ``zoo.png`` and every run into a new folder
+    under ``root``; return the folder."""
     import pandas as pd
 
     from kato.lab.plots import failure_rate_vs_concurrency
-    from kato.lab.run import run
 
     names = list(variants or VARIANTS)
     unknown = [name for name in names if name not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+    pairs = [
+        (VARIANTS[name], VARIANTS[name].production(spec), spec)
+        for name in names
+        for spec in (VARIANTS[name].experiment(concurrency=c) for c in concurrency)
+    ]
+    specs: dict[str, Experiment] = {}  # each distinct run once, in grid order
+    for _, clean, broken in pairs:
+        specs.setdefault(broken.to_json(), broken)
+        specs.setdefault(clean.to_json(), clean)
     folder = new_folder(root, "zoo")
-    jobs = [(VARIANTS[name], c) for name in names for c in concurrency]
-    iterator: Any = jobs
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(jobs, desc="zoo", unit="variant×concurrency")
+    saved = grid.run_experiments(list(specs.values()), folder, progress=progress, desc="zoo")
+    by_spec = dict(zip(specs, saved, strict=True))
     rows: list[dict[str, Any]] = []
-    production: dict[str, dict[str, Any]] = {}
-    for variant, clients in iterator:
-        spec = variant.experiment(concurrency=clients)
-        broken = run(spec)
-        rows.append(_row(variant.name, variant.checker, spec, broken.verdicts, len(broken.history)))
-        clean_spec = variant.production(spec)
-        key = clean_spec.to_json()
-        if key not in production:
-            clean = run(clean_spec)
-            production[key] = _row(
-                "production", variant.checker, clean_spec, clean.verdicts, len(clean.history)
-            )
-        rows.append(production[key] | {"checker": variant.checker})
+    for variant, clean, broken in pairs:
+        rows.append(_row(variant.name, variant.checker, by_spec[broken.to_json()]))
+        rows.append(_row("production", variant.checker, by_spec[clean.to_json()]))
     # one production row per distinct run: R9's comparison (behind the lossy layer, retrying
     # with a key) is not the plain many-sessions run other variants share
     table = pd.DataFrame(rows).drop_duplicates(subset=[*_RUN_COLUMNS])

@@ -1,0 +1,240 @@
+"""The concurrency explorer: controls for one experiment, a Run button, live plots.
+
+``notebooks/02-concurrency-explorer`` shows :class:`Explorer`; :class:`LivePlot` draws the
+operations of the running experiment as they complete. Contradictory controls (an experiment
+that refuses its fields) are reported in the status line, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from kato.lab.executor import missing
+from kato.lab.history import Op
+from kato.lab.spec import Experiment
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["Explorer", "LivePlot", "variant_names"]
+
+
+def variant_names() -> list[str]:
+    """``production`` and the bug zoo's variants, when the zoo is installed."""
+    import importlib
+
+    try:
+        zoo = importlib.import_module("kato.lab.zoo")
+    except ImportError:
+        return ["production"]
+    return ["production", *getattr(zoo, "VARIANTS", {})]
+
+
+class LivePlot:
+    """Operations as they complete, drawn as PNG: latency over time and outcomes so far.
+
+    :meth:`add` may be called from any thread (``run``'s ``on_op``); :meth:`png` draws."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._points: list[tuple[float, float, str]] = []
+        self._start: int | None = None
+
+    def add(self, op: Op) -> None:
+        if op.f == "fault" or op.complete_ns is None or op.latency_ns is None:
+            return
+        with self._lock:
+            if self._start is None:
+                self._start = op.invoke_ns
+            self._points.append(
+                ((op.complete_ns - self._start) / 1e9, op.latency_ns / 1e6, op.outcome)
+            )
+
+    def __len__(self) -> int:
+        return len(self._points)
+
+    def png(self, title: str = "") -> bytes:
+        from matplotlib.figure import Figure
+
+        with self._lock:
+            points = list(self._points)
+        figure = Figure(figsize=(9, 3.2), layout="constrained")
+        latency, counts = figure.subplots(1, 2)
+        colours = {"ok": "tab:blue", "fail": "tab:orange", "unknown": "tab:red"}
+        totals = dict.fromkeys(colours, 0)
+        for outcome, colour in colours.items():
+            mine = [(t, ms) for t, ms, o in points if o == outcome]
+            totals[outcome] = len(mine)
+            if mine:
+                latency.scatter(*zip(*mine, strict=True), s=6, color=colour, label=outcome)
+        latency.set_xlabel("completed at (s)")
+        latency.set_ylabel("latency (ms)")
+        latency.set_title(title or "operations as they complete")
+        if points:
+            latency.legend(fontsize="small")
+        counts.bar(list(totals), list(totals.values()), color=list(colours.values()))
+        counts.set_title(f"{len(points)} operations")
+        return _png(figure)
+
+
+#: The fields of the experiment the explorer has a control for.
+_CONTROLS = (
+    "scenario",
+    "target",
+    "store",
+    "variant",
+    "fault",
+    "workers",
+    "concurrency",
+    "operations",
+)
+
+
+class Explorer:
+    """Controls for one experiment, a Run button, a progress bar and plots that update live.
+
+    The controls start from ``spec`` changed by ``changes`` (a notebook's parameters); if those
+    contradict each other (``Experiment`` refuses them: say variant ``r1-read-writeback`` on
+    the ``engine`` target) the reason is shown in :attr:`status` and :meth:`run` refuses until
+    the controls are fixed. Each run adds a row to :attr:`rows`; the curve of error and anomaly
+    rate vs concurrency over all runs so far is redrawn after each. Display it with
+    ``display(explorer.widget)``; :meth:`run` does what the button does (headless notebooks
+    call it directly)."""
+
+    def __init__(self, spec: Experiment, *, refresh_s: float = 0.25, **changes: Any) -> None:
+        try:
+            import ipywidgets as w
+        except ImportError:
+            raise missing("ipywidgets") from None
+        from kato.lab.spec import FAULTS, SCENARIOS, STORES, TARGETS
+
+        self.base = spec
+        self.refresh_s = refresh_s
+        self.rows: list[dict[str, Any]] = []
+        self.last: Any = None
+        unknown = sorted(set(changes) - set(_CONTROLS))
+        if unknown:
+            raise TypeError(f"the explorer has no control(s) {', '.join(unknown)}")
+        fields = {**json.loads(spec.to_json()), **changes}
+
+        def choice(name: str, options: Sequence[str]) -> Any:
+            values = [*options, *[v for v in [fields[name]] if v not in options]]
+            return w.Dropdown(options=values, value=fields[name], description=name)
+
+        self.scenario = choice("scenario", SCENARIOS)
+        self.target = choice("target", TARGETS)
+        self.store = choice("store", STORES)
+        self.variant = choice("variant", variant_names())
+        self.fault = choice("fault", FAULTS)
+        self.workers = w.BoundedIntText(value=fields["workers"], min=1, max=16,
+                                        description="workers")  # fmt: skip
+        self.concurrency = w.IntSlider(value=fields["concurrency"], min=1, max=256,
+                                       description="concurrency")  # fmt: skip
+        self.operations = w.BoundedIntText(value=fields["operations"], min=1, max=100_000,
+                                           description="operations")  # fmt: skip
+        self.button = w.Button(description="Run", button_style="primary", icon="play")
+        self.progress = w.IntProgress(value=0, min=0, max=1, description="0 ops")
+        self.status = w.HTML("")
+        self.live = w.Image(format="png")
+        self.curve = w.Image(format="png")
+        self.output = w.Output()
+        self.button.on_click(lambda _: self.run())
+        controls = w.VBox(
+            [
+                w.HBox([self.scenario, self.target, self.store]),
+                w.HBox([self.variant, self.fault, self.workers]),
+                w.HBox([self.concurrency, self.operations, self.button]),
+            ]
+        )
+        self.widget = w.VBox(
+            [controls, self.progress, self.status, self.live, self.curve, self.output]
+        )
+        self.checked()
+
+    def spec(self) -> Experiment:
+        """The experiment the controls describe (``ValueError`` if they contradict)."""
+        return self.base.with_(
+            scenario=self.scenario.value,
+            target=self.target.value,
+            store=self.store.value,
+            variant=self.variant.value,
+            fault=self.fault.value,
+            workers=int(self.workers.value),
+            concurrency=int(self.concurrency.value),
+            operations=int(self.operations.value),
+        )
+
+    def checked(self) -> Experiment | None:
+        """:meth:`spec`, or ``None`` with the reason it was refused shown in :attr:`status`."""
+        try:
+            return self.spec()
+        except ValueError as exc:
+            self.status.value = (
+                f"<b style='color:#b00'>cannot run this experiment: {html.escape(str(exc))}</b>"
+            )
+            return None
+
+    def run(self) -> Any:
+        """Run the controls' experiment with live updates; return the :class:`~kato.lab.run.Run`
+        (``None`` if the controls are contradictory, with the reason shown)."""
+        from kato.lab.scenarios import plan
+
+        spec = self.checked()
+        if spec is None:
+            return None
+        return self._run(spec, int(plan(spec).size))
+
+    def _run(self, spec: Experiment, total: int) -> Any:
+        import pandas as pd
+
+        from kato.lab import plots
+        from kato.lab.grid import row
+        from kato.lab.run import run
+
+        live = LivePlot()
+        title = f"{spec.scenario} ×{spec.concurrency} on {spec.target}/{spec.store}"
+        self.progress.max, self.progress.value = max(total, 1), 0
+        self.status.value = f"running {html.escape(title)}…"
+        self.button.disabled = True
+        drawn = [0.0]
+
+        def on_op(op: Op) -> None:
+            live.add(op)
+            self.progress.value = min(len(live), self.progress.max)
+            self.progress.description = f"{len(live)} ops"
+            now = time.monotonic()
+            if now - drawn[0] >= self.refresh_s:
+                drawn[0] = now
+                self.live.value = live.png(title)
+
+        try:
+            result = run(spec, on_op=on_op)
+        finally:
+            self.button.disabled = False
+        self.live.value = live.png(title)
+        self.progress.value = self.progress.max
+        figures = row(result)
+        self.rows.append(figures)
+        self.last = result
+        frame = pd.DataFrame(self.rows)
+        frame["runs"] = frame[["store", "variant", "fault"]].astype(str).agg("/".join, axis=1)
+        figure = plots.failure_rate_vs_concurrency(frame, by="runs", rate="error_rate")
+        self.curve.value = _png(figure)
+        self.status.value = (
+            f"{html.escape(title)}: valid = <b>{result.valid}</b>, {figures['ops']} ops, "
+            f"error rate {figures['error_rate']:.3f}, p99 {figures['p99_ms'] or 0:.1f} ms"
+        )
+        return result
+
+
+def _png(figure: Figure) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80)
+    return buffer.getvalue()
