@@ -31,6 +31,7 @@ from kato.exceptions import (
 from kato.nodes import NodeStores
 from kato.sessions import (
     Change,
+    ChangeFn,
     Lease,
     Outcome,
     SessionRecord,
@@ -137,11 +138,13 @@ class Kato:
         return self._session_body(await self._get(session_id))
 
     async def session_exists(self, session_id: str) -> Body:
-        """``GET /sessions/{id}/exists``: never raises for a missing session, never extends."""
-        exists, expired = (False, False)
-        if looks_like_session_id(session_id):
-            exists, expired = await self.sessions.exists(session_id)
-        return {"exists": exists, "expired": expired, "session_id": session_id}
+        """``GET /sessions/{id}/exists``: never raises for a missing session, never extends.
+
+        ``expired`` is always false: an expired session is gone like a deleted one (see
+        ``SessionStore.exists``); the field stays for the clients that read it.
+        """
+        exists = looks_like_session_id(session_id) and await self.sessions.exists(session_id)
+        return {"exists": exists, "expired": False, "session_id": session_id}
 
     async def delete_session(self, session_id: str) -> Body:
         self._check_id(session_id)
@@ -339,11 +342,7 @@ class Kato:
         return (await self._get(session_id)).record.state
 
     async def _update(
-        self,
-        session_id: str,
-        change: Callable[[SessionRecord], Change[T]],
-        *,
-        unique_id: str | None = None,
+        self, session_id: str, change: ChangeFn[T], *, unique_id: str | None = None
     ) -> Outcome[T]:
         self._check_id(session_id)
         with _about(session_id):
