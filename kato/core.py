@@ -9,6 +9,7 @@ the session write has committed, once.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import time
@@ -165,6 +166,39 @@ class Kato:
 
     async def count_sessions(self) -> Body:
         return {"active_session_count": await self.sessions.count()}
+
+    # -- service -----------------------------------------------------------------------------
+    async def health(self, *, started: float) -> Body:
+        """``GET /health``: the stores the service uses (sessions, LTM), each ``ok`` or
+        ``down``; ``unhealthy`` if one is down. ``started`` is the service's monotonic start."""
+        checks: Body = {
+            "store": {"status": "ok", "backend": self.settings.store},
+            "ltm": {"status": "ok", "backend": self.settings.ltm},
+        }
+        active: int | None = None
+        try:
+            active = await self.sessions.count()
+        except KatoError as exc:
+            checks["store"].update(status="down", error=exc.code)
+        try:
+            await asyncio.to_thread(self.nodes.ping)
+        except KatoError as exc:
+            checks["ltm"].update(status="down", error=exc.code)
+        down = any(check["status"] != "ok" for check in checks.values())
+        return {
+            "status": "unhealthy" if down else "healthy",
+            "checks": checks,
+            "active_sessions": active,
+            "uptime_seconds": round(time.monotonic() - started, 3),
+            "timestamp": datetime.now(UTC).isoformat(),
+        }
+
+    async def close(self) -> None:
+        """Close the session store and the node stores (the service's shutdown)."""
+        try:
+            await self.sessions.close()
+        finally:
+            await asyncio.to_thread(self.nodes.close)
 
     async def get_session_config(self, session_id: str) -> Body:
         lease = await self._get(session_id)
