@@ -229,8 +229,8 @@ class CompareAndSet:
     never creates a missing key (guarantees 2 and 4)."""
 
     def __init__(self, store: RedisSessionStore) -> None:
+        self._store = store
         self._script = store.redis.register_script(_COMPARE_AND_SET)
-        self._applied_limit = store.applied_limit
 
     async def __call__(self, write: Write) -> int | None:
         new = write.record
@@ -242,7 +242,7 @@ class CompareAndSet:
             "1" if write.restart_ttl else "0",
             write.unique_id,
             write.reply,
-            self._applied_limit,
+            self._store.applied_limit,
         ]
         status, *ttl = await self._script(keys=write.read.keys, args=args)
         if status == -1:
