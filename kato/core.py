@@ -9,6 +9,7 @@ the session write has committed, once.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import time
@@ -31,6 +32,7 @@ from kato.exceptions import (
 from kato.nodes import NodeStores
 from kato.sessions import (
     Change,
+    ChangeFn,
     Lease,
     Outcome,
     SessionRecord,
@@ -137,11 +139,13 @@ class Kato:
         return self._session_body(await self._get(session_id))
 
     async def session_exists(self, session_id: str) -> Body:
-        """``GET /sessions/{id}/exists``: never raises for a missing session, never extends."""
-        exists, expired = (False, False)
-        if looks_like_session_id(session_id):
-            exists, expired = await self.sessions.exists(session_id)
-        return {"exists": exists, "expired": expired, "session_id": session_id}
+        """``GET /sessions/{id}/exists``: never raises for a missing session, never extends.
+
+        ``expired`` is always false: an expired session is gone like a deleted one (see
+        ``SessionStore.exists``); the field stays for the clients that read it.
+        """
+        exists = looks_like_session_id(session_id) and await self.sessions.exists(session_id)
+        return {"exists": exists, "expired": False, "session_id": session_id}
 
     async def delete_session(self, session_id: str) -> Body:
         self._check_id(session_id)
@@ -162,6 +166,39 @@ class Kato:
 
     async def count_sessions(self) -> Body:
         return {"active_session_count": await self.sessions.count()}
+
+    # -- service -----------------------------------------------------------------------------
+    async def health(self, *, started: float) -> Body:
+        """``GET /health``: the stores the service uses (sessions, LTM), each ``ok`` or
+        ``down``; ``unhealthy`` if one is down. ``started`` is the service's monotonic start."""
+        checks: Body = {
+            "store": {"status": "ok", "backend": self.settings.store},
+            "ltm": {"status": "ok", "backend": self.settings.ltm},
+        }
+        active: int | None = None
+        try:
+            active = await self.sessions.count()
+        except KatoError as exc:
+            checks["store"].update(status="down", error=exc.code)
+        try:
+            await asyncio.to_thread(self.nodes.ping)
+        except KatoError as exc:
+            checks["ltm"].update(status="down", error=exc.code)
+        down = any(check["status"] != "ok" for check in checks.values())
+        return {
+            "status": "unhealthy" if down else "healthy",
+            "checks": checks,
+            "active_sessions": active,
+            "uptime_seconds": round(time.monotonic() - started, 3),
+            "timestamp": datetime.now(UTC).isoformat(),
+        }
+
+    async def close(self) -> None:
+        """Close the session store and the node stores (the service's shutdown)."""
+        try:
+            await self.sessions.close()
+        finally:
+            await asyncio.to_thread(self.nodes.close)
 
     async def get_session_config(self, session_id: str) -> Body:
         lease = await self._get(session_id)
@@ -339,11 +376,7 @@ class Kato:
         return (await self._get(session_id)).record.state
 
     async def _update(
-        self,
-        session_id: str,
-        change: Callable[[SessionRecord], Change[T]],
-        *,
-        unique_id: str | None = None,
+        self, session_id: str, change: ChangeFn[T], *, unique_id: str | None = None
     ) -> Outcome[T]:
         self._check_id(session_id)
         with _about(session_id):

@@ -14,6 +14,14 @@ class NodeStores(Protocol):
 
     def ltm(self, node_id: str) -> LTMStore: ...
 
+    def ping(self) -> None:
+        """Return if the stores answer; raise ``StoreUnavailableError`` if they do not."""
+        ...
+
+    def close(self) -> None:
+        """Release this process's connections (the service's shutdown calls it)."""
+        ...
+
 
 class MemoryNodes:
     """Every node's LTM in this process's memory (for one process: notebooks, tests)."""
@@ -26,6 +34,12 @@ class MemoryNodes:
         if store is None:
             store = self._nodes[node_id] = MemoryLTM()
         return store
+
+    def ping(self) -> None:
+        """Memory always answers."""
+
+    def close(self) -> None:
+        """Nothing to release: the patterns live as long as this object."""
 
 
 def open_nodes(location: str) -> NodeStores:

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from kato.exceptions import KatoError, SessionNotFoundError
-from kato.sessions import Change, Lease, Outcome, SessionRecord, SessionStore
+from kato.sessions import ChangeFn, Lease, Outcome, SessionRecord, SessionStore
 
 __all__ = [
     "JsonFormatter",
@@ -232,11 +232,7 @@ class ObservedSessionStore:
         return await self._observe("get", lambda: self.inner.get(session_id, touch=touch))
 
     async def update(
-        self,
-        session_id: str,
-        change: Callable[[SessionRecord], Change[T]],
-        *,
-        unique_id: str | None = None,
+        self, session_id: str, change: ChangeFn[T], *, unique_id: str | None = None
     ) -> Outcome[T]:
         return await self._observe(
             "update", lambda: self.inner.update(session_id, change, unique_id=unique_id)
@@ -245,7 +241,7 @@ class ObservedSessionStore:
     async def delete(self, session_id: str) -> None:
         await self._observe("delete", lambda: self.inner.delete(session_id))
 
-    async def exists(self, session_id: str) -> tuple[bool, bool]:
+    async def exists(self, session_id: str) -> bool:
         return await self._observe("exists", lambda: self.inner.exists(session_id))
 
     async def extend(self, session_id: str, ttl_seconds: int) -> Lease:

@@ -68,7 +68,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        await store.close()
+        await kato.close()
 
     app = FastAPI(
         title="KATO",

@@ -8,10 +8,8 @@ rule. Fixed segments are declared before parameters (``/sessions/count`` before
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -22,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from kato._version import __version__
 from kato.core import Kato, check_node_id
 from kato.exceptions import (
-    KatoError,
     MethodNotAllowedError,
     StoreUnavailableError,
     ValidationError,
@@ -102,18 +99,6 @@ def _node_from_request(
 
 
 NodeId = Annotated[str, Depends(_node_from_request)]
-
-
-async def _ltm_check(kato: Kato) -> dict[str, Any]:
-    """Ping the long-term memory store if it can be pinged (SQLite, MongoDB)."""
-    ping = getattr(kato.nodes, "ping", None)
-    check: dict[str, Any] = {"status": "ok", "backend": kato.settings.ltm}
-    if ping is not None:
-        try:
-            await asyncio.to_thread(ping)
-        except KatoError as exc:
-            check.update(status="down", error=exc.code)
-    return check
 
 
 def build_router(kato: Kato, metrics: Metrics, started: float) -> APIRouter:
@@ -244,23 +229,8 @@ def build_router(kato: Kato, metrics: Metrics, started: float) -> APIRouter:
 
     @router.get("/health", tags=[_Tag.service], summary="Health of the service and its stores")
     async def health() -> JSONResponse:
-        checks: dict[str, Any] = {"ltm": await _ltm_check(kato), "vectors": {"status": "ok"}}
-        active: int | None = None
-        try:
-            active = (await kato.count_sessions())["active_session_count"]
-            checks["store"] = {"status": "ok", "backend": kato.settings.store}
-        except KatoError as exc:
-            checks["store"] = {"status": "down", "backend": kato.settings.store, "error": exc.code}
-        down = [name for name, check in checks.items() if check["status"] != "ok"]
-        status = "unhealthy" if down else "healthy"
-        body = {
-            "status": status,
-            "checks": checks,
-            "active_sessions": active,
-            "uptime_seconds": round(time.monotonic() - started, 3),
-            "timestamp": datetime.now(UTC).isoformat(),
-        }
-        return JSONResponse(body, status_code=503 if status == "unhealthy" else 200)
+        body = await kato.health(started=started)
+        return JSONResponse(body, status_code=503 if body["status"] == "unhealthy" else 200)
 
     @router.get("/status", tags=[_Tag.service], summary="Process-wide status")
     async def status() -> Body:

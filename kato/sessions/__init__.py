@@ -7,10 +7,11 @@ A session is one user's short-term context on one node. Stores implement
 from kato.sessions.ids import looks_like_session_id, new_session_id
 from kato.sessions.memory import MemorySessionStore
 from kato.sessions.record import SessionRecord
-from kato.sessions.store import Change, Lease, Outcome, SessionStore
+from kato.sessions.store import Change, ChangeFn, Lease, Outcome, SessionStore
 
 __all__ = [
     "Change",
+    "ChangeFn",
     "Lease",
     "MemorySessionStore",
     "Outcome",

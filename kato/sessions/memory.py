@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from kato.engine import SnapshotChanged
 from kato.exceptions import SessionLimitError, SessionNotFoundError
 from kato.sessions.record import SessionRecord
-from kato.sessions.store import Change, Lease, Outcome
+from kato.sessions.store import Change, ChangeFn, Lease, Outcome
 
 __all__ = ["MemorySessionStore"]
 
@@ -93,11 +93,7 @@ class MemorySessionStore:
         return self._lease(record, deadline)
 
     async def update(
-        self,
-        session_id: str,
-        change: Callable[[SessionRecord], Change[T]],
-        *,
-        unique_id: str | None = None,
+        self, session_id: str, change: ChangeFn[T], *, unique_id: str | None = None
     ) -> Outcome[T]:
         record, deadline = self._live(session_id)
         replies = self._replies.setdefault(session_id, OrderedDict())
@@ -116,7 +112,7 @@ class MemorySessionStore:
         return Outcome(self._lease(new, deadline), changed.value)
 
     @staticmethod
-    def _run(change: Callable[[SessionRecord], Change[T]], record: SessionRecord) -> Change[T]:
+    def _run(change: ChangeFn[T], record: SessionRecord) -> Change[T]:
         """``change(record)``, computed again while an LTM snapshot was inconsistent."""
         for _ in range(_SNAPSHOT_ATTEMPTS - 1):
             try:
@@ -130,13 +126,9 @@ class MemorySessionStore:
         del self._sessions[session_id]
         self._replies.pop(session_id, None)
 
-    async def exists(self, session_id: str) -> tuple[bool, bool]:
+    async def exists(self, session_id: str) -> bool:
         entry = self._sessions.get(session_id)
-        if entry is None:
-            return False, False
-        if entry[1] <= self._clock():
-            return False, True
-        return True, False
+        return entry is not None and entry[1] > self._clock()
 
     async def extend(self, session_id: str, ttl_seconds: int) -> Lease:
         record, _ = self._live(session_id)

@@ -35,6 +35,20 @@ past its score may have been extended, so the script hands those back, the store
 keys as ``count`` does, and asks again. A node's set holds ids; one no longer in the index is
 dead and is dropped there. The document is written in the same round trip as the script and
 deleted again if the script refuses.
+
+Seams (constructor parameters; the bug zoo rebuilds broken stores with them, production uses
+the defaults):
+
+* ``commit`` — *how an update's write is committed*: a :class:`Commit` built on the store,
+  called with the :class:`Write` computed from a :class:`Read`. Production's is
+  :class:`CompareAndSet`, the Lua compare-and-set of guarantees 2 and 4.
+* ``refresh`` — *what a touching read does besides restarting the key's TTL*, which the read
+  script does in its own round trip: a :class:`Refresh` built on the store, called with the
+  :class:`Read`. Production's is ``None``: reads never write (guarantee 2).
+* ``queue_writers`` — whether this process's writers of one session queue (``_queued``).
+
+Seams reach Redis through :attr:`RedisSessionStore.redis` and the keys in :class:`Read`, and
+report each round trip they make with :meth:`RedisSessionStore.note_round_trip`.
 """
 
 from __future__ import annotations
@@ -55,10 +69,19 @@ from kato.engine import SnapshotChanged
 from kato.exceptions import ConflictError, SessionLimitError, SessionNotFoundError
 from kato.sessions.ids import looks_like_session_id
 from kato.sessions.record import SessionRecord
-from kato.sessions.store import Change, Lease, Outcome
+from kato.sessions.store import Change, ChangeFn, Lease, Outcome
 from kato.stores.redis_errors import redis_errors
 
-__all__ = ["RedisSessionStore", "StoreCounters", "StoreObserver"]
+__all__ = [
+    "Commit",
+    "CompareAndSet",
+    "Read",
+    "RedisSessionStore",
+    "Refresh",
+    "StoreCounters",
+    "StoreObserver",
+    "Write",
+]
 
 T = TypeVar("T")
 
@@ -161,11 +184,71 @@ class StoreCounters:
 
 
 @dataclass(frozen=True, slots=True)
-class _Read:
+class Read:
+    """A session as one read found it: ``keys`` are its document, reply-hash and reply-list
+    keys; ``earlier`` is the reply remembered under the update's ``unique_id``, if any."""
+
+    session_id: str
+    keys: list[str]
     version: str
     record: SessionRecord
     pttl_ms: int
     earlier: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """What an update commits: ``record`` (already at the next version) computed from ``read``;
+    ``reply`` (JSON, or ``""``) to remember under ``unique_id`` (or ``""``); ``restart_ttl``
+    restarts the key's TTL."""
+
+    read: Read
+    record: SessionRecord
+    doc: str
+    restart_ttl: bool
+    unique_id: str
+    reply: str
+
+
+class Commit(Protocol):
+    """How an update's write is committed. Returns the key's remaining TTL in milliseconds once
+    written, ``None`` when another writer changed the session since the read (the store reads
+    again and retries); raises ``SessionNotFoundError`` when the session is gone."""
+
+    async def __call__(self, write: Write) -> int | None: ...
+
+
+class Refresh(Protocol):
+    """What a touching read does after the read script restarted the key's TTL."""
+
+    async def __call__(self, read: Read) -> None: ...
+
+
+class CompareAndSet:
+    """Production's commit: one script writes only if the version is still the one read, and
+    never creates a missing key (guarantees 2 and 4)."""
+
+    def __init__(self, store: RedisSessionStore) -> None:
+        self._store = store
+        self._script = store.redis.register_script(_COMPARE_AND_SET)
+
+    async def __call__(self, write: Write) -> int | None:
+        new = write.record
+        args: list[str | int] = [
+            write.read.version,
+            str(new.version),
+            write.doc,
+            new.ttl_seconds * 1000,
+            "1" if write.restart_ttl else "0",
+            write.unique_id,
+            write.reply,
+            self._store.applied_limit,
+        ]
+        status, *ttl = await self._script(keys=write.read.keys, args=args)
+        if status == -1:
+            session_id = write.read.session_id
+            raise SessionNotFoundError(session_id, f"Session '{session_id}' was deleted")
+        return int(ttl[0]) if status == 1 else None
 
 
 class RedisSessionStore:
@@ -182,6 +265,7 @@ class RedisSessionStore:
     * **max_sessions**, **max_sessions_per_node** - live sessions allowed (0: no limit).
     * **queue_writers** - queue this process's writers of one session (``_queued``); off only
       to rebuild the earlier system's races in the bug zoo.
+    * **commit**, **refresh** - the seams of the module docstring (built on this store).
     """
 
     def __init__(
@@ -197,6 +281,8 @@ class RedisSessionStore:
         max_sessions: int = 0,
         max_sessions_per_node: int = 0,
         queue_writers: bool = True,
+        commit: Callable[[RedisSessionStore], Commit] = CompareAndSet,
+        refresh: Callable[[RedisSessionStore], Refresh] | None = None,
     ) -> None:
         self.url = url
         self.auto_extend = auto_extend
@@ -220,18 +306,26 @@ class RedisSessionStore:
             health_check_interval=30,
         )
         self._read_script = self._redis.register_script(_READ)
-        self._cas_script = self._redis.register_script(_COMPARE_AND_SET)
         self._create_script = self._redis.register_script(_CREATE)
         self._index_script = self._redis.register_script(_INDEX)
+        self._commit = commit(self)
+        self._refresh = refresh(self) if refresh is not None else None
+
+    @property
+    def redis(self) -> redis_asyncio.Redis:
+        """The store's client (one connection pool per process), for the seams."""
+        return self._redis
 
     # -- keys and encoding -------------------------------------------------------------------
-    def _keys(self, session_id: str) -> list[str]:
+    def keys(self, session_id: str) -> list[str]:
+        """The keys of a session: its document, its replies (hash) and their ids (list)."""
         if not looks_like_session_id(session_id):  # keys derive from validated ids only
             raise SessionNotFoundError(session_id)
         doc = f"{self.prefix}:{{{session_id}}}"
         return [doc, doc + ":ids", doc + ":idq"]
 
-    def _count(self, sent: int, received: int = 0) -> None:
+    def note_round_trip(self, sent: int, received: int = 0) -> None:
+        """Count one round trip to Redis (the seams report theirs here too)."""
         self.counters.round_trips += 1
         self.counters.bytes_sent += sent
         self.counters.bytes_received += received
@@ -243,37 +337,42 @@ class RedisSessionStore:
         return Lease(record, time.time() + max(pttl_ms, 0) / 1000)
 
     # -- reads -------------------------------------------------------------------------------
-    async def _read(self, session_id: str, *, touch: bool, unique_id: str | None) -> _Read:
-        keys = self._keys(session_id)
+    async def _read(self, session_id: str, *, touch: bool, unique_id: str | None) -> Read:
+        keys = self.keys(session_id)
         with redis_errors("read", session_id):
             reply = await self._read_script(
                 keys=keys, args=["1" if touch else "0", unique_id or ""]
             )
         if not reply:
-            self._count(len(session_id))
+            self.note_round_trip(len(session_id))
             raise SessionNotFoundError(session_id)
         version, doc, pttl, earlier = reply
-        self._count(len(session_id), len(doc) + len(earlier or b""))
+        self.note_round_trip(len(session_id), len(doc) + len(earlier or b""))
         record = replace(SessionRecord.from_json(doc), version=int(version))
-        return _Read(version.decode(), record, int(pttl), json.loads(earlier) if earlier else None)
+        remembered = json.loads(earlier) if earlier else None
+        read = Read(session_id, keys, version.decode(), record, int(pttl), remembered)
+        if touch and self._refresh is not None:
+            with redis_errors("read", session_id):
+                await self._refresh(read)
+        return read
 
     async def get(self, session_id: str, *, touch: bool = True) -> Lease:
         read = await self._read(session_id, touch=touch and self.auto_extend, unique_id=None)
         return self._lease(read.record, read.pttl_ms)
 
-    async def exists(self, session_id: str) -> tuple[bool, bool]:
+    async def exists(self, session_id: str) -> bool:
         if not looks_like_session_id(session_id):
-            return False, False
+            return False
         with redis_errors("exists", session_id):
-            found = await self._redis.exists(self._keys(session_id)[0])
-        self._count(len(session_id))
-        return bool(found), False
+            found = await self._redis.exists(self.keys(session_id)[0])
+        self.note_round_trip(len(session_id))
+        return bool(found)
 
     # -- writes ------------------------------------------------------------------------------
     async def create(self, record: SessionRecord) -> Lease:
         if self.max_sessions or self.max_sessions_per_node:
             return await self._create_within_limits(record)
-        keys = self._keys(record.session_id)
+        keys = self.keys(record.session_id)
         ttl_ms = record.ttl_seconds * 1000
         doc = record.to_json()
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -281,7 +380,7 @@ class RedisSessionStore:
             pipe.zadd(self.index_key, {record.session_id: self._now_ms() + ttl_ms}, nx=True)
             with redis_errors("create", record.session_id):
                 created, _ = await pipe.execute()
-        self._count(len(doc))
+        self.note_round_trip(len(doc))
         self._check_created(record, created)
         return self._lease(record, ttl_ms)
 
@@ -293,7 +392,7 @@ class RedisSessionStore:
     async def _create_within_limits(self, record: SessionRecord) -> Lease:
         """Write the document and ask the index script for room in one round trip; repair
         entries the script is unsure of and ask again; delete the document if refused."""
-        keys = self._keys(record.session_id)
+        keys = self.keys(record.session_id)
         ttl_ms = record.ttl_seconds * 1000
         doc = record.to_json()
         sets = [self.index_key, f"{{{self.index_key}}}:node:{record.node_id}"]
@@ -308,7 +407,7 @@ class RedisSessionStore:
                 await self._create_script(keys=keys[:1], args=["0", doc, ttl_ms], client=pipe)
                 await self._index_script(keys=sets, args=args(), client=pipe)
                 created, verdict = await pipe.execute()
-            self._count(len(doc))
+            self.note_round_trip(len(doc))
             self._check_created(record, created)
             for _ in range(self.max_attempts):
                 if verdict[0] == 0:
@@ -317,9 +416,9 @@ class RedisSessionStore:
                     break
                 await self._repair([member.decode() for member in verdict[1:]])
                 verdict = await self._index_script(keys=sets, args=args())
-                self._count(0)
+                self.note_round_trip(0)
             await self._redis.delete(*keys)
-            self._count(0)
+            self.note_round_trip(0)
         kind, limit = (
             ("node", self.max_sessions_per_node)
             if verdict[0] in (2, 4)
@@ -328,23 +427,13 @@ class RedisSessionStore:
         raise SessionLimitError.reached(kind, limit)
 
     async def update(
-        self,
-        session_id: str,
-        change: Callable[[SessionRecord], Change[T]],
-        *,
-        unique_id: str | None = None,
+        self, session_id: str, change: ChangeFn[T], *, unique_id: str | None = None
     ) -> Outcome[T]:
         return await self._update(session_id, change, unique_id=unique_id, restart=False)
 
     async def _update(
-        self,
-        session_id: str,
-        change: Callable[[SessionRecord], Change[T]],
-        *,
-        unique_id: str | None,
-        restart: bool,
+        self, session_id: str, change: ChangeFn[T], *, unique_id: str | None, restart: bool
     ) -> Outcome[T]:
-        keys = self._keys(session_id)
         self.counters.updates += 1
         async with self._queued(session_id):
             for attempt in range(self.max_attempts):
@@ -359,25 +448,22 @@ class RedisSessionStore:
                     await self._back_off(attempt)
                     continue
                 new = replace(changed.record, version=read.record.version + 1)
-                doc = new.to_json()
                 reply = json.dumps(changed.reply) if unique_id and changed.reply is not None else ""
-                args: list[str | int] = [
-                    read.version,
-                    str(new.version),
-                    doc,
-                    new.ttl_seconds * 1000,
-                    "1" if (self.auto_extend or restart) else "0",
-                    unique_id if unique_id and reply else "",
-                    reply,
-                    self.applied_limit,
-                ]
-                with redis_errors("update", session_id):
-                    status, *ttl = await self._cas_script(keys=keys, args=args)
-                self._count(len(doc) + len(reply))
-                if status == -1:
-                    raise SessionNotFoundError(session_id, f"Session '{session_id}' was deleted")
-                if status == 1:
-                    return Outcome(self._lease(new, int(ttl[0])), changed.value)
+                write = Write(
+                    read,
+                    new,
+                    new.to_json(),
+                    restart_ttl=self.auto_extend or restart,
+                    unique_id=unique_id if unique_id and reply else "",
+                    reply=reply,
+                )
+                try:
+                    with redis_errors("update", session_id):
+                        ttl = await self._commit(write)
+                finally:
+                    self.note_round_trip(len(write.doc) + len(reply))
+                if ttl is not None:
+                    return Outcome(self._lease(new, ttl), changed.value)
                 self.counters.conflicts += 1
                 if self._observer is not None:
                     self._observer.conflict()
@@ -432,17 +518,17 @@ class RedisSessionStore:
             await self._redis.zadd(
                 self.index_key, {session_id: self._now_ms() + ttl_seconds * 1000}, xx=True
             )
-        self._count(len(session_id))
+        self.note_round_trip(len(session_id))
         return outcome.lease
 
     async def delete(self, session_id: str) -> None:
-        keys = self._keys(session_id)
+        keys = self.keys(session_id)
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.delete(*keys)
             pipe.zrem(self.index_key, session_id)
             with redis_errors("delete", session_id):
                 deleted, _ = await pipe.execute()
-        self._count(len(session_id))
+        self.note_round_trip(len(session_id))
         if not deleted:
             raise SessionNotFoundError(session_id)
 
@@ -458,7 +544,7 @@ class RedisSessionStore:
                 pipe.zrangebyscore(self.index_key, "-inf", self._now_ms())
                 pipe.zcard(self.index_key)
                 stale, total = await pipe.execute()
-            self._count(0)
+            self.note_round_trip(0)
             if not stale:
                 return int(total)
             return await self._repair([member.decode() for member in stale])
@@ -469,9 +555,9 @@ class RedisSessionStore:
         now = self._now_ms()
         async with self._redis.pipeline(transaction=False) as pipe:
             for session_id in ids:
-                pipe.pttl(self._keys(session_id)[0])
+                pipe.pttl(self.keys(session_id)[0])
             remaining = await pipe.execute()
-        self._count(0)
+        self.note_round_trip(0)
         async with self._redis.pipeline(transaction=False) as pipe:
             for session_id, pttl in zip(ids, remaining, strict=True):
                 if pttl > 0:  # extended by reads since it was indexed: re-score, never re-add
@@ -480,12 +566,8 @@ class RedisSessionStore:
                     pipe.zrem(self.index_key, session_id)
             pipe.zcard(self.index_key)
             results = await pipe.execute()
-        self._count(0)
+        self.note_round_trip(0)
         return int(results[-1])
-
-    async def ping(self) -> None:
-        with redis_errors("ping"):
-            await self._redis.ping()
 
     async def close(self) -> None:
         await self._redis.aclose()

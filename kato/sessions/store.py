@@ -20,7 +20,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from kato.sessions.record import SessionRecord
 
-__all__ = ["Change", "Lease", "Outcome", "SessionStore"]
+__all__ = ["Change", "ChangeFn", "Lease", "Outcome", "SessionStore"]
 
 T = TypeVar("T")
 
@@ -53,6 +53,10 @@ class Outcome(Generic[T]):
     replayed: Mapping[str, Any] | None = None
 
 
+#: What ``update`` applies: a pure function of the session's record (see the module docstring).
+ChangeFn = Callable[[SessionRecord], Change[T]]
+
+
 class SessionStore(Protocol):
     """Where sessions live. Every method raises ``SessionNotFoundError`` for a missing session
     and ``StoreUnavailableError`` when the store cannot answer; never one for the other."""
@@ -66,11 +70,7 @@ class SessionStore(Protocol):
         ...
 
     async def update(
-        self,
-        session_id: str,
-        change: Callable[[SessionRecord], Change[T]],
-        *,
-        unique_id: str | None = None,
+        self, session_id: str, change: ChangeFn[T], *, unique_id: str | None = None
     ) -> Outcome[T]:
         """Atomically apply ``change`` to the session (see the module docstring)."""
         ...
@@ -79,8 +79,13 @@ class SessionStore(Protocol):
         """Delete a session; no later or in-flight write can bring it back."""
         ...
 
-    async def exists(self, session_id: str) -> tuple[bool, bool]:
-        """``(exists, expired)`` without extending the TTL."""
+    async def exists(self, session_id: str) -> bool:
+        """Whether the session is live, without extending its TTL.
+
+        An expired session is gone exactly like a deleted one: the store's TTL is the only clock
+        (guarantee 5), and no store keeps a trace of what expired, so ``exists`` cannot tell the
+        two apart and the API's ``expired`` is always false.
+        """
         ...
 
     async def extend(self, session_id: str, ttl_seconds: int) -> Lease:
@@ -91,4 +96,6 @@ class SessionStore(Protocol):
         """The exact number of live sessions, without scanning keys."""
         ...
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Release connections; the store is not used afterwards."""
+        ...

@@ -12,6 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from kato.service import create_app
+from kato.settings import Settings
+
 SPEC = Path(__file__).resolve().parents[3] / "shared" / "spec" / "api.md"
 
 
@@ -209,6 +212,40 @@ def test_service_endpoints(http: TestClient) -> None:
     assert set(root) >= {"service", "version", "description", "docs", "health", "status"}
     health = http.get("/health").json()
     assert health["status"] == "healthy"
-    assert set(health["checks"]) >= {"store", "ltm", "vectors"}
+    assert set(health["checks"]) == {"store", "ltm"}  # what the service uses, nothing else
     status = http.get("/status").json()
     assert status["workers"] == 1 and status["store"] == "memory"
+
+
+def test_health_reports_an_ltm_that_cannot_open_and_shutdown_closes_the_stores(
+    tmp_path: Path,
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")  # the LTM's folder would have to be inside a file
+    app = create_app(Settings(ltm="sqlite", ltm_path=str(blocked / "ltm.sqlite3")))
+    with TestClient(app) as http:
+        health = http.get("/health")
+        assert health.status_code == 503 and health.json()["status"] == "unhealthy"
+        checks = health.json()["checks"]
+        down = {"status": "down", "backend": "sqlite", "error": "STORE_UNAVAILABLE"}
+        assert checks["ltm"] == down
+        assert checks["store"] == {"status": "ok", "backend": "memory"}
+
+    app = create_app(Settings(ltm="sqlite", ltm_path=str(tmp_path / "ltm.sqlite3")))
+    kato = app.state.kato
+    closed: list[str] = []
+    nodes_close, sessions_close = kato.nodes.close, kato.sessions.close
+
+    def close_nodes() -> None:
+        closed.append("ltm")
+        nodes_close()
+
+    async def close_sessions() -> None:
+        closed.append("sessions")
+        await sessions_close()
+
+    kato.nodes.close, kato.sessions.close = close_nodes, close_sessions  # the real ones, recorded
+    with TestClient(app) as http:
+        assert http.get("/health").json()["checks"]["ltm"] == {"status": "ok", "backend": "sqlite"}
+        assert closed == []
+    assert closed == ["sessions", "ltm"]

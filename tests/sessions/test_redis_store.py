@@ -14,7 +14,7 @@ import redis
 
 from kato.exceptions import SessionNotFoundError, StoreUnavailableError
 from kato.sessions import Change, SessionRecord, new_session_id
-from kato.sessions.redis import RedisSessionStore
+from kato.sessions.redis import CompareAndSet, Read, RedisSessionStore, Write
 from kato.stores.redis_server import RedisServer
 
 
@@ -48,6 +48,47 @@ def test_an_update_costs_two_round_trips(redis_server: RedisServer, key_prefix: 
 
     updates, reads = asyncio.run(scenario())
     assert updates == 20 and reads == 1
+
+
+def test_the_seams_see_every_commit_and_every_touching_read(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    """``commit`` and ``refresh`` wrap production's own steps here, so behaviour is unchanged
+    and what they are handed is visible (the bug zoo replaces them)."""
+    seen: list[tuple[str, int]] = []
+
+    class RecordingCommit:
+        def __init__(self, store: RedisSessionStore) -> None:
+            self.inner = CompareAndSet(store)
+
+        async def __call__(self, write: Write) -> int | None:
+            assert write.record.version == write.read.record.version + 1
+            seen.append(("commit", write.record.version))
+            return await self.inner(write)
+
+    class RecordingRefresh:
+        def __init__(self, store: RedisSessionStore) -> None:
+            assert store.redis is not None
+
+        async def __call__(self, read: Read) -> None:
+            assert read.keys[0] == f"{key_prefix}:{{{read.session_id}}}"
+            seen.append(("refresh", read.record.version))
+
+    async def scenario() -> None:
+        store = RedisSessionStore(
+            redis_server.url, key_prefix=key_prefix, commit=RecordingCommit,
+            refresh=RecordingRefresh,
+        )  # fmt: skip
+        rec = record()
+        await store.create(rec)
+        await store.get(rec.session_id, touch=False)  # no refresh without a touch
+        outcome = await store.update(rec.session_id, append("a"))
+        assert outcome.lease.expires_at > time.time() + 55
+        await store.get(rec.session_id)
+        await store.close()
+
+    asyncio.run(scenario())
+    assert seen == [("refresh", 0), ("commit", 1), ("refresh", 1)]
 
 
 def test_writers_of_one_process_queue_instead_of_colliding(
@@ -113,7 +154,7 @@ def test_a_delete_during_an_update_is_never_undone(
 
         with pytest.raises(SessionNotFoundError):
             await store.update(rec.session_id, change_while_deleted)
-        assert await store.exists(rec.session_id) == (False, False)
+        assert await store.exists(rec.session_id) is False
         assert sync.exists(f"{key_prefix}:{{{rec.session_id}}}") == 0
         await store.close()
 

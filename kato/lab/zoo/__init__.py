@@ -24,40 +24,35 @@ r10-path-middleware           R10   lifecycle           counts
 
 (×4: four workers. †: 20 % of observe responses lost and a retrying client, in both runs; the
 production comparison's client sends an idempotency key.) Each variant's module docstring states
-the failure, its mechanism, and why the production store does not have it.
+the failure, its mechanism, and why the production store does not have it. Variants change the
+production store only through its documented seams (``commit``, ``refresh``, ``queue_writers``;
+see :mod:`kato.sessions.redis`) or a :class:`~kato.lab.zoo._variant.StoreLayer` in front of it.
 """
 
 from __future__ import annotations
 
-from kato.lab.zoo import (
-    r1_read_writeback,
-    r2_process_lock,
-    r3_per_worker_memory,
-    r4_resurrect_on_delete,
-    r5_stale_expires_at,
-    r6_keys_count,
-    r7_shared_processor,
-    r8_swallowed_errors,
-    r9_retry_without_idempotency,
-    r10_path_middleware,
-)
+from importlib import import_module
+
 from kato.lab.zoo._variant import Variant
 
 __all__ = ["VARIANTS", "Variant"]
 
-#: Every variant by its ``--variant`` name, in failure-table order.
+#: Every variant by its ``--variant`` name, in failure-table order (one module each).
 VARIANTS: dict[str, Variant] = {
-    module.VARIANT.name: module.VARIANT
-    for module in (
-        r1_read_writeback,
-        r2_process_lock,
-        r3_per_worker_memory,
-        r4_resurrect_on_delete,
-        r5_stale_expires_at,
-        r6_keys_count,
-        r7_shared_processor,
-        r8_swallowed_errors,
-        r9_retry_without_idempotency,
-        r10_path_middleware,
+    variant.name: variant
+    for variant in (
+        import_module(f"{__name__}.{module}").VARIANT
+        for module in (
+            "r1_read_writeback",
+            "r2_process_lock",
+            "r3_per_worker_memory",
+            "r4_resurrect_on_delete",
+            "r5_stale_expires_at",
+            "r6_keys_count",
+            "r7_shared_processor",
+            "r8_swallowed_errors",
+            "r9_retry_without_idempotency",
+            "r10_path_middleware",
+        )
     )
 }

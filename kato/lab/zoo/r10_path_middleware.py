@@ -44,20 +44,14 @@ class PathSessionMiddleware:
             exempt = scope["method"] == "GET" and scope["path"] == "/sessions/count"
             if len(segments) > 2 and segments[1] == "sessions" and segments[2] and not exempt:
                 session_id = segments[2]
-                exists, _ = await self.app.state.kato.sessions.exists(session_id)
-                if not exists:
+                if not await self.app.state.kato.sessions.exists(session_id):
                     response = error_response(SessionNotFoundError(session_id), None)
                     await response(scope, receive, send)
                     return
         await self.app(scope, receive, send)
 
 
-VARIANT = Variant(
-    name="r10-path-middleware",
-    failure="R10",
-    description="a middleware reads the path's second segment as a session id before routing",
-    scenario="lifecycle",
-    checker="counts",
-    spec={"workers": 1, "concurrency": 4, "operations": 112},
+VARIANT = Variant.of(
+    __name__, "lifecycle", "counts", workers=1, concurrency=4, operations=112,
     app=PathSessionMiddleware,
 )

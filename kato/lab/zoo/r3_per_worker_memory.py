@@ -30,12 +30,7 @@ def _store(settings: Settings) -> MemorySessionStore:
     )
 
 
-VARIANT = Variant(
-    name="r3-per-worker-memory",
-    failure="R3",
-    description="an in-memory session store per worker process behind several workers",
-    scenario="read-after-create",
-    checker="read_your_writes",
-    spec={"workers": 4, "concurrency": 16, "operations": 96},
+VARIANT = Variant.of(
+    __name__, "read-after-create", "read_your_writes", workers=4, concurrency=16, operations=96,
     store=_store,
 )

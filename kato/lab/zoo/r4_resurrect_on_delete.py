@@ -3,14 +3,15 @@
 **What users saw:** a deleted session came back, with its data.
 
 **Mechanism:** an update read the session, computed the new document, and saved it with a plain
-write — no version check and no check that the key still existed. A ``DELETE`` that landed
-between that read and that write was undone: the write recreated every key, with the document
-as it was before the delete plus the new observation. :class:`ResurrectingStore` updates that
-way: it is the production store with a plain write in place of the compare-and-set script. To
-make the race likely at small scale the variant also waits ``write_delay_s`` (10 ms)
-between its read and its write — the exposure, not the bug (like R8's injected faults): the
-production store, slowed the same way, would still refuse the write. Without a compare-and-set the
-variant also loses concurrent observations (``no_lost_updates`` flags that too, as for R2).
+write — no version check and no check that the key still existed. A ``DELETE`` that landed between
+that read and that write was undone: the write recreated every key, with the document as it was
+before the delete plus the new observation. This variant is the production store with
+:class:`PlainWrite` as its ``commit`` seam in place of the compare-and-set, and no writer queue (the
+earlier system had none). To make the race likely at small scale the plain write also waits
+``delay_s`` (10 ms) between the read and the write — the exposure, not the bug (like R8's injected
+faults): the production store, slowed the same way, would still refuse the write. Without a
+compare-and-set the variant also loses concurrent observations (``no_lost_updates`` flags that too,
+as for R2).
 
 **Why production does not have it:** every write is a compare-and-set script that first reads
 the version from the key; a missing key answers "deleted" and the update fails with
@@ -24,53 +25,51 @@ completed.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-from kato.lab.zoo._variant import Variant, redis_options
-from kato.sessions.redis import RedisSessionStore
-from kato.settings import Settings
+from kato.exceptions import SessionNotFoundError
+from kato.lab.zoo._variant import Variant, redis_store
+from kato.sessions.redis import RedisSessionStore, Write
 
-__all__ = ["VARIANT", "ResurrectingStore"]
+__all__ = ["VARIANT", "PlainWrite"]
 
-# The compare-and-set's contract (KEYS: doc, ids, idq; ARGV: expected version, new version, doc,
-# ttl ms, restart ttl, unique id, reply, limit) without its two checks: it writes whatever is
-# there, or is not, and always answers "written".
+# KEYS: doc, ids   ARGV: refuse a missing key ("1"/"0"), version, doc, ttl ms, unique id, reply
+# -> false if refused, else the key's PTTL: no version check, ever
 _PLAIN_WRITE = """
+if ARGV[1] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then return false end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3], 't', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-if ARGV[6] ~= '' then
-  redis.call('HSET', KEYS[2], ARGV[6], ARGV[7])
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[2], ARGV[5], ARGV[6])
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
-return {1, redis.call('PTTL', KEYS[1])}
+return redis.call('PTTL', KEYS[1])
 """
 
 
-class ResurrectingStore(RedisSessionStore):
-    """The production store with a plain write where the compare-and-set was (R4), and no
-    writer queue (the earlier system had none)."""
+class PlainWrite:
+    """A ``commit`` that writes whatever was computed, after ``delay_s``: never a conflict, and a
+    deleted session is written again unless ``refuse_missing`` (R4; R2 refuses)."""
 
-    def __init__(self, url: str, *, write_delay_s: float = 0.01, **options: Any) -> None:
-        super().__init__(url, queue_writers=False, **options)
-        self.write_delay_s = write_delay_s
-        self._plain_write = self._redis.register_script(_PLAIN_WRITE)
-        self._cas_script = self._slow_plain_write  # type: ignore[assignment]
+    def __init__(
+        self, store: RedisSessionStore, *, refuse_missing: bool = False, delay_s: float = 0.01
+    ) -> None:
+        self.refuse_missing = refuse_missing
+        self.delay_s = delay_s
+        self._script = store.redis.register_script(_PLAIN_WRITE)
 
-    async def _slow_plain_write(self, *, keys: list[str], args: list[Any]) -> Any:
-        await asyncio.sleep(self.write_delay_s)  # the exposure: a write still in flight
-        return await self._plain_write(keys=keys, args=args)  # the bug: deleted or not
+    async def __call__(self, write: Write) -> int | None:
+        await asyncio.sleep(self.delay_s)  # the exposure: a write still in flight
+        new, refuse = write.record, "1" if self.refuse_missing else "0"
+        args: list[str | int] = [refuse, str(new.version), write.doc, new.ttl_seconds * 1000]
+        args += [write.unique_id, write.reply]
+        ttl = await self._script(keys=write.read.keys[:2], args=args)
+        if ttl is None:
+            session_id = write.read.session_id
+            raise SessionNotFoundError(session_id, f"Session '{session_id}' was deleted")
+        return int(ttl)
 
 
-def _store(settings: Settings) -> ResurrectingStore:
-    return ResurrectingStore(**redis_options(settings))
-
-
-VARIANT = Variant(
-    name="r4-resurrect-on-delete",
-    failure="R4",
-    description="updates save with a plain write, so one in flight undoes a delete",
-    scenario="delete-race",
-    checker="resurrection",
-    spec={"workers": 1, "concurrency": 4, "operations": 160},
-    store=_store,
+VARIANT = Variant.of(
+    __name__, "delete-race", "resurrection", workers=1, concurrency=4, operations=160,
+    store=redis_store(commit=PlainWrite, queue_writers=False),
 )

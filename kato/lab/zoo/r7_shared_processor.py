@@ -3,12 +3,12 @@
 **What users saw:** a new session of a node showed the short-term memory of another session
 of the same node — even one that had just been deleted.
 
-**Mechanism:** each process kept one processor object per node and ran every session's
-operation on it: load the session's STM into the processor, run the step, copy the
-processor's STM back into the session. The load skipped an empty STM ("nothing to restore"),
-so a fresh session (or one whose STM had just been learned) inherited whatever the processor
-held from the node's previous session, and a delete never cleared it.
-:class:`SharedProcessorStore` runs each update's ``change`` through such a per-node processor.
+**Mechanism:** each process kept one processor object per node and ran every session's operation on
+it: load the session's STM into the processor, run the step, copy the processor's STM back into the
+session. The load skipped an empty STM ("nothing to restore"), so a fresh session (or one whose STM
+had just been learned) inherited whatever the processor held from the node's previous session, and a
+delete never cleared it. :class:`SharedProcessor`, a layer over the production store, runs each
+update's ``change`` through such a per-node processor.
 
 **Why production does not have it:** the engine is a pure function of the session's own
 record (``engine.observe(record.state, …)``); no object outlives a request or is shared by two
@@ -20,18 +20,15 @@ another): ``isolation`` reports reads showing another session's symbols.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from kato.engine.state import Event
-from kato.lab.zoo._variant import Variant, redis_options
-from kato.sessions.record import SessionRecord
+from kato.lab.zoo._variant import StoreLayer, Variant, redis_store
+from kato.sessions import Change, ChangeFn, Outcome, SessionRecord
 from kato.sessions.redis import RedisSessionStore
-from kato.sessions.store import Change, Outcome
-from kato.settings import Settings
 
-__all__ = ["VARIANT", "SharedProcessorStore"]
+__all__ = ["VARIANT", "SharedProcessor"]
 
 T = TypeVar("T")
 
@@ -43,19 +40,15 @@ class _Processor:
     stm: tuple[Event, ...] = ()
 
 
-class SharedProcessorStore(RedisSessionStore):
-    """The production store, with every update run through its node's shared processor (R7)."""
+class SharedProcessor(StoreLayer):
+    """Production's store, with every update run through its node's shared processor (R7)."""
 
-    def __init__(self, url: str, **options: Any) -> None:
-        super().__init__(url, **options)
+    def __init__(self, inner: RedisSessionStore) -> None:
+        super().__init__(inner)
         self._processors: dict[str, _Processor] = {}
 
     async def update(
-        self,
-        session_id: str,
-        change: Callable[[SessionRecord], Change[T]],
-        *,
-        unique_id: str | None = None,
+        self, session_id: str, change: ChangeFn[T], *, unique_id: str | None = None
     ) -> Outcome[T]:
         def through_processor(record: SessionRecord) -> Change[T]:
             processor = self._processors.setdefault(record.node_id, _Processor())
@@ -66,19 +59,10 @@ class SharedProcessorStore(RedisSessionStore):
             processor.stm = changed.record.state.stm
             return changed
 
-        return await super().update(session_id, through_processor, unique_id=unique_id)
+        return await self.inner.update(session_id, through_processor, unique_id=unique_id)
 
 
-def _store(settings: Settings) -> SharedProcessorStore:
-    return SharedProcessorStore(**redis_options(settings))
-
-
-VARIANT = Variant(
-    name="r7-shared-processor",
-    failure="R7",
-    description="the STM copied through a processor object shared by the node's sessions",
-    scenario="lifecycle",
-    checker="isolation",
-    spec={"workers": 1, "concurrency": 4, "operations": 112},
-    store=_store,
+VARIANT = Variant.of(
+    __name__, "lifecycle", "isolation", workers=1, concurrency=4, operations=112,
+    store=redis_store(SharedProcessor),
 )

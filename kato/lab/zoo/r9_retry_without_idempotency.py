@@ -75,19 +75,7 @@ class LoseResponses:
         await send({"type": "http.response.body", "body": body})
 
 
-VARIANT = Variant(
-    name="r9-retry-without-idempotency",
-    failure="R9",
-    description="observe retried after a lost response with no idempotency key: applied twice",
-    scenario="many-sessions",
-    checker="linearizable_stm",
-    spec={
-        "workers": 1,
-        "concurrency": 4,
-        "operations": 160,
-        "lost_responses": 0.2,
-        "client_retries": 2,
-        "idempotency": False,
-    },
-    fix={"idempotency": True},
+VARIANT = Variant.of(
+    __name__, "many-sessions", "linearizable_stm", workers=1, concurrency=4, operations=160,
+    lost_responses=0.2, client_retries=2, idempotency=False, fix={"idempotency": True},
 )
