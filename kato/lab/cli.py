@@ -79,7 +79,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from kato.lab.results import run_row
     from kato.lab.run import run, save
 
-    result = run(spec, progress=not args.quiet)
+    try:
+        result = run(spec, progress=not args.quiet, out=Path(args.out))
+    except KeyboardInterrupt as stop:
+        notes = getattr(stop, "__notes__", ())
+        print("kato lab run: interrupted", *notes, sep="\n", file=sys.stderr)
+        return 130
     folder = save(result, Path(args.out))
     row = run_row(json.loads(spec.to_json()), result.history, result.verdicts)
     print(_verdict_table(result.verdicts))
@@ -98,12 +103,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from kato.lab.history import History
 
     path = Path(args.history)
-    if path.is_dir():
-        path = path / "history.parquet"
-    if not path.exists():
+    try:
+        history, _ = History.read(path)
+    except FileNotFoundError:
         print(f"kato lab check: no history at {path}", file=sys.stderr)
         return 2
-    history, _ = History.from_parquet(path)
     verdicts = check(history)
     print(_verdict_table(verdicts))
     print(path)
@@ -369,7 +373,9 @@ def add_lab_parser(commands: Any) -> None:
     run.set_defaults(run=_cmd_run)
 
     check = verbs.add_parser("check", help="judge a saved history again")
-    check.add_argument("history", help="a history.parquet or a run folder")
+    check.add_argument(
+        "history", help="a run folder, its history.parquet, or the history.jsonl of a stopped run"
+    )
     check.add_argument("--fail-on-anomaly", action="store_true")
     check.set_defaults(run=_cmd_check)
 
