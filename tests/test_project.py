@@ -118,6 +118,7 @@ def test_package_ships_py_typed() -> None:
 
 def test_one_source_for_the_version_and_a_distribution_name_of_our_own() -> None:
     import kato
+    from kato._version import DISTRIBUTION
 
     pyproject = _pyproject()
     project = pyproject["project"]
@@ -127,6 +128,7 @@ def test_one_source_for_the_version_and_a_distribution_name_of_our_own() -> None
     assert re.fullmatch(r"\d+\.\d+\.\d+", kato.__version__)
     name = _normalize(project["name"])
     assert name != "kato", "kato on PyPI is an unrelated project"
+    assert name == DISTRIBUTION, "the install hints name what pyproject.toml builds"
     dev = {_requirement_name(r) for r in project["optional-dependencies"]["dev"]}
     assert name in dev, "the dev extra installs the lab extra through the distribution's own name"
     assert yaml.safe_load((ROOT / "environment.yml").read_text())["name"] == name

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from kato._version import DISTRIBUTION
 from kato.lab.spec import SCENARIOS, STORES, TARGETS, Experiment
 
 __all__ = ["add_lab_parser"]
@@ -24,7 +25,8 @@ __all__ = ["add_lab_parser"]
 
 def _missing(extra: str) -> SystemExit:
     print(
-        f"kato lab needs the 'lab' extra ({extra} is missing): pip install 'kato[lab]'",
+        f"kato lab needs the 'lab' extra ({extra} is missing): "
+        f"pip install '{DISTRIBUTION}[lab]'",
         file=sys.stderr,
     )
     return SystemExit(2)
