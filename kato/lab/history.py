@@ -18,7 +18,6 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any, Literal
 
 __all__ = ["JOURNAL", "OPERATIONS", "PARQUET", "History", "Journal", "Op", "Outcome"]
@@ -170,7 +169,8 @@ class History(Sequence[Op]):
 
 class Journal:
     """A history written as it happens: a first line ``{"metadata": ...}``, then one JSON line
-    per op as it completes, each flushed at once (so a killed process loses at most a line)."""
+    per op as it completes, each flushed at once (so a killed process loses at most a line).
+    Use it under :func:`contextlib.closing`."""
 
     def __init__(self, path: Path, metadata: dict[str, Any]) -> None:
         self.path = path
@@ -186,17 +186,6 @@ class Journal:
 
     def close(self) -> None:
         self._file.close()
-
-    def __enter__(self) -> Journal:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _schema(pa: Any) -> Any:

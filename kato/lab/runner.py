@@ -195,7 +195,7 @@ async def execute(
         writer = None
         if journal is not None:
             params = {"params": json.loads(spec.to_json())}
-            writer = stack.enter_context(Journal(journal, params))
+            writer = stack.enter_context(contextlib.closing(Journal(journal, params)))
         recorder = _Recorder(on_op, writer)
         try:
             await _execute(spec, plan, make_client, recorder, node, nemesis)
