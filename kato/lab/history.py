@@ -174,6 +174,7 @@ class Journal:
 
     def __init__(self, path: Path, metadata: dict[str, Any]) -> None:
         self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] = path.open("x")  # never appends to another run's journal
         self._line({"metadata": metadata})
 

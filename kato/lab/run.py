@@ -5,8 +5,8 @@ spec), ``verdicts.json``, ``summary.csv`` (one row: the run's figures), ``metada
 environment: versions, git revision, worker count, the load generator's own ceiling) and PNG
 plots. :func:`load` reads one back, so any run can be checked and plotted again.
 
-``run(spec, out=root)`` makes the folder when the run starts and journals the history into it
-(``history.jsonl``) as it goes; ``save(result, root)`` then completes the folder and the Parquet
+``run(spec, out=root)`` makes the folder when the clients start and journals the history into
+it (``history.jsonl``) as it goes; ``save(result, root)`` then completes the folder and the Parquet
 file replaces the journal. A run that crashes or is interrupted leaves the folder with its
 journal, which ``kato lab check`` judges like a finished run.
 """
@@ -105,10 +105,7 @@ def run(
     """
     steps = plan(spec)
     run_id = _run_id(spec)
-    journal = None
-    if out is not None:
-        (out / run_id).mkdir(parents=True)
-        journal = out / run_id / JOURNAL
+    journal = None if out is None else out / run_id / JOURNAL
     ceiling = generator_ceiling(spec, steps)
     bar = None
     if progress:
@@ -152,7 +149,7 @@ def _noted(journal: Path | None) -> Iterator[None]:
     try:
         yield
     except BaseException as exc:
-        if journal is not None:
+        if journal is not None and journal.exists():
             exc.add_note(f"the history so far: {journal} (kato lab check {journal.parent})")
         raise
 
