@@ -6,16 +6,19 @@ request's log line says how many store calls it cost and which node it touched. 
 set up by the service's factory, never at import.
 
 Metrics work in one process or across uvicorn worker processes: when ``PROMETHEUS_MULTIPROC_DIR``
-is set (``kato serve`` sets it for several workers), ``/metrics`` aggregates every worker's files.
+is set (``kato serve`` sets it for several workers, see :func:`metrics_folder`), ``/metrics``
+aggregates every worker's files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -27,11 +30,13 @@ from kato.exceptions import KatoError, SessionNotFoundError
 from kato.sessions import ChangeFn, Lease, Outcome, SessionRecord, SessionStore
 
 __all__ = [
+    "MULTIPROC_ENV",
     "JsonFormatter",
     "Metrics",
     "ObservedSessionStore",
     "RequestTrace",
     "current_trace",
+    "metrics_folder",
     "session_prefix",
 ]
 
@@ -100,8 +105,37 @@ def configure_logging(level: str = "info") -> None:
     logger.propagate = False
 
 
+#: Where prometheus_client's multi-process mode keeps each process's metric files.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
 def multiprocess_dir() -> str | None:
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+@contextlib.contextmanager
+def metrics_folder(workers: int) -> Iterator[str | None]:
+    """The folder the worker processes write their metrics to, for the block's duration.
+
+    Several workers get a temporary folder (removed afterwards) unless ``PROMETHEUS_MULTIPROC_DIR``
+    names one. Set but empty, the variable still turns prometheus_client's multi-process mode on
+    and its files land in the working directory (six were once committed at the repository's
+    root), so it gets a temporary folder too, whatever the worker count. The variable is put
+    back as it was when the block ends.
+    """
+    named = os.environ.get(MULTIPROC_ENV)
+    if named or (named is None and workers == 1):
+        yield named
+        return
+    try:
+        with tempfile.TemporaryDirectory(prefix="kato-metrics-") as folder:
+            os.environ[MULTIPROC_ENV] = folder
+            yield folder
+    finally:
+        if named is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+        else:
+            os.environ[MULTIPROC_ENV] = named
 
 
 class Metrics:

@@ -114,3 +114,30 @@ def test_package_ships_py_typed() -> None:
     assert (ROOT / "kato" / "py.typed").is_file()
     package_data = _pyproject()["tool"]["setuptools"]["package-data"]
     assert "py.typed" in package_data["kato"]
+
+
+def test_one_source_for_the_version_and_a_distribution_name_of_our_own() -> None:
+    import kato
+    from kato._version import DISTRIBUTION
+
+    pyproject = _pyproject()
+    project = pyproject["project"]
+    assert "version" not in project and "version" in project["dynamic"]
+    source = pyproject["tool"]["setuptools"]["dynamic"]["version"]["attr"]
+    assert source == "kato._version.__version__"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", kato.__version__)
+    name = _normalize(project["name"])
+    assert name != "kato", "kato on PyPI is an unrelated project"
+    assert name == DISTRIBUTION, "the install hints name what pyproject.toml builds"
+    dev = {_requirement_name(r) for r in project["optional-dependencies"]["dev"]}
+    assert name in dev, "the dev extra installs the lab extra through the distribution's own name"
+    assert yaml.safe_load((ROOT / "environment.yml").read_text())["name"] == name
+
+
+def test_make_test_lints_before_the_suite() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    test = re.search(r"^test:(.*)$", makefile, re.MULTILINE)
+    lint = re.search(r"^lint:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+    assert test is not None and lint is not None
+    assert "lint" in test.group(1).split()
+    assert "ruff check" in lint.group(1) and "mypy" in lint.group(1)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from kato._version import DISTRIBUTION
 from kato.lab.spec import SCENARIOS, STORES, TARGETS, Experiment
 from kato.stores.redis_server import PERSISTENCE_MODES
 
@@ -26,7 +27,8 @@ Command = Callable[[argparse.Namespace], int]
 
 def _missing(extra: str) -> SystemExit:
     print(
-        f"kato lab needs the 'lab' extra ({extra} is missing): pip install 'kato[lab]'",
+        f"kato lab needs the 'lab' extra ({extra} is missing): "
+        f"pip install '{DISTRIBUTION}[lab]'",
         file=sys.stderr,
     )
     return SystemExit(2)
@@ -75,7 +77,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from kato.lab.grid import row
     from kato.lab.run import run, save
 
-    result = run(spec, progress=not args.quiet)  # one cell: its bar counts operations
+    try:
+        result = run(spec, progress=not args.quiet, out=Path(args.out))
+    except KeyboardInterrupt as stop:
+        notes = getattr(stop, "__notes__", ())
+        print("kato lab run: interrupted", *notes, sep="\n", file=sys.stderr)
+        return 130
     folder = save(result, Path(args.out))
     figures = row(result)
     print(_verdict_table(result.verdicts))
@@ -365,7 +372,9 @@ def add_arguments(lab: argparse.ArgumentParser) -> None:
     run.set_defaults(run=_cmd_run)
 
     check = verbs.add_parser("check", help="judge a saved history again")
-    check.add_argument("history", help="a history.parquet or a run folder")
+    check.add_argument(
+        "history", help="a run folder, its history.parquet, or the history.jsonl of a stopped run"
+    )
     check.add_argument("--fail-on-anomaly", action="store_true")
     check.set_defaults(run=_cmd_check)
 

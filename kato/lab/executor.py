@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from kato._version import DISTRIBUTION
+
 __all__ = [
     "RESULTS_MIME",
     "NotebookError",
@@ -32,7 +34,8 @@ RESULTS_MIME = "application/vnd.kato.results+json"
 def missing(package: str) -> ImportError:
     """The error for a notebook dependency that is not installed (the ``lab`` extra)."""
     return ImportError(
-        f"kato.lab needs {package} for notebooks, part of the 'lab' extra: pip install 'kato[lab]'"
+        f"kato.lab needs {package} for notebooks, part of the 'lab' extra: "
+        f"pip install '{DISTRIBUTION}[lab]'"
     )
 
 

@@ -16,23 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from kato.lab.executor import missing
 from kato.lab.history import Op
-from kato.lab.spec import Experiment
+from kato.lab.spec import Experiment, variant_names
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["Explorer", "LivePlot", "variant_names"]
-
-
-def variant_names() -> list[str]:
-    """``production`` and the bug zoo's variants, when the zoo is installed."""
-    import importlib
-
-    try:
-        zoo = importlib.import_module("kato.lab.zoo")
-    except ImportError:
-        return ["production"]
-    return ["production", *getattr(zoo, "VARIANTS", {})]
+__all__ = ["Explorer", "LivePlot"]
 
 
 class LivePlot:

@@ -95,7 +95,7 @@ def run_experiments(
     runs_dir.mkdir(parents=True, exist_ok=True)
     saved = []
     for spec in progress_over(specs, progress=progress, desc=desc, unit=unit):
-        result = run(spec)
+        result = run(spec, out=runs_dir)
         saved.append(Saved(result, save(result, runs_dir)))
     return saved
 
@@ -113,16 +113,14 @@ def row(result: Run) -> dict[str, Any]:
 
 
 def recheck(path: Path) -> tuple[Path, dict[str, Any]]:
-    """Judge a saved history again (``kato lab check``): ``path`` is a run folder of any grid or
-    its ``history.parquet``. Returns the history's path and the fresh verdicts."""
+    """Judge a saved history again (``kato lab check``): ``path`` is a run folder of any grid
+    (its ``history.parquet``, or the journal of a run that did not finish) or a history file.
+    Returns the path and the fresh verdicts."""
     from kato.lab.checkers import check
     from kato.lab.history import History
 
-    history_path = path / "history.parquet" if path.is_dir() else path
-    if not history_path.exists():
-        raise FileNotFoundError(f"no history at {history_path}")
-    history, _ = History.from_parquet(history_path)
-    return history_path, check(history)
+    history, _ = History.read(path)
+    return path, check(history)
 
 
 def table(results: Iterable[Run]) -> pd.DataFrame:

@@ -7,7 +7,9 @@ are ``time.monotonic_ns()`` of the process that ran the clients. ``args`` and ``
 JSON-able dicts; the fields that checkers read are named per operation in :data:`OPERATIONS`.
 
 Histories are saved as Parquet (``args``/``value`` as JSON text) together with the run's
-parameters, so any run can be checked and plotted again later.
+parameters, so any run can be checked and plotted again later. While a run goes, its
+:class:`Journal` appends each completed op to a JSON-lines file, so a run that crashes or is
+interrupted still leaves a history; :meth:`History.read` reads either form.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
-__all__ = ["OPERATIONS", "History", "Op", "Outcome"]
+__all__ = ["JOURNAL", "OPERATIONS", "PARQUET", "History", "Journal", "Op", "Outcome"]
+
+#: The file names of a run folder's history: the final one, and the journal written meanwhile.
+PARQUET = "history.parquet"
+JOURNAL = "history.jsonl"
 
 Outcome = Literal["ok", "fail", "unknown"]
 
@@ -114,6 +120,38 @@ class History(Sequence[Op]):
         pq.write_table(table, path)
 
     @classmethod
+    def read(cls, path: Path) -> tuple[History, dict[str, Any]]:
+        """Read a Parquet history, a journal, or a run folder's (its Parquet file, else its
+        journal: the run did not finish). ``FileNotFoundError`` when there is none."""
+        if path.is_dir():
+            path = path / PARQUET if (path / PARQUET).exists() else path / JOURNAL
+        if not path.exists():
+            raise FileNotFoundError(f"no history at {path}")
+        if path.suffix == ".jsonl":
+            return cls.from_journal(path)
+        return cls.from_parquet(path)
+
+    @classmethod
+    def from_journal(cls, path: Path) -> tuple[History, dict[str, Any]]:
+        """Read a journal written by :class:`Journal`; a last line cut short by a crash (the
+        write it was in the middle of) is left out."""
+        lines = path.read_text().splitlines()
+        metadata: dict[str, Any] = {}
+        ops = []
+        for number, line in enumerate(lines, start=1):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                if number == len(lines):
+                    break
+                raise ValueError(f"{path}:{number}: not a journal line") from None
+            if "metadata" in row:
+                metadata = row["metadata"]
+            else:
+                ops.append(Op(**row))
+        return cls(ops), metadata
+
+    @classmethod
     def from_parquet(cls, path: Path) -> tuple[History, dict[str, Any]]:
         """Read a history written by :meth:`to_parquet`, with its metadata."""
         import pyarrow.parquet as pq
@@ -127,6 +165,28 @@ class History(Sequence[Op]):
             row["value"] = json.loads(row["value"])
             ops.append(Op(**row))
         return cls(ops), metadata
+
+
+class Journal:
+    """A history written as it happens: a first line ``{"metadata": ...}``, then one JSON line
+    per op as it completes, each flushed at once (so a killed process loses at most a line).
+    Use it under :func:`contextlib.closing`."""
+
+    def __init__(self, path: Path, metadata: dict[str, Any]) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[str] = path.open("x")  # never appends to another run's journal
+        self._line({"metadata": metadata})
+
+    def write(self, op: Op) -> None:
+        self._line(asdict(op))
+
+    def _line(self, row: dict[str, Any]) -> None:
+        self._file.write(json.dumps(row, sort_keys=True, default=str) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def _schema(pa: Any) -> Any:

@@ -4,6 +4,11 @@ A saved run is a folder ``results/<run-id>/`` holding ``history.parquet``, ``par
 spec), ``verdicts.json``, ``summary.csv`` (one row: the run's figures), ``metadata.json`` (the
 environment: versions, git revision, worker count, the load generator's own ceiling) and PNG
 plots. :func:`load` reads one back, so any run can be checked and plotted again.
+
+``run(spec, out=root)`` makes the folder when the clients start and journals the history into
+it (``history.jsonl``) as it goes; ``save(result, root)`` then completes the folder and the Parquet
+file replaces the journal. A run that crashes or is interrupted leaves the folder with its
+journal, which ``kato lab check`` judges like a finished run.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +29,7 @@ from typing import Any
 
 from kato._version import __version__
 from kato.lab.checkers import check
-from kato.lab.history import History, Op
+from kato.lab.history import JOURNAL, PARQUET, History, Op
 from kato.lab.nemesis import nemesis_for
 from kato.lab.runner import execute, generator_ceiling, run_blocking
 from kato.lab.scenarios import plan
@@ -88,15 +93,19 @@ def run(
     on_op: Callable[[Op], None] | None = None,
     progress: bool = False,
     monitor: Callable[[Deployment], AbstractContextManager[object]] | None = None,
+    out: Path | None = None,
 ) -> Run:
     """Run one experiment to the end and judge it. Works inside Jupyter's running loop too.
 
     ``on_op`` sees each operation as it completes (live plots); ``progress`` shows a bar;
     ``monitor(deployment)`` is entered just before the clients start and left once they have
-    all closed (a soak's resource sampler watches what the run started).
+    all closed (a soak's resource sampler watches what the run started). ``out``: the root the
+    run will be saved under; its history is journalled into ``out/<run-id>/`` as it goes, and an
+    error or Ctrl-C leaving :func:`run` carries a note naming that folder.
     """
     steps = plan(spec)
     run_id = _run_id(spec)
+    journal = None if out is None else out / run_id / JOURNAL
     ceiling = generator_ceiling(spec, steps)
     bar = None
     if progress:
@@ -112,7 +121,7 @@ def run(
 
     began = time.time()
     try:
-        with deploy(spec) as deployment:
+        with _noted(journal), deploy(spec) as deployment:
             nemesis = nemesis_for(spec, deployment)
             with monitor(deployment) if monitor else contextlib.nullcontext():
                 history = run_blocking(
@@ -123,6 +132,7 @@ def run(
                         node=f"lab-{run_id}",
                         on_op=observe,
                         nemesis=nemesis,
+                        journal=journal,
                     )
                 )
             metadata = _environment(spec, deployment.info, ceiling)
@@ -133,17 +143,29 @@ def run(
     return Run(run_id, spec, history, check(history), metadata)
 
 
+@contextlib.contextmanager
+def _noted(journal: Path | None) -> Iterator[None]:
+    """Whatever stops the run, its exception says where the history so far is."""
+    try:
+        yield
+    except BaseException as exc:
+        if journal is not None and journal.exists():
+            exc.add_note(f"the history so far: {journal} (kato lab check {journal.parent})")
+        raise
+
+
 def save(result: Run, root: Path = Path("results")) -> Path:
     """Write ``result`` into ``root/<run-id>/`` (see the module docstring); return the folder."""
     from kato.lab import plots
     from kato.lab.results import faults_frame, ops_frame, run_row
 
     folder = root / result.run_id
-    folder.mkdir(parents=True, exist_ok=False)
+    folder.mkdir(parents=True, exist_ok=True)  # a run with ``out=root`` made it
+    if (folder / PARQUET).exists():
+        raise FileExistsError(f"{folder} holds a saved run already")
     params = json.loads(result.spec.to_json())
-    result.history.to_parquet(
-        folder / "history.parquet", metadata={"params": params, **result.metadata}
-    )
+    result.history.to_parquet(folder / PARQUET, metadata={"params": params, **result.metadata})
+    (folder / JOURNAL).unlink(missing_ok=True)  # the Parquet file is the history now
     (folder / "params.json").write_text(result.spec.to_json() + "\n")
     (folder / "verdicts.json").write_text(json.dumps(result.verdicts, indent=2, default=str) + "\n")
     (folder / "metadata.json").write_text(json.dumps(result.metadata, indent=2, default=str) + "\n")
@@ -162,7 +184,7 @@ def save(result: Run, root: Path = Path("results")) -> Path:
 
 def load(folder: Path) -> Run:
     """Read a run saved by :func:`save` (its verdicts as saved; ``check`` again if you like)."""
-    history, _ = History.from_parquet(folder / "history.parquet")
+    history, _ = History.from_parquet(folder / PARQUET)
     spec = Experiment.from_dict(json.loads((folder / "params.json").read_text()))
     verdicts = json.loads((folder / "verdicts.json").read_text())
     metadata = json.loads((folder / "metadata.json").read_text())

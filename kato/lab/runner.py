@@ -13,20 +13,29 @@ that (each in a thread), both recorded as ``f="fault"`` ops of client ``"nemesis
 ``args {name, phase}``; the final steps run only after the fault has ended. A final ``read_stm``
 whose outcome is unknown (the service may still be recovering) is issued again, as a new op, for
 up to :data:`FINAL_RETRY_S` seconds, so that what was lost is decided.
+
+A client that raises (anything but a cancellation) does not stop the run: its operation is
+recorded as ``unknown``, with the exception, and the program goes on. With a ``journal`` path
+every op is also appended to a :class:`~kato.lab.history.Journal` as it completes; if the run
+is cancelled (Ctrl-C) or fails, the ops still in flight are written there as ``unknown`` with no
+completion, so what was done up to then can be judged with ``kato lab check``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from kato.engine import pattern_name
 from kato.lab.clients import LabClient, Result
-from kato.lab.history import History, Op
+from kato.lab.history import History, Journal, Op
 from kato.lab.nemesis import Nemesis
 from kato.lab.scenarios import Plan, Step
 from kato.lab.spec import Experiment
@@ -50,14 +59,19 @@ _NEEDS_SESSION = {"observe", "read_stm", "read_session", "delete", "learn"}
 
 
 class _Recorder:
-    def __init__(self, on_op: Callable[[Op], None] | None) -> None:
+    """Numbers ops, keeps the completed ones, and hands each to the journal and ``on_op``."""
+
+    def __init__(self, on_op: Callable[[Op], None] | None, journal: Journal | None) -> None:
         self.ops: list[Op] = []
         self.next_id = 0
         self.on_op = on_op
+        self.journal = journal
+        self.in_flight: dict[int, Op] = {}
 
     def new(self, client: str, f: str, session_id: str | None, args: dict[str, Any]) -> Op:
         op = Op(self.next_id, client, f, session_id, args, time.monotonic_ns())
         self.next_id += 1
+        self.in_flight[op.op_id] = op
         return op
 
     def done(self, op: Op, result: Result) -> None:
@@ -67,9 +81,27 @@ class _Recorder:
         op.error_code = result.error_code
         op.http_status = result.http_status
         op.worker_pid = result.worker_pid
-        self.ops.append(op)
+        self._keep(op)
         if self.on_op is not None:
             self.on_op(op)
+
+    def abandon(self, why: str) -> None:
+        """Keep the ops still in flight as ``unknown`` and never completed (the run stopped)."""
+        for op in list(self.in_flight.values()):
+            op.value = {"error": why}
+            self._keep(op)
+
+    def _keep(self, op: Op) -> None:
+        if self.in_flight.pop(op.op_id, None) is None:
+            return  # abandoned already: a shielded fault stop that finished after the run
+        self.ops.append(op)
+        if self.journal is not None:
+            self.journal.write(op)
+
+
+def _crashed(exc: BaseException) -> Result:
+    """What a call that raised leaves: it may or may not have happened (``unknown``)."""
+    return Result("unknown", {"error": f"{type(exc).__name__}: {exc}"[:300]})
 
 
 def _args(step: Step, node: str) -> dict[str, Any]:
@@ -101,9 +133,15 @@ async def _issue(
         return op
     issued = Step(step.f, step.slot, args, step.other_connection)
     try:
-        result = await asyncio.wait_for(client.call(issued, sid), timeout_s)
+        # asyncio.timeout, not wait_for: 3.11's wait_for returns a result that was ready when
+        # its task was cancelled and drops the cancellation, so a Ctrl-C ran the plan to its end
+        async with asyncio.timeout(timeout_s):
+            result = await client.call(issued, sid)
     except TimeoutError:
         result = Result("unknown", {"error": f"no answer within {timeout_s} s"})
+    except Exception as exc:  # a client's bug costs its operation, never the run's history
+        log.warning("%s %s: the client raised %r", name, step.f, exc)
+        result = _crashed(exc)
     if step.f == "create" and result.outcome == "ok" and step.slot:
         slots[step.slot] = op.session_id = result.value["session_id"]
     recorder.done(op, result)
@@ -119,7 +157,7 @@ async def _fault_op(nemesis: Nemesis, phase: str, recorder: _Recorder) -> Op:
         result = Result("ok", dict(value))
     except Exception as exc:  # recorded as indeterminate, with the error: never hidden
         log.warning("fault %s %s failed: %r", fault.name, phase, exc)
-        result = Result("unknown", {"error": f"indeterminate: {type(exc).__name__}: {exc}"[:300]})
+        result = _crashed(exc)
     recorder.done(op, result)
     return op
 
@@ -148,10 +186,33 @@ async def execute(
     node: str,
     on_op: Callable[[Op], None] | None = None,
     nemesis: Nemesis | None = None,
+    journal: Path | None = None,
 ) -> History:
     """Run ``plan`` (setup, then every program concurrently — and the ``nemesis``'s fault window,
-    if any — then final) and return its history."""
-    recorder = _Recorder(on_op)
+    if any — then final) and return its history, also written to ``journal`` as it goes (a new
+    JSON-lines file, its first line the spec)."""
+    with contextlib.ExitStack() as stack:
+        writer = None
+        if journal is not None:
+            params = {"params": json.loads(spec.to_json())}
+            writer = stack.enter_context(contextlib.closing(Journal(journal, params)))
+        recorder = _Recorder(on_op, writer)
+        try:
+            await _execute(spec, plan, make_client, recorder, node, nemesis)
+        except BaseException as exc:
+            recorder.abandon(f"in flight when the run stopped ({type(exc).__name__})")
+            raise
+    return History(recorder.ops)
+
+
+async def _execute(
+    spec: Experiment,
+    plan: Plan,
+    make_client: Callable[[], LabClient],
+    recorder: _Recorder,
+    node: str,
+    nemesis: Nemesis | None,
+) -> None:
     slots: dict[str, str] = {}
     control = make_client()
     clients = [make_client() for _ in plan.programs]
@@ -196,8 +257,12 @@ async def execute(
                 await asyncio.sleep(0.1)
                 op = await _issue(step, control, "final", slots, recorder, node, spec.timeout_s)
     finally:
-        await asyncio.gather(*(c.close() for c in [control, *clients]))
-    return History(recorder.ops)
+        closed = await asyncio.gather(
+            *(c.close() for c in [control, *clients]), return_exceptions=True
+        )
+        for error in closed:
+            if error is not None:
+                log.warning("closing a client failed: %r", error)
 
 
 def run_blocking(make: Callable[[], Coroutine[Any, Any, T]]) -> T:

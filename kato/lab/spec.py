@@ -4,17 +4,22 @@ Like a Jepsen test map: what to run (scenario), against what (target, store, var
 how hard (concurrency, operations or duration, open-loop rate), with what faults, from which
 seed. :data:`NOOP` is the smallest complete experiment (engine target, no fault); notebooks and
 tests start from it and change what they need with :func:`dataclasses.replace`.
+
+Every field is checked when a spec is made: its type, its allowed values, and whether the target
+can run it (the ``engine`` target runs only production, without faults, retries or lost
+responses), so a spec that would silently run something else is a ``ValueError`` naming the field.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from kato.stores.redis_server import PERSISTENCE_MODES
 
-__all__ = ["FAULTS", "NOOP", "SCENARIOS", "TARGETS", "Experiment"]
+__all__ = ["FAULTS", "NOOP", "SCENARIOS", "TARGETS", "Experiment", "variant_names"]
 
 SCENARIOS = (
     "lifecycle",
@@ -31,6 +36,23 @@ STORES = ("memory", "redis")
 #: The nemesis's faults (:mod:`kato.lab.nemesis`); ``none`` runs without one.
 FAULTS = ("none", "redis-restart", "redis-kill", "redis-pause", "redis-latency", "worker-kill")
 
+#: The types a field may hold, by its annotation (an int is a valid float: JSON and YAML write
+#: ``rate: 400``).
+_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "bool": (bool,),
+    "float": (int, float),
+    "float | None": (int, float, type(None)),
+}
+
+
+def variant_names() -> list[str]:
+    """``production`` and the bug zoo's variants (imported on demand: the zoo imports this)."""
+    from kato.lab.zoo import VARIANTS
+
+    return ["production", *VARIANTS]
+
 
 @dataclass(frozen=True, slots=True)
 class Experiment:
@@ -39,6 +61,7 @@ class Experiment:
     scenario: str = "lifecycle"
     target: str = "engine"
     store: str = "memory"
+    #: ``production`` or a bug-zoo variant (:func:`variant_names`; those need http + redis).
     variant: str = "production"
     workers: int = 1
     concurrency: int = 4
@@ -74,58 +97,92 @@ class Experiment:
     idempotency: bool = True
 
     def __post_init__(self) -> None:
+        # each stage's rules assume the previous stage's hold (a type, then a known name)
+        problems = self._type_problems()
+        if not problems:
+            problems = self._choice_problems() + self._range_problems()
+        if not problems:
+            problems = self._target_problems() + self._fault_problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def _type_problems(self) -> list[str]:
         problems = []
-        if self.scenario not in SCENARIOS:
-            problems.append(
-                f"scenario must be one of {', '.join(SCENARIOS)}, got {self.scenario!r}"
+        for spec_field in fields(self):
+            value = getattr(self, spec_field.name)
+            allowed = _TYPES[str(spec_field.type)]
+            # bool is an int to Python, never to a spec (workers=True is a mistake)
+            if isinstance(value, bool) != (bool in allowed) or not isinstance(value, allowed):
+                problems.append(f"{spec_field.name} must be {spec_field.type}, got {value!r}")
+        return problems
+
+    def _choice_problems(self) -> list[str]:
+        problems = [
+            f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
+            for name, allowed in (
+                ("scenario", SCENARIOS),
+                ("target", TARGETS),
+                ("store", STORES),
+                ("fault", FAULTS),
+                ("redis_persistence", PERSISTENCE_MODES),
             )
-        if self.target not in TARGETS:
-            problems.append(f"target must be one of {', '.join(TARGETS)}, got {self.target!r}")
-        if self.store not in STORES:
-            problems.append(f"store must be one of {', '.join(STORES)}, got {self.store!r}")
-        for name in ("workers", "concurrency", "operations", "ttl_seconds"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.rate is not None and self.rate <= 0:
-            problems.append(f"rate must be > 0 ops/s, got {self.rate}")
+            if getattr(self, name) not in allowed
+        ]
+        if self.variant != "production":
+            known = variant_names()
+            if self.variant not in known:
+                problems.append(f"variant must be one of {', '.join(known)}, got {self.variant!r}")
+        return problems
+
+    def _range_problems(self) -> list[str]:
+        problems = [
+            f"{name} must be >= 1, got {getattr(self, name)}"
+            for name in ("workers", "concurrency", "operations", "ttl_seconds")
+            if getattr(self, name) < 1
+        ]
+        problems += [
+            f"{name} must be > 0, got {getattr(self, name)}"
+            for name in ("rate", "timeout_s")
+            if getattr(self, name) is not None and not 0 < getattr(self, name) < math.inf
+        ]
+        problems += [
+            f"{name} must be >= 0, got {getattr(self, name)}"
+            for name in (
+                "fault_at_s", "fault_for_s", "fault_latency_ms", "fault_jitter_ms", "client_retries"
+            )
+            if getattr(self, name) is not None and not 0 <= getattr(self, name) < math.inf
+        ]  # fmt: skip
+        if not 0.0 <= self.lost_responses < 1.0:
+            problems.append(f"lost_responses must be in [0, 1), got {self.lost_responses}")
+        return problems
+
+    def _target_problems(self) -> list[str]:
+        """What each target can run: the engine target is this process, nothing else."""
+        problems = []
         if self.target == "engine" and (self.workers != 1 or self.store != "memory"):
             problems.append("the engine target runs in this process: workers=1, store=memory")
         if self.store == "memory" and self.workers > 1:
             problems.append("the memory store serves one process: use store=redis for workers > 1")
-        problems += self._fault_problems()
-        problems += self._retry_problems()
-        if problems:
-            raise ValueError("; ".join(problems))
+        if self.variant != "production" and (self.target != "http" or self.store != "redis"):
+            problems.append(
+                f"variant={self.variant} runs in the bug zoo's server on Redis: it needs "
+                f"target=http, store=redis; target={self.target}, store={self.store} runs only "
+                "variant=production"
+            )
+        if self.redis_persistence != "none" and self.store != "redis":
+            problems.append("redis_persistence needs store=redis")
+        if self.lost_responses > 0 and self.target != "http":
+            problems.append("lost_responses needs target=http (the zoo server drops them)")
+        if self.client_retries > 0 and self.target != "http":
+            problems.append("client_retries needs target=http (only the HTTP client retries)")
+        return problems
 
     def _fault_problems(self) -> list[str]:
         problems = []
-        if self.fault not in FAULTS:
-            problems.append(f"fault must be one of {', '.join(FAULTS)}, got {self.fault!r}")
-        if self.redis_persistence not in PERSISTENCE_MODES:
-            problems.append(
-                f"redis_persistence must be one of {', '.join(PERSISTENCE_MODES)}, "
-                f"got {self.redis_persistence!r}"
-            )
-        if self.fault_at_s is not None and self.fault_at_s < 0:
-            problems.append(f"fault_at_s must be >= 0, got {self.fault_at_s}")
-        if self.fault_for_s < 0:
-            problems.append(f"fault_for_s must be >= 0, got {self.fault_for_s}")
-        if self.fault_latency_ms < 0 or self.fault_jitter_ms < 0:
-            problems.append("fault_latency_ms and fault_jitter_ms must be >= 0")
         if self.fault != "none" and (self.target != "http" or self.store != "redis"):
             problems.append("faults act on what the workbench starts: use target=http, store=redis")
         if self.fault == "worker-kill" and self.workers < 2:
             problems.append("worker-kill needs workers >= 2 (one worker has no supervisor)")
-        return problems
-
-    def _retry_problems(self) -> list[str]:
-        problems = []
-        if not 0.0 <= self.lost_responses < 1.0:
-            problems.append(f"lost_responses must be in [0, 1), got {self.lost_responses}")
-        if self.lost_responses > 0 and self.target != "http":
-            problems.append("lost_responses needs target=http (the zoo server drops them)")
-        if self.client_retries < 0:
-            problems.append(f"client_retries must be >= 0, got {self.client_retries}")
         return problems
 
     def fault_start_s(self) -> float:

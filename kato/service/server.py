@@ -16,12 +16,12 @@ import contextlib
 import os
 import socket
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from kato.exceptions import InvalidConfigError
+from kato.observability import metrics_folder
 from kato.settings import LTM_BACKENDS, STORES, Settings
 from kato.stores.redis_server import PERSISTENCE_MODES, redis_url
 
@@ -102,9 +102,7 @@ def _shared_by_workers(args: argparse.Namespace) -> Iterator[Settings]:
         if settings.ltm == "sqlite":
             data_dir.mkdir(parents=True, exist_ok=True)
         _export(settings, args.log_level)
-        if settings.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-            metrics_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="kato-metrics-"))
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        stack.enter_context(metrics_folder(settings.workers))
         yield settings
 
 

@@ -83,6 +83,7 @@ def test_cli_run_writes_the_contract_and_prints_the_folder_last(tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     folder = Path(done.stdout.strip().splitlines()[-1])
     assert folder.parent == tmp_path
+    assert not (folder / "history.jsonl").exists(), "the Parquet history replaced the journal"
     verdicts = json.loads((folder / "verdicts.json").read_text())
     assert verdicts["valid"] is True
     assert {c["name"] for c in verdicts["checkers"]} >= {"no_lost_updates", "linearizable_stm"}

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 
 from kato.lab.executor import NotebookError, execute, notebook_parameters
-from kato.lab.explorer import Explorer, LivePlot, variant_names
+from kato.lab.explorer import Explorer, LivePlot
 from kato.lab.grid import cells
 from kato.lab.history import Op
 from kato.lab.notebooks import output_folder, visibility_delays
 from kato.lab.report import SweepError, sweep_notebook
-from kato.lab.spec import NOOP
+from kato.lab.spec import NOOP, variant_names
 
 ROOT = Path(__file__).resolve().parents[2]
 FAILURE = ROOT / "experiments" / "failure-vs-concurrency.ipynb"
@@ -182,3 +182,14 @@ def test_the_explorer_shows_why_it_refuses_an_experiment() -> None:
     assert explorer.rows == [] and explorer.last is None
     explorer.store.value = "memory"
     assert explorer.checked() == NOOP.with_(target="engine", store="memory")
+
+
+def test_the_explorer_refuses_a_zoo_variant_on_the_engine_target() -> None:
+    """The engine target cannot run a zoo variant: refused with the reason, never run as
+    production and reported valid."""
+    explorer = Explorer(NOOP, target="engine", variant="r1-read-writeback")
+    assert "cannot run this experiment" in explorer.status.value
+    assert "variant=r1-read-writeback" in explorer.status.value
+    assert "target=http" in explorer.status.value
+    assert explorer.run() is None
+    assert explorer.rows == [] and explorer.last is None

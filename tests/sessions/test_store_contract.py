@@ -1,8 +1,9 @@
 """One contract, every session store: the guarantees of sessions.md, checked the same way.
 
 Each test runs against the in-memory store and against the Redis store on a real embedded
-redis-server. Times are real (TTL tests sleep about a second): the store's own clock is the
-thing under test.
+redis-server. The store's own clock is the thing under test: Redis's is real (its TTL tests
+sleep about a second, the shortest TTL it keeps), the memory store's is a clock the test moves
+(``make_store.sleep``), so its TTL tests take no time.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -28,15 +29,44 @@ from kato.sessions import (
 from kato.sessions.redis import RedisSessionStore
 from kato.stores.redis_server import RedisServer
 
-StoreFactory = Callable[..., SessionStore]
+
+class MovedClock:
+    """A monotonic clock that moves only when a test sleeps on it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)  # still a point where other tasks run, like a real sleep
+
+
+@dataclass(frozen=True)
+class StoreFactory:
+    """Makes a store of one backend, and lets time pass on that store's clock."""
+
+    make: Callable[..., SessionStore]
+    sleep: Callable[[float], Awaitable[None]]
+
+    def __call__(self, **options: Any) -> SessionStore:
+        return self.make(**options)
 
 
 @pytest.fixture(params=["memory", "redis"])
 def make_store(request: pytest.FixtureRequest, key_prefix: str) -> StoreFactory:
     if request.param == "memory":
-        return lambda **options: MemorySessionStore(**options)
+        clock = MovedClock()
+        return StoreFactory(
+            lambda **options: MemorySessionStore(clock=clock, **options), clock.sleep
+        )
     server: RedisServer = request.getfixturevalue("redis_server")
-    return lambda **options: RedisSessionStore(server.url, key_prefix=key_prefix, **options)
+    return StoreFactory(
+        lambda **options: RedisSessionStore(server.url, key_prefix=key_prefix, **options),
+        asyncio.sleep,
+    )
 
 
 def run(
@@ -175,14 +205,14 @@ def test_sliding_expiry_restarts_on_access_but_not_on_exists(make_store: StoreFa
     async def scenario(store: SessionStore) -> None:
         rec = record(ttl=1)
         await store.create(rec)
-        await asyncio.sleep(0.6)
+        await make_store.sleep(0.6)
         await store.get(rec.session_id)  # restarts the 1 s TTL
-        await asyncio.sleep(0.6)
+        await make_store.sleep(0.6)
         assert await store.exists(rec.session_id) is True, "the read should have extended it"
         await store.update(rec.session_id, append("x"))  # and so does a write
-        await asyncio.sleep(0.6)
+        await make_store.sleep(0.6)
         assert await store.exists(rec.session_id) is True
-        await asyncio.sleep(0.7)  # exists never extends: now it is gone
+        await make_store.sleep(0.7)  # exists never extends: now it is gone
         assert await store.exists(rec.session_id) is False
         with pytest.raises(SessionNotFoundError):
             await store.get(rec.session_id)
@@ -194,10 +224,10 @@ def test_fixed_expiry_when_auto_extend_is_off(make_store: StoreFactory) -> None:
     async def scenario(store: SessionStore) -> None:
         rec = record(ttl=1)
         await store.create(rec)
-        await asyncio.sleep(0.6)
+        await make_store.sleep(0.6)
         await store.get(rec.session_id)
         await store.update(rec.session_id, append("x"))
-        await asyncio.sleep(0.6)
+        await make_store.sleep(0.6)
         with pytest.raises(SessionNotFoundError):
             await store.get(rec.session_id)
 
@@ -211,7 +241,7 @@ def test_extend_sets_and_restarts_the_ttl(make_store: StoreFactory) -> None:
         lease = await store.extend(rec.session_id, 120)
         assert lease.record.ttl_seconds == 120
         assert time.time() + 100 < lease.expires_at
-        await asyncio.sleep(1.2)
+        await make_store.sleep(1.2)
         assert (await store.get(rec.session_id)).record.ttl_seconds == 120
 
     run(make_store, scenario, auto_extend=False)
@@ -226,11 +256,11 @@ def test_count_is_exact_under_churn_and_after_expiry(make_store: StoreFactory) -
         assert await store.count() == base + 12
         await asyncio.gather(*(store.delete(r.session_id) for r in long[:3]))
         assert await store.count() == base + 9
-        await asyncio.sleep(0.6)
+        await make_store.sleep(0.6)
         await store.get(short[0].session_id)  # a read extends it past the others' expiry
-        await asyncio.sleep(0.7)
+        await make_store.sleep(0.7)
         assert await store.count() == base + 4 + 1
-        await asyncio.sleep(0.5)
+        await make_store.sleep(0.5)
         assert await store.count() == base + 4
 
     run(make_store, scenario)
@@ -272,7 +302,7 @@ def test_session_limits_count_sessions_kept_alive_by_reads(make_store: StoreFact
         await store.create(kept)
         await store.create(dropped)
         for _ in range(3):  # past both first deadlines; reads keep one of them alive
-            await asyncio.sleep(0.5)
+            await make_store.sleep(0.5)
             await store.get(kept.session_id)
         await store.create(record(node="busy"))  # room: the unread one expired
         with pytest.raises(SessionLimitError):  # none: the read one still counts

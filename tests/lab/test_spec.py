@@ -1,0 +1,89 @@
+"""Every field of an experiment is checked when it is made, against what its target can run."""
+
+from __future__ import annotations
+
+import pytest
+
+from kato.lab.spec import NOOP, Experiment, variant_names
+from kato.lab.zoo import VARIANTS
+
+
+def test_variants_are_production_and_the_zoo() -> None:
+    assert variant_names() == ["production", *VARIANTS]
+    for name in VARIANTS:
+        assert Experiment(target="http", store="redis", variant=name).variant == name
+
+
+def test_an_unknown_variant_names_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="variant must be one of production, r1-read-writeback"):
+        Experiment(target="http", store="redis", variant="r99-nope")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"target": "engine", "store": "memory"},  # the engine target ran production regardless
+        {"target": "http", "store": "memory"},  # the zoo's stores are built on Redis
+    ],
+)
+def test_a_variant_on_a_target_that_cannot_run_it_is_refused(changes: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match=r"variant=r1-read-writeback .* target=http, store=redis"):
+        Experiment(variant="r1-read-writeback", **changes)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"scenario": "nope"}, "scenario must be one of lifecycle"),
+        ({"target": "cloud"}, "target must be one of engine, http"),
+        ({"store": "disk"}, "store must be one of memory, redis"),
+        ({"fault": "meteor"}, "fault must be one of none, redis-restart"),
+        ({"redis_persistence": "fsync"}, "redis_persistence must be one of none"),
+        ({"workers": 0}, "workers must be >= 1"),
+        ({"workers": 1.5}, "workers must be int, got 1.5"),
+        ({"workers": True}, "workers must be int, got True"),
+        ({"concurrency": "8"}, "concurrency must be int"),
+        ({"operations": 0}, "operations must be >= 1"),
+        ({"seed": None}, "seed must be int"),
+        ({"ttl_seconds": 0}, "ttl_seconds must be >= 1"),
+        ({"rate": 0.0}, "rate must be > 0"),
+        ({"rate": float("inf")}, "rate must be > 0"),
+        ({"timeout_s": 0}, "timeout_s must be > 0"),
+        ({"fault_at_s": -1.0}, "fault_at_s must be >= 0"),
+        ({"fault_for_s": float("nan")}, "fault_for_s must be >= 0"),
+        ({"fault_latency_ms": -5.0}, "fault_latency_ms must be >= 0"),
+        ({"fault_jitter_ms": -5.0}, "fault_jitter_ms must be >= 0"),
+        ({"lost_responses": 1.0}, "lost_responses must be in"),
+        ({"client_retries": -1}, "client_retries must be >= 0"),
+        ({"idempotency": 1}, "idempotency must be bool"),
+        ({"variant": 1}, "variant must be str"),
+    ],
+)
+def test_each_field_is_checked_by_name(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        NOOP.with_(**changes)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"workers": 2}, "the engine target runs in this process"),
+        ({"store": "redis"}, "the engine target runs in this process"),
+        ({"redis_persistence": "always"}, "redis_persistence needs store=redis"),
+        ({"lost_responses": 0.2}, "lost_responses needs target=http"),
+        ({"client_retries": 2}, "client_retries needs target=http"),
+        ({"fault": "redis-pause"}, "faults act on what the workbench starts"),
+    ],
+)
+def test_the_engine_target_refuses_what_it_would_ignore(
+    changes: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        NOOP.with_(**changes)
+
+
+def test_a_json_or_yaml_int_is_a_valid_float_and_all_problems_are_reported_at_once() -> None:
+    spec = Experiment.from_dict({"target": "http", "rate": 400, "timeout_s": 5})
+    assert spec.rate == 400
+    with pytest.raises(ValueError, match=r"scenario must be .*; target must be"):
+        Experiment(scenario="x", target="y")
