@@ -1,7 +1,7 @@
 """The HTTP transports: send an :class:`Operation` to a KATO service with httpx.
 
     transport = HTTPTransport("http://127.0.0.1:8000", timeout=10.0, retries=2)
-    body = transport.send(ops.count_sessions())
+    body = transport.send(operation("count_sessions"))
 
 :class:`HTTPTransport` and :class:`AsyncHTTPTransport` share every decision: the request built
 from an operation (:func:`_request_options`), the reading of a response into a body or a
@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from kato._version import __version__
-from kato.client._operations import Operation
+from kato.api import Body, Operation
 from kato.exceptions import (
     KatoError,
     SessionNotFoundError,
@@ -39,7 +39,6 @@ from kato.sessions import looks_like_session_id
 
 __all__ = ["AsyncHTTPTransport", "HTTPTransport"]
 
-Body = dict[str, Any]
 
 USER_AGENT = f"kato-client/{__version__}"
 
