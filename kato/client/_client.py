@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Coroutine, Mapping, Sequence
-from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
 from kato.api import Body, Operation, operation
@@ -224,12 +223,7 @@ class KatoClient(_Session[Body]):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -280,12 +274,7 @@ class AsyncKatoClient(_Session[Coroutine[Any, Any, Body]]):
             await self._transport.aclose()
             raise
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     async def close(self) -> None:

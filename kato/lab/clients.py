@@ -130,10 +130,9 @@ class HttpClient:
     ) -> None:
         import aiohttp
 
-        self.retries = retries
-        self.idempotency = idempotency
         self._aiohttp = aiohttp
         self.base_url = base_url.rstrip("/")
+        self.retries, self.idempotency = retries, idempotency
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         # two pools: ``other_connection`` steps go through the second one
         self._sessions = [

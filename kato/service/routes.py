@@ -84,16 +84,17 @@ def _parameters(ep: Endpoint) -> list[inspect.Parameter]:
     """The endpoint signature FastAPI reads ``ep``'s request from: path parameters, the node,
     query parameters, the body, and the response when a header must be set on it."""
 
-    def param(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -> Any:
-        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                 annotation=annotation)
+    P = inspect.Parameter
+
+    def param(name: str, annotation: Any, default: Any = P.empty) -> inspect.Parameter:
+        return P(name, P.KEYWORD_ONLY, default=default, annotation=annotation)
 
     params = [param(name, str) for name in ep.path_params]
     if ep.node:
         params.append(param("node", NodeId))
     for q in ep.query:
         rule = Query(ge=q.ge, le=q.le, description=q.description)
-        default = inspect.Parameter.empty if q.default is None else q.default
+        default = P.empty if q.default is None else q.default
         params.append(param(q.name, Annotated[int, rule], default))
     if ep.body is not None:
         params.append(param("body", ep.body))
