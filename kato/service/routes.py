@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from kato._version import __version__
-from kato.api import ENDPOINTS, Body, Endpoint, Operation
+from kato.api import ENDPOINTS, Body, Endpoint, Operation, shapes
 from kato.core import Kato, check_node_id
 from kato.exceptions import (
     KatoError,
@@ -97,7 +97,7 @@ def _parameters(ep: Endpoint) -> list[inspect.Parameter]:
         default = P.empty if q.default is None else q.default
         params.append(param(q.name, Annotated[int, rule], default))
     if ep.body is not None:
-        params.append(param("body", ep.body))
+        params.append(param("body", getattr(shapes, ep.body)))
     if ep.echo_header is not None:
         params.append(param("response", Response))
     return params

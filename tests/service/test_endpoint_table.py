@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+import subprocess
+import sys
+from typing import Any, get_args
 
 import pytest
 from fastapi.testclient import TestClient
 
 import kato
 import kato.service.routes
-from kato.api import ENDPOINTS, Endpoint, Operation, endpoint
+from kato.api import ENDPOINTS, Endpoint, Operation, Shape, endpoint, shapes
 from kato.client._transports import LocalTransport
 from kato.exceptions import KatoError
 from kato.lab.clients import HttpClient, operation_of
@@ -59,6 +61,15 @@ def test_every_entry_is_a_documented_route_and_every_operation_route_an_entry() 
         assert ("requestBody" in route) == (e.body is not None), e.name
         query = {p["name"] for p in route.get("parameters", []) if p["in"] == "query"}
         assert query == {q.name for q in e.query} | ({"node_id"} if e.node else set()), e.name
+
+
+def test_every_named_shape_is_a_model_of_the_shapes_module() -> None:
+    assert set(get_args(Shape)) == set(shapes.__all__)
+
+
+def test_the_clients_never_import_pydantic() -> None:
+    code = "import sys, kato; assert 'pydantic' not in sys.modules, 'pydantic imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_the_client_has_a_method_for_every_entry() -> None:

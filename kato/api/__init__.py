@@ -7,9 +7,10 @@ workbench's clients issue their steps through it (:mod:`kato.lab.clients`). Addi
 is one entry here; the routes and transports follow. The service's own routes (``/``,
 ``/health``, ``/status``, ``/metrics``) reach no core method and are not operations.
 
-Request bodies are pydantic models so that ``/openapi.json`` describes them truthfully and bad
-types are refused with 422 before the core is reached; the core validates again and owns every
-rule. Every operation answers a JSON object (:data:`Body`).
+Request bodies are named shapes, pydantic models in :mod:`kato.api.shapes`, so that
+``/openapi.json`` describes them truthfully and bad types are refused with 422 before the core is
+reached; the core validates again and owns every rule. Every operation answers a JSON object
+(:data:`Body`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,8 @@ from __future__ import annotations
 import string
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import quote
-
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from kato.core import Kato
 
@@ -29,51 +28,19 @@ __all__ = [
     "MAX_OFFSET",
     "Body",
     "Endpoint",
-    "ObservationIn",
-    "ObserveSequenceIn",
     "Operation",
     "QueryParam",
-    "SessionCreateIn",
+    "Shape",
     "endpoint",
     "operation",
 ]
 
 Body = dict[str, Any]
-Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 #: The largest pattern-list offset: what every LTM backend can take as an integer.
 MAX_OFFSET = 2**31 - 1
-
-
-# -- request shapes ---------------------------------------------------------------------------
-class ObservationIn(BaseModel):
-    """One observation (engine.md §2.1): strings, vectors, emotives, metadata, unique_id."""
-
-    model_config = ConfigDict(extra="ignore")
-    strings: list[StrictStr] = Field(default_factory=list)
-    vectors: list[list[Number]] = Field(default_factory=list)
-    emotives: dict[str, Number] = Field(default_factory=dict)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    unique_id: StrictStr | None = Field(default=None, min_length=1, max_length=128)
-
-
-class ObserveSequenceIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    observations: list[ObservationIn] = Field(default_factory=list)
-    learn_after_each: StrictBool = False
-    learn_at_end: StrictBool = False
-    clear_stm_between: StrictBool = False
-
-
-class SessionCreateIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    node_id: StrictStr = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    ttl_seconds: StrictInt | None = None
-    config: dict[str, Any] | None = None
-
-
-#: A body the service takes as any JSON object (``POST .../config``).
-AnyObject = dict[str, Any]
+#: The request bodies' shapes, by their name in :mod:`kato.api.shapes` (pydantic models the
+#: service validates with; named here so that the clients never import pydantic).
+Shape = Literal["SessionCreateIn", "ObservationIn", "ObserveSequenceIn", "AnyObject"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +67,8 @@ class Endpoint:
     * ``retry_safe`` - a transport may repeat it after a lost response (reads).
       ``idempotency_key`` - a write is retry-safe when its body carries this field (the service
       applies such a write at most once).
-    * ``body`` - the request body's shape; ``node`` - the node id comes in the query
-      (``?node_id=`` or ``X-Node-ID``); ``query`` - further query parameters.
+    * ``body`` - the request body's shape (in :mod:`kato.api.shapes`); ``node`` - the node id
+      comes in the query (``?node_id=`` or ``X-Node-ID``); ``query`` - further query parameters.
     * ``echo_header`` - ``(header, field)``: the response repeats the body's field in a header.
     """
 
@@ -113,7 +80,7 @@ class Endpoint:
     call: CoreCall
     retry_safe: bool = False
     idempotency_key: str | None = None
-    body: type[BaseModel] | type[AnyObject] | None = None
+    body: Shape | None = None
     node: bool = False
     query: tuple[QueryParam, ...] = ()
     echo_header: tuple[str, str] | None = None
@@ -142,7 +109,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             ttl_seconds=op.json.get("ttl_seconds"),
             config=op.json.get("config"),
         ),
-        body=SessionCreateIn, echo_header=("X-Session-ID", "session_id"),
+        body="SessionCreateIn", echo_header=("X-Session-ID", "session_id"),
     ),
     Endpoint(
         "count_sessions", "GET", "/sessions/count", "Count live sessions", "sessions",
@@ -172,17 +139,17 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "update_session_config", "POST", _S + "/config", "Update config", "sessions",
         lambda k, op: k.update_session_config(op.sid, _config_of(op.json)),
-        body=AnyObject,
+        body="AnyObject",
     ),
     Endpoint(
         "observe", "POST", _S + "/observe", "Observe", "sessions",
         lambda k, op: k.observe(op.sid, op.json),
-        idempotency_key="unique_id", body=ObservationIn,
+        idempotency_key="unique_id", body="ObservationIn",
     ),
     Endpoint(
         "observe_sequence", "POST", _S + "/observe-sequence", "Observe a batch", "sessions",
         lambda k, op: k.observe_sequence(op.sid, op.json),
-        body=ObserveSequenceIn,
+        body="ObserveSequenceIn",
     ),
     Endpoint(
         "get_stm", "GET", _S + "/stm", "Short-term memory", "sessions",
