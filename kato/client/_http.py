@@ -1,13 +1,14 @@
 """The HTTP transports: send an :class:`Operation` to a KATO service with httpx.
 
     transport = HTTPTransport("http://127.0.0.1:8000", timeout=10.0, retries=2)
-    body = transport.send(ops.count_sessions())
+    body = transport.send(operation("count_sessions"))
 
 :class:`HTTPTransport` and :class:`AsyncHTTPTransport` share every decision: the request built
 from an operation (:func:`_request_options`), the reading of a response into a body or a
 :mod:`kato.exceptions` error (:func:`_read_response`), the translation of httpx's transport errors
 into :class:`~kato.exceptions.TransportError` (:func:`_map_transport_errors`, the one boundary)
-and whether to try again (:func:`_should_retry`, :func:`_backoff`). Only the I/O is written twice.
+and whether to try again (:func:`_should_retry`, :func:`_backoff`), gathered per operation in an
+:class:`_Exchange`. Each transport only performs the requests and the waits.
 
 Retries repeat only ``retry_safe`` operations (reads, and observes with a ``unique_id``), only
 after a transport error or a 503 answer, and with the same ``X-Request-ID`` each time.
@@ -22,12 +23,12 @@ import random
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 
 from kato._version import __version__
-from kato.client._operations import Operation
+from kato.api import Body, Operation
 from kato.exceptions import (
     KatoError,
     SessionNotFoundError,
@@ -39,7 +40,6 @@ from kato.sessions import looks_like_session_id
 
 __all__ = ["AsyncHTTPTransport", "HTTPTransport"]
 
-Body = dict[str, Any]
 
 USER_AGENT = f"kato-client/{__version__}"
 
@@ -138,36 +138,58 @@ def _backoff(attempt: int) -> float:
     return 0.05 * 2.0**attempt * random.uniform(0.5, 1.5)
 
 
-class _BaseHTTPTransport:
-    """What both transports hold: the retry budget and the httpx client options."""
+class _Exchange:
+    """One operation's attempts without the I/O: what to send, how to read an answer, and
+    whether (and after how long) to try again. Each transport only performs the requests."""
 
-    def __init__(
-        self, base_url: str, *, timeout: float, retries: int, headers: dict[str, str] | None
-    ) -> None:
-        if retries < 0:
-            raise ValueError(f"retries must be >= 0, got {retries}")
-        self.base_url = base_url
+    def __init__(self, op: Operation, retries: int) -> None:
+        self.op = op
         self.retries = retries
-        self._client_options: dict[str, Any] = {
-            "base_url": base_url,
-            "timeout": httpx.Timeout(timeout),
-            "headers": {"User-Agent": USER_AGENT, **(headers or {})},
-        }
+        self.request_id = uuid.uuid4().hex
+        self.attempts = 0
+        self.delay = 0.0
+        self._result = _answer_without_sending(op)
+        self.options = {} if self._result is not None else _request_options(op, self.request_id)
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.base_url!r}, retries={self.retries})"
+    @property
+    def done(self) -> bool:
+        return self._result is not None
+
+    @property
+    def result(self) -> Body:
+        assert self._result is not None, "no answer yet"
+        return self._result
+
+    @contextlib.contextmanager
+    def attempt(self) -> Iterator[None]:
+        """Around one attempt: an error worth retrying is swallowed (setting :attr:`delay`),
+        any other raised as a :mod:`kato.exceptions` error."""
+        try:
+            with _map_transport_errors(self.op, self.request_id, self.attempts):
+                yield
+        except KatoError as exc:
+            if not _should_retry(self.op, exc, self.attempts, self.retries):
+                raise
+            self.delay = _backoff(self.attempts)
+            self.attempts += 1
+
+    def read(self, response: httpx.Response) -> None:
+        self._result = _read_response(self.op, response, self.request_id)
 
 
-class HTTPTransport(_BaseHTTPTransport):
-    """Sends operations to a KATO service with an ``httpx.Client``.
+T = TypeVar("T", httpx.BaseTransport, httpx.AsyncBaseTransport)
+
+
+class _BaseHTTPTransport(Generic[T]):
+    """What both transports hold: the retry budget and the httpx client.
 
     **Parameters:**
 
     * **base_url** - the service, ``"http://127.0.0.1:8000"``.
     * **timeout** - seconds per request attempt (connect, read, write and pool each).
     * **retries** - extra attempts for a retry-safe operation after a transport error or a 503.
-    * **transport** - an ``httpx.BaseTransport`` to send through (``httpx.MockTransport`` in
-      tests); default: httpx's own.
+    * **transport** - an ``httpx.BaseTransport`` (``httpx.AsyncBaseTransport`` for the async
+      transport) to send through (``httpx.MockTransport`` in tests); default: httpx's own.
     * **headers** - extra headers sent with every request.
     """
 
@@ -177,71 +199,60 @@ class HTTPTransport(_BaseHTTPTransport):
         *,
         timeout: float = 10.0,
         retries: int = 2,
-        transport: httpx.BaseTransport | None = None,
+        transport: T | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(base_url, timeout=timeout, retries=retries, headers=headers)
-        self._client = httpx.Client(transport=transport, **self._client_options)
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        self.base_url = base_url
+        self.retries = retries
+        self._open(
+            transport,
+            base_url=base_url,
+            timeout=httpx.Timeout(timeout),
+            headers={"User-Agent": USER_AGENT, **(headers or {})},
+        )
+
+    def _open(self, transport: T | None, **options: Any) -> None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.base_url!r}, retries={self.retries})"
+
+
+class HTTPTransport(_BaseHTTPTransport[httpx.BaseTransport]):
+    """Sends operations to a KATO service with an ``httpx.Client``."""
+
+    def _open(self, transport: httpx.BaseTransport | None, **options: Any) -> None:
+        self._client = httpx.Client(transport=transport, **options)
 
     def send(self, op: Operation) -> Body:
         """Send ``op`` (retrying it if it is safe to) and return the response body."""
-        answer = _answer_without_sending(op)
-        if answer is not None:
-            return answer
-        request_id = uuid.uuid4().hex
-        options = _request_options(op, request_id)
-        attempt = 0
-        while True:
-            try:
-                with _map_transport_errors(op, request_id, attempt):
-                    response = self._client.request(**options)
-                return _read_response(op, response, request_id)
-            except KatoError as exc:
-                if not _should_retry(op, exc, attempt, self.retries):
-                    raise
-            time.sleep(_backoff(attempt))
-            attempt += 1
+        exchange = _Exchange(op, self.retries)
+        while not exchange.done:
+            time.sleep(exchange.delay)  # 0 before the first attempt
+            with exchange.attempt():
+                exchange.read(self._client.request(**exchange.options))
+        return exchange.result
 
     def close(self) -> None:
         self._client.close()
 
 
-class AsyncHTTPTransport(_BaseHTTPTransport):
-    """Sends operations to a KATO service with an ``httpx.AsyncClient``.
+class AsyncHTTPTransport(_BaseHTTPTransport[httpx.AsyncBaseTransport]):
+    """Sends operations to a KATO service with an ``httpx.AsyncClient``."""
 
-    Takes the parameters of :class:`HTTPTransport`, with an ``httpx.AsyncBaseTransport``.
-    """
-
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        timeout: float = 10.0,
-        retries: int = 2,
-        transport: httpx.AsyncBaseTransport | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(base_url, timeout=timeout, retries=retries, headers=headers)
-        self._client = httpx.AsyncClient(transport=transport, **self._client_options)
+    def _open(self, transport: httpx.AsyncBaseTransport | None, **options: Any) -> None:
+        self._client = httpx.AsyncClient(transport=transport, **options)
 
     async def send(self, op: Operation) -> Body:
         """Send ``op`` (retrying it if it is safe to) and return the response body."""
-        answer = _answer_without_sending(op)
-        if answer is not None:
-            return answer
-        request_id = uuid.uuid4().hex
-        options = _request_options(op, request_id)
-        attempt = 0
-        while True:
-            try:
-                with _map_transport_errors(op, request_id, attempt):
-                    response = await self._client.request(**options)
-                return _read_response(op, response, request_id)
-            except KatoError as exc:
-                if not _should_retry(op, exc, attempt, self.retries):
-                    raise
-            await asyncio.sleep(_backoff(attempt))
-            attempt += 1
+        exchange = _Exchange(op, self.retries)
+        while not exchange.done:
+            await asyncio.sleep(exchange.delay)  # 0 before the first attempt
+            with exchange.attempt():
+                exchange.read(await self._client.request(**exchange.options))
+        return exchange.result
 
     async def aclose(self) -> None:
         await self._client.aclose()

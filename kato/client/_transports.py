@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
+from kato.api import Body, Operation
 from kato.client._local import LocalBackend
-from kato.client._operations import Operation, run_locally
 
 __all__ = ["AsyncLocalTransport", "AsyncTransport", "LocalTransport", "Transport"]
-
-Body = dict[str, Any]
 
 
 class Transport(Protocol):
@@ -25,13 +23,13 @@ class AsyncTransport(Protocol):
 
 
 class LocalTransport:
-    """Runs operations on an in-process :class:`LocalBackend`."""
+    """Runs operations on an in-process :class:`LocalBackend`, as the service's routes do."""
 
     def __init__(self, backend: LocalBackend) -> None:
         self.backend = backend
 
     def send(self, op: Operation) -> Body:
-        return self.backend.run(run_locally(self.backend.kato, op))
+        return self.backend.run(op.call(self.backend.kato))
 
     def close(self) -> None:
         return None
@@ -44,7 +42,7 @@ class AsyncLocalTransport:
         self.backend = backend
 
     async def send(self, op: Operation) -> Body:
-        return await self.backend.run_async(run_locally(self.backend.kato, op))
+        return await self.backend.run_async(op.call(self.backend.kato))
 
     async def aclose(self) -> None:
         return None

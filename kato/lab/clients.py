@@ -18,12 +18,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from kato.api import Operation, operation
 from kato.core import Kato
 from kato.engine import pattern_name
 from kato.exceptions import KatoError
 from kato.lab.scenarios import Step
 
-__all__ = ["RETRY_HEADER", "EngineClient", "HttpClient", "LabClient", "Result"]
+__all__ = ["RETRY_HEADER", "EngineClient", "HttpClient", "LabClient", "Result", "operation_of"]
 
 #: Sent (with the attempt number) on a retried request; the zoo's lossy layer never drops those.
 RETRY_HEADER = "X-Kato-Retry"
@@ -67,6 +68,37 @@ def _pattern(step: Step) -> str:
     return pattern_name([[symbol] for symbol in step.args["sequence"]])
 
 
+#: The API operation each step (``history.OPERATIONS``) issues.
+_ENDPOINT = {
+    "create": "create_session",
+    "count": "count_sessions",
+    "get_pattern": "get_pattern",
+    "observe": "observe",
+    "read_stm": "get_stm",
+    "read_session": "get_session",
+    "delete": "delete_session",
+    "learn": "learn",
+}
+
+
+def operation_of(step: Step, session_id: str | None) -> Operation:
+    """The API operation ``step`` issues on ``session_id``."""
+    f, args = step.f, step.args
+    if f not in _ENDPOINT:
+        raise ValueError(f"unknown operation {f!r}")
+    name = _ENDPOINT[f]
+    if f == "create":
+        body = {"node_id": args["node_id"], "ttl_seconds": args.get("ttl_seconds")}
+        return operation(name, body=body)
+    if f == "count":
+        return operation(name)
+    if f == "get_pattern":
+        return operation(name, node_id=args["node_id"], pattern_name=_pattern(step))
+    assert session_id is not None, step
+    observation = {"strings": args.get("strings", [])} if f == "observe" else None
+    return operation(name, session_id=session_id, body=observation)
+
+
 class EngineClient:
     """Runs steps on an in-process deployment (the ``engine`` target)."""
 
@@ -75,31 +107,10 @@ class EngineClient:
 
     async def call(self, step: Step, session_id: str | None) -> Result:
         try:
-            body = await self._dispatch(step, session_id)
+            body = await operation_of(step, session_id).call(self.kato)
         except KatoError as exc:
             return Result("fail" if exc.status < 500 else "unknown", error_code=exc.code)
         return Result("ok", _value(step.f, body))
-
-    async def _dispatch(self, step: Step, sid: str | None) -> dict[str, Any]:
-        k, f, args = self.kato, step.f, step.args
-        if f == "create":
-            return await k.create_session(args["node_id"], ttl_seconds=args.get("ttl_seconds"))
-        if f == "count":
-            return await k.count_sessions()
-        if f == "get_pattern":
-            return await k.get_pattern(args["node_id"], _pattern(step))
-        assert sid is not None, step
-        if f == "observe":
-            return await k.observe(sid, {"strings": args["strings"]})
-        if f == "read_stm":
-            return await k.get_stm(sid)
-        if f == "read_session":
-            return await k.get_session(sid)
-        if f == "delete":
-            return await k.delete_session(sid)
-        if f == "learn":
-            return await k.learn(sid)
-        raise ValueError(f"unknown operation {f!r}")
 
     async def close(self) -> None:
         return None
@@ -119,10 +130,9 @@ class HttpClient:
     ) -> None:
         import aiohttp
 
-        self.retries = retries
-        self.idempotency = idempotency
         self._aiohttp = aiohttp
         self.base_url = base_url.rstrip("/")
+        self.retries, self.idempotency = retries, idempotency
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         # two pools: ``other_connection`` steps go through the second one
         self._sessions = [
@@ -130,35 +140,25 @@ class HttpClient:
             for _ in range(2)
         ]
 
-    def _request(self, step: Step, sid: str | None) -> tuple[str, str, dict[str, Any]]:
-        f, args = step.f, step.args
-        if f == "create":
-            body = {"node_id": args["node_id"], "ttl_seconds": args.get("ttl_seconds")}
-            return "POST", "/sessions", {"json": body}
-        if f == "count":  # ``trailing_slash``: the same route, spelled ``/sessions/count/`` (R10)
-            return (
-                "GET",
-                "/sessions/count/" if args.get("trailing_slash") else "/sessions/count",
-                {},
-            )
-        if f == "get_pattern":
-            return "GET", f"/pattern/{_pattern(step)}", {"params": {"node_id": args["node_id"]}}
-        routes = {
-            "observe": ("POST", "/observe", {"json": {"strings": args.get("strings", [])}}),
-            "read_stm": ("GET", "/stm", {}),
-            "read_session": ("GET", "", {}),
-            "delete": ("DELETE", "", {}),
-            "learn": ("POST", "/learn", {}),
-        }
-        method, suffix, options = routes[f]
-        return method, f"/sessions/{sid}{suffix}", options
+    @staticmethod
+    def _request(step: Step, op: Operation) -> tuple[str, str, dict[str, Any]]:
+        options: dict[str, Any] = {}
+        if op.body is not None:
+            options["json"] = dict(op.body)
+        if op.params:
+            options["params"] = op.params
+        # ``trailing_slash``: the same route, spelled ``/sessions/count/`` (R10)
+        path = op.path + "/" if step.args.get("trailing_slash") else op.path
+        return op.method, path, options
 
     async def call(self, step: Step, session_id: str | None) -> Result:
-        method, path, options = self._request(step, session_id)
-        if step.f != "observe" or self.retries == 0:
+        op = operation_of(step, session_id)
+        method, path, options = self._request(step, op)
+        key = op.endpoint.idempotency_key  # only writes that can carry a key are retried
+        if key is None or self.retries == 0:
             return await self._attempt(step, method, path, options)
         if self.idempotency:  # one key per step, the same on every retry
-            options["json"] = {**options["json"], "unique_id": f"obs-{uuid.uuid4().hex}"}
+            options["json"] = {**options["json"], key: f"obs-{uuid.uuid4().hex}"}
         result = await self._attempt(step, method, path, options)
         for attempt in range(1, self.retries + 1):
             if not _lost(result):

@@ -3,7 +3,7 @@
 Session lifecycle, errors and their codes, idempotency, isolation. Every test that takes
 ``make_client`` runs in both modes (``client_mode``) with identical assertions; raw requests
 (bad payloads, other sessions' ids, session counts) go through the client's transport as
-:class:`~kato.client._operations.Operation` objects, so they too take the mode's path. The few
+:class:`~kato.api.Operation` objects, so they too take the mode's path. The few
 tests that are about one mode only say why.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import kato
-from kato.client import _operations as ops
+from kato.api import Operation, operation
 from kato.exceptions import (
     EmptySTMError,
     InvalidConfigError,
@@ -39,17 +39,17 @@ def client(make_client: MakeClient, node_id: str) -> kato.KatoClient:
     return make_client(node_id)
 
 
-def send(k: kato.KatoClient, op: ops.Operation) -> dict[str, Any]:
+def send(k: kato.KatoClient, op: Operation) -> dict[str, Any]:
     """Send a raw operation through ``k``'s transport (in-process or HTTP)."""
     return k._transport.send(op)
 
 
 def count_sessions(k: kato.KatoClient) -> int:
-    return int(send(k, ops.count_sessions())["active_session_count"])
+    return int(send(k, operation("count_sessions"))["active_session_count"])
 
 
 def session_exists(k: kato.KatoClient, session_id: str) -> dict[str, Any]:
-    return send(k, ops.session_read("session_exists", session_id, "/exists"))
+    return send(k, operation("session_exists", session_id=session_id))
 
 
 def learn_sequence(k: kato.KatoClient, *events: list[str]) -> str:
@@ -212,7 +212,7 @@ def test_bad_observations_are_rejected_before_anything_changes(
 ) -> None:
     client.observe(strings=["a"])
     with pytest.raises(ValidationError) as info:
-        send(client, ops.observe(client.session_id, payload))
+        send(client, operation("observe", session_id=client.session_id, body=payload))
     assert info.value.code == "VALIDATION_ERROR" and info.value.status == 422
     with pytest.raises(VectorDimensionError):
         client.observe(vectors=[[1.0, 2.0], [1.0]])
@@ -243,7 +243,8 @@ def test_retried_unique_id_returns_the_identical_first_body(client: kato.KatoCli
     # A retry after later observations still answers with the first result and applies nothing.
     retried = client.observe(strings=["a"], emotives={"joy": 1.0}, unique_id="retry-2")
     assert retried == first
-    raw = send(client, ops.observe(client.session_id, {"strings": ["a"], "unique_id": "retry-2"}))
+    payload = {"strings": ["a"], "unique_id": "retry-2"}
+    raw = send(client, operation("observe", session_id=client.session_id, body=payload))
     assert raw == first
     assert client.get_stm()["stm"] == [["a"], ["b"]]
     assert client.get_predictions()["time"] == 2
@@ -342,7 +343,7 @@ def test_deleted_session_is_gone_everywhere(make_client: MakeClient, node_id: st
         "session_id": session_id,
     }
     with pytest.raises(SessionNotFoundError) as info:
-        send(probe, ops.observe(session_id, {"strings": ["x"]}))
+        send(probe, operation("observe", session_id=session_id, body={"strings": ["x"]}))
     assert info.value.code == "SESSION_NOT_FOUND" and info.value.status == 404
     assert info.value.session_id == session_id
 
@@ -353,8 +354,8 @@ def test_session_closed_by_another_client_object_no_longer_exists(
     owner, other = make_client(node_id), make_client(node_id)
     # Point ``other`` at ``owner``'s session (there is no public "attach"): two client objects,
     # one session id.
-    send(other, ops.delete_session(other.session_id))
-    other._calls._session_id = owner.session_id
+    send(other, operation("delete_session", session_id=other.session_id))
+    other._session_id = owner.session_id
     owner.observe(strings=["shared"])
     assert other.get_stm()["stm"] == [["shared"]]
     assert other.check_session_exists()["exists"] is True
@@ -376,7 +377,7 @@ def test_malformed_session_ids_are_not_found(client: kato.KatoClient, bad_id: st
     """Both clients answer a malformed id as the service does, without a store lookup (over
     HTTP without a request: some such ids, e.g. with ``/``, could not even be routed)."""
     with pytest.raises(SessionNotFoundError):
-        send(client, ops.session_read("get_stm", bad_id, "/stm"))
+        send(client, operation("get_stm", session_id=bad_id))
     exists = session_exists(client, bad_id)
     assert exists["exists"] is False
 
@@ -386,11 +387,11 @@ def test_bad_node_ids_are_rejected(client: kato.KatoClient, bad_node: str) -> No
     # The client refuses the id itself, in either mode, before any request ...
     backend = getattr(client._transport, "backend", None)
     with pytest.raises(ValidationError):
-        kato.KatoClient(bad_node, client._calls.base_url, backend=backend)
+        kato.KatoClient(bad_node, client._base_url, backend=backend)
     # ... and so does the service when a request carries it anyway.
     before = count_sessions(client)
     with pytest.raises(ValidationError) as info:
-        send(client, ops.create_session(bad_node, metadata=None, ttl_seconds=None, config=None))
+        send(client, operation("create_session", body={"node_id": bad_node, "metadata": {}}))
     assert info.value.code == "VALIDATION_ERROR" and info.value.status == 422
     assert count_sessions(client) == before
 

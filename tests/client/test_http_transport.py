@@ -13,10 +13,9 @@ import httpx
 import pytest
 
 import kato
+from kato.api import Operation, operation
 from kato.client import _http
-from kato.client import _operations as ops
 from kato.client._http import AsyncHTTPTransport, HTTPTransport
-from kato.client._operations import Operation
 from kato.exceptions import (
     EmptySTMError,
     InvalidConfigError,
@@ -121,9 +120,9 @@ def ok() -> httpx.Response:
 
 def test_request_carries_method_path_body_params_and_headers(kind: str) -> None:
     seen = Recorder(ok(), ok())
-    op = ops.observe(SID, {"strings": ["a"], "unique_id": "u-1"})
+    op = operation("observe", session_id=SID, body={"strings": ["a"], "unique_id": "u-1"})
     assert send(kind, seen, op, headers={"X-Node-ID": "n"}) == {"status": "okay"}
-    send(kind, seen, ops.extend_session(SID, 60))
+    send(kind, seen, operation("extend_session", session_id=SID, ttl_seconds=60))
     observe, extend = seen.requests
     assert observe.method == "POST"
     assert str(observe.url) == f"{BASE}/sessions/{SID}/observe"
@@ -140,7 +139,7 @@ def test_request_carries_method_path_body_params_and_headers(kind: str) -> None:
 def test_non_object_success_body_is_an_error(kind: str) -> None:
     seen = Recorder(httpx.Response(200, text="<html>proxy</html>"))
     with pytest.raises(KatoError, match="expected a JSON object"):
-        send(kind, seen, ops.count_sessions())
+        send(kind, seen, operation("count_sessions"))
 
 
 # --- error mapping ----------------------------------------------------------------------------
@@ -165,7 +164,7 @@ def test_every_error_code_maps_to_its_class(
 ) -> None:
     seen = Recorder(error_response(status, code, f"the {code} text", session_id=SID))
     with pytest.raises(KatoError) as info:
-        send(kind, seen, ops.session_write("learn", SID, "/learn"), retries=0)
+        send(kind, seen, operation("learn", session_id=SID), retries=0)
     exc = info.value
     assert type(exc) is cls
     assert (exc.code, exc.status) == (code, status)
@@ -180,7 +179,7 @@ def test_invalid_config_keeps_its_field_errors(kind: str) -> None:
         400, "INVALID_CONFIG", "Invalid configuration: ...", details={"fields": fields}
     )
     with pytest.raises(InvalidConfigError) as info:
-        send(kind, Recorder(response), ops.session_write("update_session_config", SID, "/config"))
+        send(kind, Recorder(response), operation("update_session_config", session_id=SID))
     assert info.value.field_errors == fields
     assert info.value.details == {"fields": fields}
     assert info.value.session_id is None
@@ -189,7 +188,7 @@ def test_invalid_config_keeps_its_field_errors(kind: str) -> None:
 def test_empty_stm_keeps_the_text_clients_match(kind: str) -> None:
     response = error_response(400, "EMPTY_STM", "Cannot learn from empty STM", layer="engine")
     with pytest.raises(EmptySTMError, match=r"^Cannot learn from empty STM$"):
-        send(kind, Recorder(response), ops.session_write("learn", SID, "/learn"))
+        send(kind, Recorder(response), operation("learn", session_id=SID))
 
 
 @pytest.mark.parametrize(
@@ -210,7 +209,7 @@ def test_non_json_error_bodies_map_by_status(kind: str, status: int, cls: type[K
     page = "<html>" + "x" * 1000 + "</html>"
     response = httpx.Response(status, text=page, headers={"X-Request-ID": "req-from-header"})
     with pytest.raises(KatoError) as info:
-        send(kind, Recorder(response), ops.session_write("learn", SID, "/learn"))
+        send(kind, Recorder(response), operation("learn", session_id=SID))
     exc = info.value
     assert type(exc) is cls
     assert exc.status == status
@@ -221,7 +220,7 @@ def test_non_json_error_bodies_map_by_status(kind: str, status: int, cls: type[K
 def test_json_error_without_error_object_uses_detail(kind: str) -> None:
     response = httpx.Response(404, json={"detail": "Not Found"})
     with pytest.raises(NotFoundError) as info:
-        send(kind, Recorder(response), ops.count_sessions())
+        send(kind, Recorder(response), operation("count_sessions"))
     assert info.value.message == "Not Found"
     assert info.value.code == "NOT_FOUND"
     assert re.fullmatch(r"[0-9a-f]{32}", info.value.request_id or "")  # the id we sent
@@ -253,14 +252,14 @@ def test_empty_error_body_still_says_what_happened() -> None:
 
 def test_get_is_retried_after_a_connect_error(kind: str) -> None:
     seen = Recorder(httpx.ConnectError("refused"), httpx.Response(200, json={"stm": []}))
-    assert send(kind, seen, ops.session_read("get_stm", SID, "/stm")) == {"stm": []}
+    assert send(kind, seen, operation("get_stm", session_id=SID)) == {"stm": []}
     assert len(seen.requests) == 2
     assert len(set(seen.request_ids())) == 1
 
 
 def test_observe_with_unique_id_is_retried_after_a_read_timeout(kind: str) -> None:
     seen = Recorder(httpx.ReadTimeout("slow"), ok())
-    op = ops.observe(SID, {"strings": ["a"], "unique_id": "obs-1"})
+    op = operation("observe", session_id=SID, body={"strings": ["a"], "unique_id": "obs-1"})
     assert send(kind, seen, op) == {"status": "okay"}
     assert len(seen.requests) == 2
     assert len(set(seen.request_ids())) == 1
@@ -270,8 +269,8 @@ def test_observe_with_unique_id_is_retried_after_a_read_timeout(kind: str) -> No
 @pytest.mark.parametrize(
     "op",
     [
-        ops.session_write("learn", SID, "/learn"),
-        ops.observe(SID, {"strings": ["a"]}),
+        operation("learn", session_id=SID),
+        operation("observe", session_id=SID, body={"strings": ["a"]}),
     ],
     ids=["learn", "observe-without-unique-id"],
 )
@@ -291,14 +290,14 @@ def test_unsafe_operations_are_never_retried(
 def test_unsafe_operation_is_not_retried_on_503(kind: str) -> None:
     seen = Recorder(error_response(503, "STORE_UNAVAILABLE", "store down"), ok())
     with pytest.raises(StoreUnavailableError):
-        send(kind, seen, ops.session_write("learn", SID, "/learn"))
+        send(kind, seen, operation("learn", session_id=SID))
     assert len(seen.requests) == 1
 
 
 def test_503_is_retried_for_gets(kind: str) -> None:
     down = error_response(503, "STORE_UNAVAILABLE", "store down")
     seen = Recorder(down, httpx.Response(503, text="busy"), httpx.Response(200, json={"n": 1}))
-    assert send(kind, seen, ops.count_sessions(), retries=2) == {"n": 1}
+    assert send(kind, seen, operation("count_sessions"), retries=2) == {"n": 1}
     assert len(seen.requests) == 3
     assert len(set(seen.request_ids())) == 1
 
@@ -306,14 +305,14 @@ def test_503_is_retried_for_gets(kind: str) -> None:
 def test_other_errors_are_not_retried(kind: str) -> None:
     seen = Recorder(error_response(500, "INTERNAL", "boom"), ok())
     with pytest.raises(KatoError):
-        send(kind, seen, ops.count_sessions())
+        send(kind, seen, operation("count_sessions"))
     assert len(seen.requests) == 1
 
 
 def test_transport_error_after_retries_are_exhausted(kind: str) -> None:
     failures = [httpx.ConnectError(f"refused {n}") for n in range(3)]
     seen = Recorder(*failures)
-    op = ops.session_read("get_stm", SID, "/stm")
+    op = operation("get_stm", session_id=SID)
     with pytest.raises(TransportError) as info:
         send(kind, seen, op, retries=2)
     exc = info.value
@@ -330,14 +329,14 @@ def test_transport_error_after_retries_are_exhausted(kind: str) -> None:
 def test_503_after_retries_are_exhausted_is_the_services_error(kind: str) -> None:
     seen = Recorder(*(error_response(503, "STORE_UNAVAILABLE", "down") for _ in range(2)))
     with pytest.raises(StoreUnavailableError):
-        send(kind, seen, ops.count_sessions(), retries=1)
+        send(kind, seen, operation("count_sessions"), retries=1)
     assert len(seen.requests) == 2
 
 
 def test_unsupported_scheme_is_translated_but_not_retried(kind: str) -> None:
     seen = Recorder(httpx.UnsupportedProtocol("no"), ok())
     with pytest.raises(TransportError):
-        send(kind, seen, ops.count_sessions())
+        send(kind, seen, operation("count_sessions"))
     assert len(seen.requests) == 1
 
 
