@@ -117,8 +117,9 @@ def recheck(path: Path) -> tuple[Path, dict[str, Any]]:
     (its ``history.parquet``, or the journal of a run that did not finish) or a history file.
     Returns the path and the fresh verdicts."""
     from kato.lab.checkers import check
-    from kato.lab.history import History
+    from kato.lab.history import History, history_file
 
+    path = history_file(path)
     history, _ = History.read(path)
     return path, check(history)
 

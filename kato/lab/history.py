@@ -20,7 +20,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
-__all__ = ["JOURNAL", "OPERATIONS", "PARQUET", "History", "Journal", "Op", "Outcome"]
+__all__ = [
+    "JOURNAL",
+    "OPERATIONS",
+    "PARQUET",
+    "History",
+    "Journal",
+    "Op",
+    "Outcome",
+    "history_file",
+]
 
 #: The file names of a run folder's history: the final one, and the journal written meanwhile.
 PARQUET = "history.parquet"
@@ -121,12 +130,8 @@ class History(Sequence[Op]):
 
     @classmethod
     def read(cls, path: Path) -> tuple[History, dict[str, Any]]:
-        """Read a Parquet history, a journal, or a run folder's (its Parquet file, else its
-        journal: the run did not finish). ``FileNotFoundError`` when there is none."""
-        if path.is_dir():
-            path = path / PARQUET if (path / PARQUET).exists() else path / JOURNAL
-        if not path.exists():
-            raise FileNotFoundError(f"no history at {path}")
+        """Read a Parquet history, a journal, or a run folder's (see :func:`history_file`)."""
+        path = history_file(path)
         if path.suffix == ".jsonl":
             return cls.from_journal(path)
         return cls.from_parquet(path)
@@ -207,3 +212,13 @@ def _schema(pa: Any) -> Any:
             ("intended_ns", pa.int64()),
         ]
     )
+
+
+def history_file(path: Path) -> Path:
+    """The history file ``path`` names: itself, or a run folder's Parquet file, else its journal
+    (the run did not finish). ``FileNotFoundError`` when there is none."""
+    if path.is_dir():
+        path = path / PARQUET if (path / PARQUET).exists() else path / JOURNAL
+    if not path.exists():
+        raise FileNotFoundError(f"no history at {path}")
+    return path
