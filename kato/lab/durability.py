@@ -3,11 +3,13 @@
 ``durability(root)`` runs one experiment per cell of Redis persistence {``none`` (no AOF, no
 RDB), AOF ``everysec``, AOF ``always``} × fault {``redis-restart`` (SIGTERM, restart),
 ``redis-kill`` (SIGKILL, restart on the same port and data directory), ``worker-kill`` (SIGKILL
-one uvicorn worker)}: :data:`DURABILITY`, ``many-sessions`` in open loop, so observes are
-acknowledged before, during and after the fault, and every session is read at the end
-(retried while the service recovers). The ``no_lost_updates`` checker then decides, for every
-acknowledged observation, whether it survived: a session Redis forgot is read as
-``SESSION_NOT_FOUND`` and all its acknowledged observations count as lost.
+one uvicorn worker), ``service-restart`` (stop ``kato serve`` and start it again with the same
+``--data-dir``, its own embedded Redis keeping the AOF there)}: :data:`DURABILITY`,
+``many-sessions`` in open loop, so observes are acknowledged before, during and after the fault,
+and every session is read at the end (retried while the service recovers). The
+``no_lost_updates`` checker then decides, for every acknowledged observation, whether it
+survived: a session Redis forgot is read as ``SESSION_NOT_FOUND`` and all its acknowledged
+observations count as lost.
 
 It writes ``root/durability-<stamp>/``: ``durability.csv`` (``persistence``, ``fault``,
 ``acknowledged``, ``lost``, ``verdict`` — the checker's validity — and ``run``, the cell's run
@@ -43,7 +45,7 @@ DURABILITY = Experiment(
     fault_for_s=1.0,
     timeout_s=5,
 )
-FAULTS = ("redis-restart", "redis-kill", "worker-kill")
+FAULTS = ("redis-restart", "redis-kill", "worker-kill", "service-restart")
 
 
 def durability(
