@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import importlib.util
 import logging
 import os
@@ -37,6 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal, Self
 
+from kato.exceptions import InvalidConfigError
 from kato.processes import die_with_parent, free_port, stop
 
 __all__ = [
@@ -93,7 +95,9 @@ class RedisServer:
     * **persistence** - ``"none"`` (no RDB, no AOF), ``"everysec"`` or ``"always"`` (AOF with
       that ``appendfsync``).
     * **data_dir** - where the server keeps its socket, log and files (AOF), created if missing
-      and kept on ``stop`` (default: a new temporary directory, removed on ``stop``).
+      and kept on ``stop`` (default: a new temporary directory, removed on ``stop``). One server
+      at a time: a second one on the same folder (two servers appending to one AOF would
+      corrupt it) raises ``InvalidConfigError``.
     * **binary** - the ``redis-server`` to run (default: :func:`find_redis_server`).
     """
 
@@ -117,6 +121,7 @@ class RedisServer:
         self._lock = threading.RLock()
         self._supervisor: threading.Thread | None = None
         self._stopping = False
+        self._dir_lock: int | None = None  # the flock on data_dir/redis.lock, while started
 
     @property
     def url(self) -> str:
@@ -156,6 +161,7 @@ class RedisServer:
             if self.process is not None and self.process.poll() is None:
                 return self
             self._stopping = False
+            self._lock_data_dir()
             first = self.port == 0
             for attempt in range(5):
                 if first:
@@ -182,6 +188,19 @@ class RedisServer:
             f"redis-server did not start on port {self.port}; see {self.log_path}:\n"
             f"{self._log_tail()}"
         )
+
+    def _lock_data_dir(self) -> None:
+        if self._own_dir or self._dir_lock is not None:
+            return
+        fd = os.open(self.data_dir / "redis.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise InvalidConfigError(
+                {"data_dir": f"{self.data_dir} is in use by another embedded redis-server"}
+            ) from None
+        self._dir_lock = fd
 
     def _wait_until_ready(self, timeout: float) -> bool:
         assert self.process is not None
@@ -213,6 +232,9 @@ class RedisServer:
         with self._lock:
             self._stopping = True
             self._terminate()
+            if self._dir_lock is not None:
+                os.close(self._dir_lock)  # releases the flock
+                self._dir_lock = None
         supervisor, self._supervisor = self._supervisor, None
         if supervisor is not None and supervisor is not threading.current_thread():
             supervisor.join()

@@ -208,6 +208,13 @@ def test_sessions_survive_a_restart_of_the_service_with_the_same_data_dir(
                 f"{server.url}/sessions/{session_id}/observe", json={"strings": [symbol]}
             )
             assert observed.status_code == 200
+        second = subprocess.run(
+            [sys.executable, "-m", "kato", "serve", "--port", "0", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )  # two Redis servers appending to one AOF would corrupt it
+        assert second.returncode == 2 and "in use" in second.stderr, second.stderr
     assert (tmp_path / "redis" / "appendonly.aof").exists()
     with start_server(*args) as again:
         assert _stm(again.url, session_id) == [["a"], ["b"]]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from kato.exceptions import InvalidConfigError
 from kato.stores.redis_server import RedisServer, redis_url
 
 
@@ -137,3 +138,13 @@ def test_redis_url_keeps_the_aof_in_the_data_dir_only_with_persistence(
     with redis_url(persistence="none", data_dir=tmp_path / "temporary") as url:
         redis.Redis.from_url(url).set("k", "1")
     assert not (tmp_path / "temporary").exists()
+
+
+def test_two_servers_never_share_a_data_dir(tmp_path: Path) -> None:
+    with RedisServer(persistence="always", data_dir=tmp_path) as first:
+        second = RedisServer(persistence="always", data_dir=tmp_path)
+        with pytest.raises(InvalidConfigError, match="in use"):
+            second.start()
+        assert redis.Redis.from_url(first.url).ping()
+    with RedisServer(persistence="always", data_dir=tmp_path):  # free again after a stop
+        pass
