@@ -4,6 +4,8 @@ A :class:`Fault` acts only on what the workbench itself started for the run — 
 ``redis-server`` (:class:`~kato.stores.redis_server.RedisServer`), the latency proxy between the
 service and Redis (:class:`~kato.lab.proxy.LatencyProxy`) and the ``kato serve`` process tree
 (:class:`~kato.lab.targets.ServerProcess`) — never on a process found by name or port. The
+embedded Redis that ``kato serve`` supervises itself is never the nemesis's: a deployment with a
+Redis fault starts its own and hands it to the service as ``KATO_REDIS_URL``. The
 runner (:func:`kato.lab.runner.execute`) plays the schedule: it calls ``start`` at
 ``fault_start_s()`` after the clients start and ``stop`` ``fault_for_s`` later, in a thread, and
 records both calls as ``f="fault"`` ops of client ``"nemesis"`` (``args {name, phase}``, real
@@ -22,6 +24,9 @@ fault               start → stop                                           win
                     plain relay again
 ``worker-kill``     SIGKILL one uvicorn worker → wait until uvicorn's      one worker gone
                     supervisor has replaced it (``value.replacement``)
+``service-restart`` SIGTERM ``kato serve`` (it stops its own embedded      service down
+                    Redis) → start the same command again (same port,
+                    ``--data-dir``, AOF) and wait until it answers
 ==================  =====================================================  ===================
 
 Which scenarios suit: the run must still be issuing operations when the fault starts and after it
@@ -38,6 +43,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +63,7 @@ __all__ = [
     "RedisLatency",
     "RedisPause",
     "RedisRestart",
+    "ServiceRestart",
     "WorkerKill",
     "nemesis_for",
 ]
@@ -91,26 +98,24 @@ def _started(redis: RedisServer) -> subprocess.Popen[bytes]:
     return redis.process
 
 
-#: Starts processes for the faults. The embedded Redis is started with ``PR_SET_PDEATHSIG``,
-#: which fires when the *thread* that started it ends, so a server restarted from the runner's
-#: short-lived worker threads would be killed as soon as the run's event loop closed. This one
-#: thread lives as long as the interpreter.
+#: Starts processes for the faults. The embedded Redis and ``kato serve`` are started with
+#: ``PR_SET_PDEATHSIG``, which fires when the *thread* that started them ends, so a process
+#: restarted from the runner's short-lived worker threads would be killed as soon as the run's
+#: event loop closed. This one thread lives as long as the interpreter.
 _SPAWNER: ThreadPoolExecutor | None = None
 _SPAWNER_LOCK = threading.Lock()
 
 
-def _spawn(redis: RedisServer) -> None:
+def _spawn(start: Callable[[], object]) -> None:
     global _SPAWNER
     with _SPAWNER_LOCK:
         if _SPAWNER is None:
             _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kato-lab-spawner")
-    _SPAWNER.submit(redis.start).result()
+    _SPAWNER.submit(start).result()
 
 
-def _restart(redis: RedisServer, port: int) -> dict[str, Any]:
-    _spawn(redis)
-    if redis.port != port:  # the old port was taken meanwhile: the service cannot follow
-        raise RuntimeError(f"redis-server came back on port {redis.port}, not {port}")
+def _restart(redis: RedisServer) -> dict[str, Any]:
+    _spawn(redis.start)  # on the same port (RedisServer.start raises if it cannot have it back)
     return {"pid": _started(redis).pid, "port": redis.port}
 
 
@@ -121,17 +126,15 @@ class RedisRestart:
 
     def __init__(self, redis: RedisServer) -> None:
         self.redis = redis
-        self._port = redis.port
 
     def start(self) -> dict[str, Any]:
         process = _started(self.redis)
-        self._port = self.redis.port
         process.terminate()
         process.wait(timeout=30)
-        return {"pid": process.pid, "port": self._port, "signal": "SIGTERM"}
+        return {"pid": process.pid, "port": self.redis.port, "signal": "SIGTERM"}
 
     def stop(self) -> dict[str, Any]:
-        return _restart(self.redis, self._port)
+        return _restart(self.redis)
 
 
 class RedisKill:
@@ -141,16 +144,14 @@ class RedisKill:
 
     def __init__(self, redis: RedisServer) -> None:
         self.redis = redis
-        self._port = redis.port
 
     def start(self) -> dict[str, Any]:
         pid = _started(self.redis).pid
-        self._port = self.redis.port
         self.redis.kill()
-        return {"pid": pid, "port": self._port, "signal": "SIGKILL"}
+        return {"pid": pid, "port": self.redis.port, "signal": "SIGKILL"}
 
     def stop(self) -> dict[str, Any]:
-        return _restart(self.redis, self._port)
+        return _restart(self.redis)
 
 
 class RedisPause:
@@ -208,6 +209,26 @@ def parent_of(pid: int) -> int | None:
     return None
 
 
+class ServiceRestart:
+    """Stop the workbench's ``kato serve`` cleanly (SIGTERM to it and its workers), then start
+    the same command again: same port, same ``--data-dir``, so its embedded Redis reloads the
+    AOF it kept there."""
+
+    name = "service-restart"
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.server = server
+
+    def start(self) -> dict[str, Any]:
+        pid = self.server.pid
+        self.server.stop()
+        return {"pid": pid, "signal": "SIGTERM"}
+
+    def stop(self) -> dict[str, Any]:
+        _spawn(self.server.start)
+        return {"pid": self.server.pid}
+
+
 class WorkerKill:
     """SIGKILL one worker of the workbench's ``kato serve``; ``stop`` waits for its replacement.
 
@@ -259,10 +280,10 @@ def nemesis_for(spec: Experiment, deployment: Deployment) -> Nemesis | None:
     if spec.fault == "none":
         return None
     fault: Fault
-    if spec.fault == "worker-kill":
+    if spec.fault in ("worker-kill", "service-restart"):
         if deployment.server is None:
-            raise ValueError("worker-kill needs the http target")
-        fault = WorkerKill(deployment.server)
+            raise ValueError(f"{spec.fault} needs the http target")
+        fault = (WorkerKill if spec.fault == "worker-kill" else ServiceRestart)(deployment.server)
     elif spec.fault == "redis-latency":
         if deployment.proxy is None:
             raise ValueError("redis-latency needs the latency proxy deploy() starts for it")

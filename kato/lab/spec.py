@@ -34,7 +34,15 @@ SCENARIOS = (
 TARGETS = ("engine", "http")
 STORES = ("memory", "redis")
 #: The nemesis's faults (:mod:`kato.lab.nemesis`); ``none`` runs without one.
-FAULTS = ("none", "redis-restart", "redis-kill", "redis-pause", "redis-latency", "worker-kill")
+FAULTS = (
+    "none",
+    "redis-restart",
+    "redis-kill",
+    "redis-pause",
+    "redis-latency",
+    "worker-kill",
+    "service-restart",
+)
 
 #: The types a field may hold, by its annotation (an int is a valid float: JSON and YAML write
 #: ``rate: 400``).

@@ -8,7 +8,9 @@ everything they start is stopped on exit, also on Ctrl-C or a failed run.
 
 Redis runs with the spec's ``redis_persistence``. For the ``redis-latency`` fault the workbench
 also runs a :class:`~kato.lab.proxy.LatencyProxy` between the service and Redis, and the service
-is given the proxy's address as ``KATO_REDIS_URL``.
+is given the proxy's address as ``KATO_REDIS_URL``. For the ``service-restart`` fault the
+workbench starts no Redis: ``kato serve`` runs its own embedded one (``--redis-persistence``, the
+AOF in its ``--data-dir``), which a restart of the service must find again.
 """
 
 from __future__ import annotations
@@ -54,15 +56,59 @@ class Deployment:
 
 @dataclass
 class ServerProcess:
-    """A ``kato serve`` child process."""
+    """A ``kato serve`` child process: ``command`` run with ``env``, its output in ``log_path``.
+
+    ``stop`` then ``start`` is the ``service-restart`` fault: the same command again, so the same
+    port and data directory.
+    """
 
     url: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    command: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    workers: int = 1
 
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def start(self, *, timeout: float = 60.0) -> None:
+        """Run the command again (after :meth:`stop`) and wait until it is ready."""
+        self.process = _launch(self.command, self.env, self.log_path)
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float) -> None:
+        """Wait until every worker answers ``/health``: the first one alone would take all the
+        early connections, and a run meant for several workers would quietly test one. If the
+        server exits or the ``timeout`` passes first, stop it and raise with its log's tail."""
+        deadline = time.monotonic() + timeout
+        answered: set[str] = set()
+        while len(answered) < self.workers:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = self.log_path.read_text(errors="replace")[-3000:]
+                command = " ".join(self.command)
+                raise RuntimeError(f"kato serve did not come up ({command}):\n{tail}")
+            worker = _healthy_worker(self.url)
+            if worker is None:
+                time.sleep(0.05)
+            else:
+                answered.add(worker)
+
+    def stop(self) -> None:
+        """SIGTERM the server and its workers (SIGKILL after 10 s); reaped."""
+        process = self.process
+        if process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)  # the server and its workers
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
     def worker_pids(self) -> list[int]:
         """The uvicorn worker processes (children of the server), or the server itself.
@@ -82,8 +128,24 @@ class ServerProcess:
 def _is_worker(pid: int) -> bool:
     with contextlib.suppress(OSError):
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
-        return b"python" in command and b"resource_tracker" not in command
+        program = Path(command.split(b"\0")[0].decode(errors="replace")).name
+        # not the embedded redis-server kato serve may run (its path is in site-packages/)
+        return program.startswith("python") and b"resource_tracker" not in command
     return False
+
+
+def _launch(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start ``command`` in a session of its own, its output appended to ``log_path``."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # a crashed workbench leaves no server behind
+        )
 
 
 def _healthy_worker(url: str) -> str | None:
@@ -121,47 +183,20 @@ def serve(
             data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="kato-data-"))
             args = (*args, "--data-dir", data_dir)
         log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kato-serve-")))
-        log_path = log_dir / "serve.log"
         command = [sys.executable, "-m", *program, "--port", str(port), *args]
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, **(env or {})},
-                start_new_session=True,
-                preexec_fn=die_with_parent,  # a crashed workbench leaves no server behind
-            )
-        server = ServerProcess(f"http://127.0.0.1:{port}", process, log_path)
-        stack.callback(_stop, process)
-        # Ready means every worker answers: the first one alone would take all the early
-        # connections, and a run meant for several workers would quietly test one.
-        deadline = time.monotonic() + timeout
-        answered: set[str] = set()
-        while len(answered) < _workers(args):
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = log_path.read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"kato serve did not come up ({' '.join(command)}):\n{tail}")
-            worker = _healthy_worker(server.url)
-            if worker is None:
-                time.sleep(0.05)
-            else:
-                answered.add(worker)
+        environment = {**os.environ, **(env or {})}
+        log_path = log_dir / "serve.log"
+        server = ServerProcess(
+            f"http://127.0.0.1:{port}",
+            _launch(command, environment, log_path),
+            log_path,
+            command,
+            environment,
+            workers=_workers(args),
+        )
+        stack.callback(server.stop)
+        server.wait_ready(timeout)
         yield server
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)  # the server and its workers
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 @contextlib.contextmanager
@@ -180,7 +215,12 @@ def deploy(spec: Experiment, *, redis_persistence: str | None = None) -> Iterato
         redis = None
         proxy = None
         args = ["--workers", str(spec.workers), "--store", spec.store, "--log-level", "warning"]
-        if spec.store == "redis":
+        if spec.store == "redis" and spec.fault == "service-restart":
+            # kato serve runs (and supervises) its own Redis, its AOF in the data directory the
+            # restarted server is given again; an empty KATO_REDIS_URL names none
+            env["KATO_REDIS_URL"] = ""
+            args += ["--redis-persistence", persistence, "--ltm", "sqlite"]
+        elif spec.store == "redis":
             redis = stack.enter_context(RedisServer(persistence=persistence))  # type: ignore[arg-type]
             env["KATO_REDIS_URL"] = redis.url
             if spec.fault == "redis-latency":
@@ -212,7 +252,7 @@ def deploy(spec: Experiment, *, redis_persistence: str | None = None) -> Iterato
                 "workers": spec.workers,
                 "store": spec.store,
                 "url": server.url,
-                "redis_persistence": persistence if redis is not None else None,
+                "redis_persistence": persistence if spec.store == "redis" else None,
             },
             server=server,
             redis=redis,

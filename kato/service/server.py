@@ -1,12 +1,12 @@
 """How the service is served: ``kato serve``'s options, what starts before uvicorn, the workers.
 
 The one place that knows the worker model. The parent process starts what the workers share (an
-embedded Redis unless ``KATO_REDIS_URL`` names one, the data folder, a Prometheus multi-process
-folder) and hands the settings to them through ``KATO_*`` variables; each uvicorn worker builds
-its app from those with an app factory (an import string). Several workers share one listening
-socket. ``kato serve``, the bug zoo's server (``python -m kato.lab.zoo serve``) and the
-benchmarks' reference server (``python -m kato.bench.trivial``) all start this way, so they
-differ only in the app they serve.
+embedded Redis unless ``KATO_REDIS_URL`` names one, which it supervises: restarted on the same
+port and data if it dies; the data folder; a Prometheus multi-process folder) and hands the
+settings to them through ``KATO_*`` variables; each uvicorn worker builds its app from those with
+an app factory (an import string). Several workers share one listening socket. ``kato serve``,
+the bug zoo's server (``python -m kato.lab.zoo serve``) and the benchmarks' reference server
+(``python -m kato.bench.trivial``) all start this way, so they differ only in the app they serve.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kato.exceptions import InvalidConfigError
-from kato.observability import metrics_folder
+from kato.observability import configure_logging, metrics_folder
 from kato.settings import LTM_BACKENDS, STORES, Settings
 from kato.stores.redis_server import PERSISTENCE_MODES, redis_url
 
@@ -52,13 +52,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
         default=os.environ.get("KATO_DATA_DIR", "kato-data"),
-        help="where the sqlite LTM lives (default ./kato-data)",
+        help="where the sqlite LTM and the embedded redis's AOF live (default ./kato-data)",
     )
     parser.add_argument(
         "--redis-persistence",
         choices=PERSISTENCE_MODES,
         default="none",
-        help="persistence of the embedded redis (default none; the others: AOF with that fsync)",
+        help="persistence of the embedded redis (default none; the others: AOF with that fsync, "
+        "kept in <data-dir>/redis)",
     )
     parser.add_argument(
         "--log-level", default="info", choices=_LOG_LEVELS, help="log level (JSON lines on stderr)"
@@ -71,6 +72,7 @@ def serve(args: argparse.Namespace, *, factory: str = APP, prog: str = "kato ser
     Returns the command's exit code: 0 after a clean shutdown, 2 for bad settings (the reason
     on stderr, after ``prog``).
     """
+    configure_logging(args.log_level)  # the supervisor's own lines (the embedded redis's)
     try:
         with _shared_by_workers(args):
             run_uvicorn(factory, args)
@@ -91,7 +93,9 @@ def _shared_by_workers(args: argparse.Namespace) -> Iterator[Settings]:
     with contextlib.ExitStack() as stack:
         redis = os.environ.get("KATO_REDIS_URL")
         if args.store == "redis" and not redis:
-            redis = stack.enter_context(redis_url(persistence=args.redis_persistence))
+            redis = stack.enter_context(
+                redis_url(persistence=args.redis_persistence, data_dir=data_dir / "redis")
+            )
         settings = Settings.from_env(
             store=args.store,
             workers=args.workers,

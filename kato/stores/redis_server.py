@@ -5,18 +5,25 @@ Python wrapper is never used: it was seen leaving servers running): loopback TCP
 a unix socket beside it in its own data directory, persistence as asked (``none``, AOF
 ``everysec`` or AOF ``always``), and a parent-death signal so that it never outlives the process
 that started it. It waits until the server answers, and stops it on ``stop()``, at interpreter
-exit and when the parent dies. ``restart``, ``pause``/``resume`` and ``kill`` are there for the
-workbench's faults; they touch only the process this object started.
+exit and when the parent dies. It runs in a process group of its own, so a Ctrl-C or a signal to
+the service's group reaches it only through its owner. ``restart``, ``pause``/``resume`` and
+``kill`` are there for the workbench's faults; they touch only the process this object started.
 
-:func:`redis_url` is the one entry point that ``kato serve``, the tests and the workbench use:
-with ``KATO_REDIS_URL`` set it yields that URL and starts nothing; otherwise it starts an
-embedded server for the duration of the block.
+``supervise()`` watches the server from a thread: when it dies (``kill -9``, a crash), the
+thread reaps it, logs ``embedded redis died``, starts it again on the same port and data
+directory (the AOF, if any, reloads) and logs ``embedded redis restarted``; clients reconnect to
+the same URL.
+
+:func:`redis_url` is ``kato serve``'s entry point: with ``KATO_REDIS_URL`` set it yields that
+URL and starts nothing (whoever runs that Redis looks after it); otherwise it runs a supervised
+embedded server for the duration of the block, its AOF in the ``data_dir`` it is given.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import importlib.util
 import logging
 import os
@@ -25,11 +32,13 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal, Self
 
+from kato.exceptions import InvalidConfigError
 from kato.processes import die_with_parent, free_port, stop
 
 __all__ = [
@@ -85,8 +94,10 @@ class RedisServer:
 
     * **persistence** - ``"none"`` (no RDB, no AOF), ``"everysec"`` or ``"always"`` (AOF with
       that ``appendfsync``).
-    * **data_dir** - where the server keeps its socket, log and files (default: a new temporary
-      directory, removed on ``stop``).
+    * **data_dir** - where the server keeps its socket, log and files (AOF), created if missing
+      and kept on ``stop`` (default: a new temporary directory, removed on ``stop``). One server
+      at a time: a second one on the same folder (two servers appending to one AOF would
+      corrupt it) raises ``InvalidConfigError``.
     * **binary** - the ``redis-server`` to run (default: :func:`find_redis_server`).
     """
 
@@ -103,8 +114,14 @@ class RedisServer:
         self.binary = binary or find_redis_server()
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="kato-redis-"))
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
+        # start/stop/kill and the supervisor's restarts take turns
+        self._lock = threading.RLock()
+        self._supervisor: threading.Thread | None = None
+        self._stopping = False
+        self._dir_lock: int | None = None  # the flock on data_dir/redis.lock, while started
 
     @property
     def url(self) -> str:
@@ -137,28 +154,53 @@ class RedisServer:
         ]  # fmt: skip
 
     def start(self, *, timeout: float = 10.0) -> Self:
-        """Start the server (on a new free port the first time) and wait until it answers."""
-        if self.process is not None and self.process.poll() is None:
-            return self
-        for attempt in range(5):
-            if self.port == 0 or attempt > 0:
-                self.port = free_port()
-            self.process = subprocess.Popen(
-                self._arguments(),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                preexec_fn=die_with_parent,
-            )
-            if self._wait_until_ready(timeout):
-                atexit.register(self.stop)
-                log.info(
-                    "embedded redis started",
-                    extra={"fields": {"pid": self.process.pid, "port": self.port}},
-                )
+        """Start the server and wait until it answers: on a new free port the first time (another
+        one if that was taken meanwhile), on the same port again afterwards (its clients know
+        only that one)."""
+        with self._lock:
+            if self.process is not None and self.process.poll() is None:
                 return self
-            self._terminate()
-        raise RuntimeError(f"redis-server did not start; see {self.log_path}:\n{self._log_tail()}")
+            self._stopping = False
+            self._lock_data_dir()
+            first = self.port == 0
+            for attempt in range(5):
+                if first:
+                    self.port = free_port()
+                elif attempt > 0:
+                    time.sleep(0.2 * attempt)  # e.g. the old server's port not yet released
+                self.process = subprocess.Popen(
+                    self._arguments(),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    preexec_fn=die_with_parent,
+                    start_new_session=True,
+                )
+                if self._wait_until_ready(timeout):
+                    atexit.register(self.stop)
+                    log.info(
+                        "embedded redis started",
+                        extra={"fields": {"pid": self.process.pid, "port": self.port}},
+                    )
+                    return self
+                self._terminate()
+        raise RuntimeError(
+            f"redis-server did not start on port {self.port}; see {self.log_path}:\n"
+            f"{self._log_tail()}"
+        )
+
+    def _lock_data_dir(self) -> None:
+        if self._own_dir or self._dir_lock is not None:
+            return
+        fd = os.open(self.data_dir / "redis.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise InvalidConfigError(
+                {"data_dir": f"{self.data_dir} is in use by another embedded redis-server"}
+            ) from None
+        self._dir_lock = fd
 
     def _wait_until_ready(self, timeout: float) -> bool:
         assert self.process is not None
@@ -185,24 +227,97 @@ class RedisServer:
         stop(process)
 
     def stop(self) -> None:
-        """Stop the server and remove its data directory if this object created it."""
-        self._terminate()
+        """Stop the server (and its supervisor) and remove its data directory if this object
+        created it."""
+        with self._lock:
+            self._stopping = True
+            self._terminate()
+            if self._dir_lock is not None:
+                os.close(self._dir_lock)  # releases the flock
+                self._dir_lock = None
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None and supervisor is not threading.current_thread():
+            supervisor.join()
         atexit.unregister(self.stop)
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
+    # -- supervision (kato serve) ------------------------------------------------------------
+    def supervise(self) -> Self:
+        """Restart the server whenever it dies, until :meth:`stop` (see the module docstring).
+
+        The restarts run in the supervisor's thread, which lives until ``stop``: the parent-death
+        signal of a server fires when the thread that started it ends.
+        """
+        with self._lock:
+            if self._supervisor is None:
+                self._supervisor = threading.Thread(
+                    target=self._supervise, name="kato-redis-supervisor", daemon=True
+                )
+                self._supervisor.start()
+        return self
+
+    def _supervise(self) -> None:
+        while True:
+            process = self.process
+            if process is None or self._stopping:
+                return
+            returncode = process.wait()  # reaps it: no zombie
+            with self._lock:
+                if self._stopping:
+                    return
+                if self.process not in (None, process):
+                    continue  # already started again (restart())
+                died = time.monotonic()
+                self.process = None
+                log.error(
+                    "embedded redis died",
+                    extra={
+                        "fields": {"pid": process.pid, "port": self.port, "returncode": returncode}
+                    },
+                )
+                self._revive()
+                if self.process is not None:
+                    log.warning(
+                        "embedded redis restarted",
+                        extra={
+                            "fields": {
+                                "pid": self.process.pid,
+                                "port": self.port,
+                                "down_ms": round((time.monotonic() - died) * 1e3, 1),
+                            }
+                        },
+                    )
+
+    def _revive(self) -> None:
+        """Start the server again, trying once a second until it answers or ``stop`` is called
+        (the lock is released between tries, so ``stop`` gets its turn)."""
+        while not self._stopping:
+            try:
+                self.start(timeout=30.0)  # a long AOF takes time to load
+                return
+            except RuntimeError as exc:
+                log.error("embedded redis restart failed", extra={"fields": {"error": str(exc)}})
+            self._lock.release()
+            try:
+                time.sleep(1.0)
+            finally:
+                self._lock.acquire()
+
     # -- faults (the workbench's nemesis) ----------------------------------------------------
     def restart(self) -> None:
         """Stop and start again on the same port and data directory (AOF, if any, reloads)."""
-        self._terminate()
-        self.start()
+        with self._lock:
+            self._terminate()
+            self.start()
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown, no final fsync."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
+        """SIGKILL: no shutdown, no final fsync (a supervised server is then started again)."""
+        with self._lock:
+            if self.process is not None:
+                self.process.kill()
+                self.process.wait()
+                self.process = None
 
     def pause(self) -> None:
         """SIGSTOP: the server stops answering but keeps its connections."""
@@ -222,11 +337,15 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def redis_url(*, persistence: Persistence = "none") -> Iterator[str]:
-    """The Redis to use: ``KATO_REDIS_URL`` if set (nothing started), else an embedded one."""
+def redis_url(*, persistence: Persistence = "none", data_dir: Path | None = None) -> Iterator[str]:
+    """The Redis to use: ``KATO_REDIS_URL`` if set (nothing started), else a supervised embedded
+    one. With persistence (AOF) its files live in ``data_dir`` when given, so that a later
+    server on the same folder finds what this one acknowledged; without, in a temporary folder.
+    """
     external = os.environ.get("KATO_REDIS_URL")
     if external:
         yield external
         return
-    with RedisServer(persistence=persistence) as server:
-        yield server.url
+    kept = data_dir if persistence != "none" else None
+    with RedisServer(persistence=persistence, data_dir=kept) as server:
+        yield server.supervise().url

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
+import pytest
 import redis
 
+from kato.exceptions import InvalidConfigError
 from kato.stores.redis_server import RedisServer, redis_url
 
 
@@ -83,3 +88,63 @@ def test_external_url_starts_nothing(monkeypatch) -> None:  # type: ignore[no-un
     monkeypatch.setenv("KATO_REDIS_URL", "redis://127.0.0.1:1/0")
     with redis_url() as url:
         assert url == "redis://127.0.0.1:1/0"
+
+
+def test_a_supervised_server_comes_back_after_kill_9_with_its_data(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="kato")
+    with RedisServer(persistence="always", data_dir=tmp_path / "redis") as server:
+        server.supervise()
+        port, first = server.port, server.process.pid  # type: ignore[union-attr]
+        redis.Redis.from_url(server.url).set("kept", "1")
+        os.kill(first, signal.SIGKILL)  # from outside, as an operator or the OOM killer would
+        client = redis.Redis.from_url(server.url, retry=None)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(redis.ConnectionError):
+                if client.get("kept") == b"1":
+                    break
+            time.sleep(0.02)
+        assert client.get("kept") == b"1"
+        assert server.port == port and server.process.pid != first  # type: ignore[union-attr]
+        assert not alive(first), "the dead server was not reaped"
+    died = [r for r in caplog.records if r.getMessage() == "embedded redis died"]
+    restarted = [r for r in caplog.records if r.getMessage() == "embedded redis restarted"]
+    assert [r.fields["pid"] for r in died] == [first]  # type: ignore[attr-defined]
+    assert died[0].fields["returncode"] == -signal.SIGKILL  # type: ignore[attr-defined]
+    assert len(restarted) == 1 and restarted[0].fields["port"] == port  # type: ignore[attr-defined]
+
+
+def test_a_stopped_supervised_server_stays_stopped_and_keeps_its_folder(tmp_path: Path) -> None:
+    with RedisServer(persistence="everysec", data_dir=tmp_path / "redis") as server:
+        server.supervise()
+        redis.Redis.from_url(server.url).set("kept", "1")
+        pid = server.process.pid  # type: ignore[union-attr]
+    time.sleep(0.3)  # a supervisor that missed the stop would have started another by now
+    assert not alive(pid) and server.process is None
+    assert (tmp_path / "redis" / "appendonly.aof").exists()
+    with RedisServer(persistence="everysec", data_dir=tmp_path / "redis") as again:
+        assert redis.Redis.from_url(again.url).get("kept") == b"1"
+
+
+def test_redis_url_keeps_the_aof_in_the_data_dir_only_with_persistence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KATO_REDIS_URL", raising=False)
+    with redis_url(persistence="always", data_dir=tmp_path / "kept") as url:
+        redis.Redis.from_url(url).set("k", "1")
+    assert (tmp_path / "kept" / "appendonly.aof").exists()
+    with redis_url(persistence="none", data_dir=tmp_path / "temporary") as url:
+        redis.Redis.from_url(url).set("k", "1")
+    assert not (tmp_path / "temporary").exists()
+
+
+def test_two_servers_never_share_a_data_dir(tmp_path: Path) -> None:
+    with RedisServer(persistence="always", data_dir=tmp_path) as first:
+        second = RedisServer(persistence="always", data_dir=tmp_path)
+        with pytest.raises(InvalidConfigError, match="in use"):
+            second.start()
+        assert redis.Redis.from_url(first.url).ping()
+    with RedisServer(persistence="always", data_dir=tmp_path):  # free again after a stop
+        pass
