@@ -28,6 +28,7 @@ from kato.exceptions import (
     NotFoundError,
     SessionNotFoundError,
     ValidationError,
+    echo,
 )
 from kato.nodes import NodeStores
 from kato.sessions import (
@@ -63,10 +64,12 @@ def _about(session_id: str) -> Iterator[None]:
         raise
 
 
-def _parse_sequence(payload: Mapping[str, Any]) -> tuple[list[Observation], dict[str, bool]]:
+def _parse_sequence(
+    payload: Mapping[str, Any], limits: EngineConfig
+) -> tuple[list[Observation], dict[str, bool]]:
     if not isinstance(payload, Mapping) or not isinstance(payload.get("observations", []), list):
         raise ValidationError("observations must be a list of observation objects")
-    observations = [Observation.parse(item) for item in payload.get("observations", [])]
+    observations = [Observation.parse(item, limits) for item in payload.get("observations", [])]
     flags = {}
     for flag in ("learn_after_each", "learn_at_end", "clear_stm_between"):
         value = payload.get(flag, False)
@@ -219,7 +222,7 @@ class Kato:
     async def observe(self, session_id: str, payload: Mapping[str, Any]) -> Body:
         """Observe once; an observation whose ``unique_id`` was applied before is not re-applied."""
         with _about(session_id):
-            observation = Observation.parse(payload)
+            observation = Observation.parse(payload, self.settings.engine)
         fallback_id = "obs-" + uuid.uuid4().hex
 
         def compute(record: SessionRecord, ltm: LTMView) -> Step:
@@ -239,7 +242,7 @@ class Kato:
 
     async def observe_sequence(self, session_id: str, payload: Mapping[str, Any]) -> Body:
         with _about(session_id):
-            observations, flags = _parse_sequence(payload)
+            observations, flags = _parse_sequence(payload, self.settings.engine)
         prefix = "seq-obs-" + uuid.uuid4().hex[:24]
 
         def compute(record: SessionRecord, ltm: LTMView) -> Step:
@@ -337,7 +340,7 @@ class Kato:
     async def get_pattern(self, node_id: str, name: str) -> Body:
         pattern = self.nodes.ltm(check_node_id(node_id)).pattern(engine.bare_pattern_name(name))
         if pattern is None:
-            raise NotFoundError(f"Pattern {name} not found")
+            raise NotFoundError(f"Pattern {echo(name)} not found")
         return {"pattern": {"status": "okay", "pattern": pattern.to_document()}, "node_id": node_id}
 
     async def list_patterns(self, node_id: str, *, offset: int = 0, limit: int = 100) -> Body:

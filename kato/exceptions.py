@@ -10,6 +10,9 @@ answers with, and, where known, the ``session_id`` and ``request_id``::
     │   ├── EmptySTMError           EMPTY_STM          400  learn with nothing in STM
     │   ├── VectorDimensionError    VECTOR_DIMENSION   400  vectors of one observe differ in length
     │   ├── PayloadTooLargeError    PAYLOAD_TOO_LARGE  413  request body over the limit
+    │   ├── LimitExceededError      LIMIT_EXCEEDED     413  an observation over a work bound
+    │   │   └── StmFullError        STM_FULL           409  the STM would grow over its bound
+    │   ├── RequestTimeoutError     REQUEST_TIMEOUT    408  the body did not arrive in time
     │   └── MethodNotAllowedError   METHOD_NOT_ALLOWED 405  route known, method not
     ├── NotFoundError               NOT_FOUND          404  unknown route or pattern
     │   └── SessionNotFoundError    SESSION_NOT_FOUND  404  the session does not exist or expired
@@ -19,6 +22,7 @@ answers with, and, where known, the ``session_id`` and ``request_id``::
     │                                                       as many sessions as it may
     ├── RateLimitedError            RATE_LIMITED       429  this client sent faster than the
     │                                                       per-client rate limit
+    ├── ServerBusyError             SERVER_BUSY        503  too many request bodies in flight
     ├── StoreUnavailableError       STORE_UNAVAILABLE  503  a store could not be reached
     └── TransportError              TRANSPORT_ERROR    503  (client side) the service could not
                                                             be reached or did not answer
@@ -39,24 +43,51 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "ECHO_LIMIT",
     "ConflictError",
     "EmptySTMError",
     "InvalidConfigError",
     "InvalidRequest",
     "KatoError",
+    "LimitExceededError",
     "MethodNotAllowedError",
     "NotFoundError",
     "PayloadTooLargeError",
     "RateLimitedError",
+    "RequestTimeoutError",
+    "ServerBusyError",
     "SessionLimitError",
     "SessionNotFoundError",
+    "StmFullError",
     "StoreUnavailableError",
     "TransportError",
     "ValidationError",
     "VectorDimensionError",
+    "echo",
     "error_class_for",
     "from_error_body",
 ]
+
+
+#: Characters of a client-supplied id or path an error may echo (:func:`echo`).
+ECHO_LIMIT = 64
+
+
+def echo(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` as an error may repeat it to its client: at most ``limit`` characters, control
+    and other unprintable characters escaped (``\\x07``), ``…`` added when cut.
+
+    A 404 used to echo a 65 KB session id, control characters and all, into its body.
+    """
+    out: list[str] = []
+    size = 0
+    for char in text:
+        piece = char if char.isprintable() else repr(char)[1:-1]
+        if size + len(piece) > limit:
+            return "".join(out) + "…"
+        out.append(piece)
+        size += len(piece)
+    return "".join(out)
 
 
 class KatoError(Exception):
@@ -85,7 +116,7 @@ class KatoError(Exception):
         body: dict[str, Any] = {
             "code": self.code,
             "message": self.message,
-            "session_id": self.session_id,
+            "session_id": None if self.session_id is None else echo(self.session_id),
             "layer": self.layer,
             "request_id": self.request_id,
         }
@@ -152,6 +183,40 @@ class PayloadTooLargeError(InvalidRequest):
     status = 413
 
 
+class LimitExceededError(InvalidRequest):
+    """An observation is over one of the deployment's work bounds (symbols per event, emotive
+    keys, metadata bytes, matching work); nothing was changed.
+
+    ``details`` names the bound: ``{"limit": <name>, "max": <bound>, "got": <value>}``.
+    """
+
+    code = "LIMIT_EXCEEDED"
+    status = 413
+    layer = "engine"
+
+    @classmethod
+    def over(cls, limit: str, bound: int, got: int, advice: str = "") -> LimitExceededError:
+        """The error for ``got`` over the bound ``limit`` (``bound``), with optional advice."""
+        text = f"{limit} is {got}, over the bound of {bound}" + (f"; {advice}" if advice else "")
+        return cls(text, details={"limit": limit, "max": bound, "got": got})
+
+
+class StmFullError(LimitExceededError):
+    """The observation would take the session's STM over its bound of symbols; learn or
+    clear the STM first. Nothing was changed."""
+
+    code = "STM_FULL"
+    status = 409
+
+
+class RequestTimeoutError(InvalidRequest):
+    """The request body did not arrive within ``KATO_BODY_TIMEOUT_S``; the connection is closed."""
+
+    code = "REQUEST_TIMEOUT"
+    status = 408
+    layer = "router"
+
+
 class MethodNotAllowedError(InvalidRequest):
     """The route exists but not with this HTTP method."""
 
@@ -177,7 +242,7 @@ class SessionNotFoundError(NotFoundError):
     def __init__(self, session_id: str, message: str | None = None, **kwargs: Any) -> None:
         kwargs.pop("session_id", None)
         super().__init__(
-            message or f"Session '{session_id}' not found or has expired",
+            message or f"Session '{echo(session_id)}' not found or has expired",
             session_id=session_id,
             **kwargs,
         )
@@ -224,6 +289,16 @@ class RateLimitedError(KatoError):
 
     code = "RATE_LIMITED"
     status = 429
+    layer = "router"
+
+
+class ServerBusyError(KatoError):
+    """The worker already holds as many bytes of request bodies as ``KATO_MAX_BODIES_IN_FLIGHT``
+    allows; the request was refused before its body was read. ``Retry-After`` says when to retry.
+    """
+
+    code = "SERVER_BUSY"
+    status = 503
     layer = "router"
 
 

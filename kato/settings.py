@@ -52,6 +52,13 @@ class Settings:
     mongo_url: str | None = None
     #: Request bodies larger than this are refused with 413 before they are parsed.
     max_body_bytes: int = 4 * 1024 * 1024
+    #: Bytes of request bodies one worker may be receiving at once (their ``Content-Length``;
+    #: a chunked body counts as ``max_body_bytes``); over it: 503 ``SERVER_BUSY``.
+    max_bodies_in_flight: int = 32 * 1024 * 1024
+    #: Seconds a request's body may take to arrive, from the request's start; then 408.
+    body_timeout_s: float = 30.0
+    #: Seconds a connection may take to send a request's headers (``kato serve``), then closed.
+    header_timeout_s: float = 10.0
     #: Worker processes the service runs with (reported by ``/status``).
     workers: int = 1
     #: Live sessions the deployment may hold (0: no limit); one more is 429 ``SESSION_LIMIT``.
@@ -72,6 +79,14 @@ class Settings:
             errors["store"] = f"must be one of {', '.join(STORES)}, got {self.store!r}"
         if self.max_body_bytes < 1:
             errors["max_body_bytes"] = f"must be >= 1, got {self.max_body_bytes}"
+        if self.max_bodies_in_flight < self.max_body_bytes:
+            errors["max_bodies_in_flight"] = (
+                f"must be >= max_body_bytes ({self.max_body_bytes}), "
+                f"got {self.max_bodies_in_flight}"
+            )
+        for name in ("body_timeout_s", "header_timeout_s"):
+            if not 0 < getattr(self, name) < float("inf"):
+                errors[name] = f"must be a positive number of seconds, got {getattr(self, name)}"
         if self.workers < 1:
             errors["workers"] = f"must be >= 1, got {self.workers}"
         if self.applied_ids_limit < 1:
@@ -153,6 +168,17 @@ class Settings:
                 ("accumulator_max_entries", "ACCUMULATOR_MAX_ENTRIES", int),
             )
         }
+        engine_values.update(
+            (name, read(name.upper(), int, bare=False))
+            for name in (
+                "max_event_symbols",
+                "max_stm_symbols",
+                "max_stm_chars",
+                "max_emotive_keys",
+                "max_metadata_bytes",
+                "max_match_pairs",
+            )
+        )
         service_values = {
             "session_ttl": read("SESSION_TTL", int),
             "auto_extend": read("SESSION_AUTO_EXTEND", _parse_bool),
@@ -164,6 +190,9 @@ class Settings:
             "ltm_path": read("LTM_PATH", str, bare=False),
             "mongo_url": read("MONGO_URL", str, bare=False),
             "max_body_bytes": read("MAX_BODY_BYTES", int, bare=False),
+            "max_bodies_in_flight": read("MAX_BODIES_IN_FLIGHT", int, bare=False),
+            "body_timeout_s": read("BODY_TIMEOUT_S", float, bare=False),
+            "header_timeout_s": read("HEADER_TIMEOUT_S", float, bare=False),
             "workers": read("WORKERS", int, bare=False),
             "max_sessions": read("MAX_SESSIONS", int, bare=False),
             "max_sessions_per_node": read("MAX_SESSIONS_PER_NODE", int, bare=False),

@@ -52,6 +52,19 @@ class EngineConfig:
     #: Safety cap on the emotive and metadata accumulators (entries each, the newest kept);
     #: service-level, like ``stm_max_events`` (sessions.md, "Limits").
     accumulator_max_entries: int = 1000
+    #: Work bounds of one request (service-level; :mod:`kato.engine.limits`, README "Limits").
+    #: Strings one observation may carry.
+    max_event_symbols: int = 50_000
+    #: Symbols the STM may hold with a new event (over it: 409 ``STM_FULL``).
+    max_stm_symbols: int = 100_000
+    #: Characters of all the symbols the STM may hold with a new event (409 ``STM_FULL``).
+    max_stm_chars: int = 16 * 1024 * 1024
+    #: Emotive keys one observation may carry.
+    max_emotive_keys: int = 256
+    #: Bytes of one observation's metadata, as compact UTF-8 JSON.
+    max_metadata_bytes: int = 64 * 1024
+    #: Pairs of equal symbols (pattern x state) one prediction's matcher may visit.
+    max_match_pairs: int = 4_000_000
 
     def __post_init__(self) -> None:
         errors = _field_errors(asdict(self), include_service=True)
@@ -126,6 +139,12 @@ SESSION_FIELDS = tuple(_CHECKS)
 _SERVICE_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "stm_max_events": _int_in(1, None),
     "accumulator_max_entries": _int_in(1, None),
+    "max_event_symbols": _int_in(1, None),
+    "max_stm_symbols": _int_in(1, None),
+    "max_stm_chars": _int_in(1, None),
+    "max_emotive_keys": _int_in(0, None),
+    "max_metadata_bytes": _int_in(2, None),
+    "max_match_pairs": _int_in(1, None),
 }
 _ALIASES = {"sort": "sort_symbols"}
 

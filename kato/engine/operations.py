@@ -14,6 +14,7 @@ from typing import Any
 
 from kato.engine.accumulators import average_emotives, drop_zero_emotives, reduce_metadata
 from kato.engine.config import EngineConfig
+from kato.engine.limits import check_stm
 from kato.engine.ltm import ClearNode, Effect, LearnPattern, LTMView, MemoryLTM, RegisterVector
 from kato.engine.naming import pattern_hash, vector_symbol
 from kato.engine.predictions import predict
@@ -53,6 +54,9 @@ def observe(
     unique_id: str,
 ) -> Step:
     """engine.md §2: one observation, its predictions, and auto-learn.
+
+    Raises ``StmFullError`` or ``LimitExceededError`` (:mod:`kato.engine.limits`) before
+    anything changes when the observation would take the work over the config's bounds.
 
     ``unique_id`` is the id to report when the observation carries none (the caller makes it,
     so the engine stays free of randomness).
@@ -99,6 +103,7 @@ def observe(
         new = replace(new, predictions=(), future_potentials=())
     else:
         stm = (*new.stm, symbols)
+        check_stm(stm, config)
         predictions, futures = predict(stm, ltm, config)
         new = replace(
             new, stm=stm, predictions=tuple(predictions), future_potentials=tuple(futures)

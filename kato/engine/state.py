@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kato.engine.config import EngineConfig
+from kato.engine.limits import check_metadata, check_observation_size
 from kato.exceptions import ValidationError, VectorDimensionError
 
 __all__ = ["MAX_JSON_DEPTH", "Observation", "SessionState", "json_problem"]
@@ -91,16 +93,20 @@ class Observation:
         return not self.strings and not self.vectors
 
     @classmethod
-    def parse(cls, payload: Mapping[str, Any]) -> Observation:
+    def parse(cls, payload: Mapping[str, Any], limits: EngineConfig | None = None) -> Observation:
         """Validate a raw payload; raise ``ValidationError`` or ``VectorDimensionError``.
 
         ``None`` for a field means "not given". Numbers must be finite; booleans are not numbers.
+        With ``limits``, an observation over its work bounds raises ``LimitExceededError``, the
+        counts checked before any item is (:mod:`kato.engine.limits`).
         """
         if not isinstance(payload, Mapping):
             raise ValidationError(
                 "observation must be an object",
                 details={"errors": [{"field": "observation", "problem": "not an object"}]},
             )
+        if limits is not None:
+            check_observation_size(payload, limits)
         errors: list[dict[str, str]] = []
         strings = _parse_strings(payload.get("strings"), errors)
         vectors = _parse_vectors(payload.get("vectors"), errors)
@@ -118,6 +124,8 @@ class Observation:
                 f"all vectors of one observation must have the same non-zero length, got {lengths}",
                 details={"lengths": [len(v) for v in vectors]},
             )
+        if limits is not None and metadata:
+            check_metadata(metadata, limits)
         return cls(strings, vectors, emotives, metadata, unique_id)
 
 

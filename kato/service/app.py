@@ -83,7 +83,13 @@ def create_app(
     app.include_router(build_router(kato, metrics, started=time.monotonic()))
     if settings.rate_limit > 0:  # inside the observer, so a 429 is logged and counted too
         app.add_middleware(RateLimiter, rate=settings.rate_limit, burst=settings.burst)
-    app.add_middleware(RequestObserver, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestObserver,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        max_bodies_in_flight=settings.max_bodies_in_flight,
+        body_timeout_s=settings.body_timeout_s,
+    )
     return app
 
 

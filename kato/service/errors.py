@@ -15,7 +15,9 @@ from kato.exceptions import (
     MethodNotAllowedError,
     NotFoundError,
     PayloadTooLargeError,
+    RequestTimeoutError,
     ValidationError,
+    echo,
 )
 
 __all__ = ["error_body", "error_response", "install_error_handlers"]
@@ -70,10 +72,14 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         error = ValidationError(f"Invalid request body: {exc.detail}")
     elif exc.status_code == 413:
         error = PayloadTooLargeError("Request body larger than the service accepts")
+    elif exc.status_code == 408:
+        error = RequestTimeoutError("Request body not received in time; the connection is closed")
     elif exc.status_code == 405:
-        error = MethodNotAllowedError(f"Method {request.method} not allowed on {request.url.path}")
+        error = MethodNotAllowedError(
+            f"Method {request.method} not allowed on {echo(request.url.path)}"
+        )
     elif exc.status_code == 404:
-        error = NotFoundError(f"Not found: {request.url.path}")
+        error = NotFoundError(f"Not found: {echo(request.url.path)}")
     else:
         error = KatoError(str(exc.detail))
         error.status = exc.status_code

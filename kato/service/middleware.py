@@ -1,15 +1,26 @@
-"""The request observer: ids, headers, the body limit, one log line and metrics per request.
+"""The request observer: ids, headers, the body bounds, one log line and metrics per request.
 
 A plain ASGI middleware (no per-request task or body copy). It gives every request an id
-(echoing ``X-Request-ID`` or ``X-Trace-ID`` when the client sent a sane one), refuses bodies over
-the limit with 413 before anything parses them, stamps ``X-Request-ID``, ``X-Kato-Worker`` and
-``X-Session-ID`` on every response, and turns an unexpected exception into a logged 500 with the
-standard error shape instead of a bare crash.
+(echoing ``X-Request-ID`` or ``X-Trace-ID`` when the client sent a sane one), stamps
+``X-Request-ID``, ``X-Kato-Worker`` and ``X-Session-ID`` on every response, and turns an
+unexpected exception into a logged 500 with the standard error shape instead of a bare crash.
+
+It also bounds what request bodies may cost a worker, before anything parses them:
+
+* a body over ``max_body_bytes`` is refused with 413 ``PAYLOAD_TOO_LARGE``;
+* the bytes that the bodies being received may still bring (their ``Content-Length``; a chunked
+  body counts as ``max_body_bytes``) are reserved from a per-worker budget of
+  ``max_bodies_in_flight`` bytes; a request that does not fit is answered 503 ``SERVER_BUSY``
+  with ``Retry-After`` and its body is never read, so 300 slow 4 MB uploads cannot hold 1.2 GB;
+* a body that has not fully arrived ``body_timeout_s`` seconds after the request began is
+  answered 408 ``REQUEST_TIMEOUT``, nothing more of it is read and the connection is closed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import os
 import re
 import time
@@ -19,7 +30,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kato.exceptions import KatoError, PayloadTooLargeError
+from kato.exceptions import KatoError, PayloadTooLargeError, ServerBusyError
 from kato.observability import Metrics, session_prefix, start_trace
 from kato.service.errors import error_response
 from kato.sessions import looks_like_session_id
@@ -46,6 +57,32 @@ class _BodyTooLarge(HTTPException):
         super().__init__(status_code=413)
 
 
+class _BodyTimedOut(HTTPException):
+    """Raised when the body is late; the answer closes the connection (its rest is unread)."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=408, headers={"Connection": "close"})
+
+
+class BodyBudget:
+    """Bytes of request bodies one worker process has promised to receive (its requests in
+    flight), against a fixed ``limit``; one event loop uses it, so no lock is needed."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.reserved = 0
+
+    def take(self, size: int) -> bool:
+        """Reserve ``size`` bytes if they fit; ``False`` (and nothing reserved) if not."""
+        if self.reserved + size > self.limit:
+            return False
+        self.reserved += size
+        return True
+
+    def give(self, size: int) -> None:
+        self.reserved -= size
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:
@@ -56,11 +93,28 @@ def _header(scope: Scope, name: bytes) -> str | None:
 class RequestObserver:
     """Wraps the app; see the module docstring."""
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        max_body_bytes: int,
+        max_bodies_in_flight: int | None = None,
+        body_timeout_s: float = math.inf,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.budget = BodyBudget(max_bodies_in_flight or max_body_bytes * 8)
+        self.body_timeout_s = body_timeout_s
         self.worker = str(os.getpid()).encode()
+
+    def _reservation(self, scope: Scope, declared: str | None) -> int:
+        """The body bytes a request may still bring: its ``Content-Length``, else for a chunked
+        body ``max_body_bytes`` (over the limit it is refused anyway)."""
+        if declared is not None and declared.isdigit():
+            return min(int(declared), self.max_body_bytes)
+        return self.max_body_bytes if _header(scope, b"transfer-encoding") else 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -96,24 +150,38 @@ class RequestObserver:
             await send(message)
 
         received = 0
+        body_done = False
+        deadline = asyncio.get_running_loop().time() + self.body_timeout_s
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done or self.body_timeout_s == math.inf:  # later reads wait for a disconnect
+                return await receive()
+            try:
+                remaining = deadline - asyncio.get_running_loop().time()
+                message = await asyncio.wait_for(receive(), max(remaining, 0.0))
+            except TimeoutError:
+                body_done = True
+                raise _BodyTimedOut from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if received > self.max_body_bytes:
                     raise _BodyTooLarge
             return message
 
         declared = _header(scope, b"content-length")
+        reserved = 0
         try:
             if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
                 error = PayloadTooLargeError(
                     f"Request body larger than {self.max_body_bytes} bytes"
                 )
                 await self._reply(scope, receive, send_with_headers, error, request_id)
+            elif not self.budget.take(wanted := self._reservation(scope, declared)):
+                await self._busy(scope, receive, send_with_headers, request_id)
             else:
+                reserved = wanted
                 await self.app(scope, limited_receive, send_with_headers)
         except Exception:
             log.exception(
@@ -125,6 +193,7 @@ class RequestObserver:
             internal = KatoError("Internal server error; the request id is in the log")
             await self._reply(scope, receive, send_with_headers, internal, request_id)
         finally:
+            self.budget.give(reserved)
             self._record(scope, trace, status, session_id, time.perf_counter() - started)
 
     @staticmethod
@@ -132,6 +201,18 @@ class RequestObserver:
         scope: Scope, receive: Receive, send: Send, error: KatoError, request_id: str
     ) -> None:
         await error_response(error, request_id)(scope, receive, send)
+
+    async def _busy(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        """503 ``SERVER_BUSY``: the body budget is spent. The body is left unread, so the
+        connection is closed with the answer."""
+        error = ServerBusyError(
+            f"this worker is receiving {self.budget.reserved} bytes of request bodies, its "
+            f"bound is {self.budget.limit}; retry shortly",
+            details={"retry_after_s": 1, "max_bodies_in_flight": self.budget.limit},
+        )
+        response = error_response(error, request_id)
+        response.headers.update({"Retry-After": "1", "Connection": "close"})
+        await response(scope, receive, send)
 
     def _record(
         self, scope: Scope, trace: Any, status: int, session_id: str | None, seconds: float

@@ -119,6 +119,7 @@ def _export(settings: Settings, log_level: str) -> None:
             "KATO_LTM": settings.ltm,
             "KATO_LTM_PATH": settings.ltm_path,
             "KATO_LOG_LEVEL": log_level,
+            "KATO_HEADER_TIMEOUT_S": str(settings.header_timeout_s),
         }
     )
     if settings.redis_url:
@@ -139,6 +140,7 @@ def run_uvicorn(factory: str, args: argparse.Namespace) -> None:
         workers=args.workers,
         log_level=args.log_level,
         access_log=False,
+        http="kato.service.connections:HeaderDeadlineProtocol",  # late headers: closed
     )
     if args.workers == 1:
         uvicorn.Server(config).run()

@@ -103,3 +103,21 @@ def test_an_unknown_section_is_refused_with_the_known_ones() -> None:
         timeout=60,
     )
     assert done.returncode == 2 and "engine" in done.stderr
+
+
+def test_bounds_curve_rows_are_one_prediction_per_size() -> None:
+    from kato.bench.bounds import curve
+
+    rows = curve([500, 1000])
+    assert [n for n, _ in rows] == [500, 1000] and all(s > 0 for _, s in rows)
+
+
+def test_slow_bodies_hold_at_most_the_body_budget_and_are_answered() -> None:
+    """A small run of ``python -m kato.bench.slowbodies``: 12 slow 4 MB uploads against the
+    default 32 MiB budget: 8 are received (and timed out, 408), 4 refused at once (503)."""
+    from kato.bench.slowbodies import run
+
+    result = run(12, body_timeout=1.5, interval=0.02)
+    assert result.answers == {"408": 8, "503": 4}
+    assert result.peak_rss - result.baseline_rss < 300 * 2**20
+    assert len(result.lines()) == 6
