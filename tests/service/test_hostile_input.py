@@ -21,6 +21,7 @@ from kato.service import create_app
 CODES = {
     "SESSION_NOT_FOUND",
     "NOT_FOUND",
+    "PATTERN_NOT_FOUND",
     "METHOD_NOT_ALLOWED",
     "VALIDATION_ERROR",
     "EMPTY_STM",
