@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import time
@@ -29,6 +30,7 @@ from kato.observability import Metrics, multiprocess_dir
 
 __all__ = ["RING_SIZE", "SERIES", "Monitor", "Resources", "Sample", "Totals"]
 
+log = logging.getLogger("kato.monitoring")
 Body = dict[str, Any]
 #: Samples each worker keeps (an hour at the default 10 s).
 RING_SIZE = 360
@@ -184,8 +186,16 @@ class ResourceMeter:
         return Resources(
             cpu_percent=_percent(cpu),
             memory_percent=_percent(psutil.virtual_memory().percent),
-            disk_percent=_percent(psutil.disk_usage(self.disk_path).percent),
+            disk_percent=_percent(psutil.disk_usage(_existing(self.disk_path)).percent),
         )
+
+
+def _existing(path: str) -> str:
+    """``path``, or its nearest ancestor that exists (the data folder may not exist yet)."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
 
 
 def _percent(value: float) -> float:
@@ -284,10 +294,14 @@ class Monitor:
         return sample
 
     async def run(self) -> None:
-        """Sample on every wall-clock multiple of the interval, until cancelled."""
+        """Sample on every wall-clock multiple of the interval, until cancelled; a failed
+        sample is logged and skipped, never the end of sampling."""
         while True:
             await asyncio.sleep(self.interval - time.time() % self.interval)
-            await asyncio.to_thread(self.sample)
+            try:
+                await asyncio.to_thread(self.sample)
+            except Exception:
+                log.exception("monitoring sample failed")
 
     def totals(self) -> Totals:
         return Totals.of(self.metrics.families())
