@@ -18,7 +18,7 @@ import logging
 import os
 import re
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +35,8 @@ Body = dict[str, Any]
 #: Samples each worker keeps (an hour at the default 10 s).
 RING_SIZE = 360
 _WORKER_FILE = re.compile(r"_(\d+)\.db$")
+#: The store-call outcomes that are the store failing (not "ok", "not_found", a limit...).
+_STORE_FAILURES = ("store_unavailable", "exception")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,33 +69,28 @@ class Totals:
             ("requests", "server_errors", "created", "deleted", "session_operations"), 0.0
         )
         latency = {"sum": 0.0, "count": 0.0}
-        stores: dict[str, dict[str, float]] = {}
+        by_store: defaultdict[str, dict[str, float]] = defaultdict(
+            lambda: dict.fromkeys(("operations", "errors", "seconds", "timed"), 0.0)
+        )
         for family in families:
             for sample in family.samples:
                 labels, value = sample.labels, sample.value
+                base, _, part = sample.name.rpartition("_")
                 if sample.name == "kato_http_requests_total":
                     _count_request(counts, labels, value)
-                elif sample.name.startswith("kato_http_request_duration_seconds_"):
-                    part = sample.name.rsplit("_", 1)[1]
-                    if part in latency:
-                        latency[part] += value
+                elif base == "kato_http_request_duration_seconds" and part in latency:
+                    latency[part] += value
                 elif sample.name == "kato_store_calls_total":
-                    store = stores.setdefault(labels["store"], dict.fromkeys("oest", 0.0))
-                    store["o"] += value
-                    if labels["outcome"] in ("store_unavailable", "exception"):
-                        store["e"] += value
-                elif sample.name.startswith("kato_store_call_duration_seconds_"):
-                    store = stores.setdefault(labels["store"], dict.fromkeys("oest", 0.0))
-                    part = sample.name.rsplit("_", 1)[1]
-                    if part in ("sum", "count"):
-                        store["s" if part == "sum" else "t"] += value
+                    by_store[labels["store"]]["operations"] += value
+                    if labels["outcome"] in _STORE_FAILURES:
+                        by_store[labels["store"]]["errors"] += value
+                elif base == "kato_store_call_duration_seconds" and part in latency:
+                    by_store[labels["store"]]["seconds" if part == "sum" else "timed"] += value
         return cls(
             **counts,
             duration_sum=latency["sum"],
             duration_count=latency["count"],
-            stores={
-                name: StoreTotals(s["o"], s["e"], s["s"], s["t"]) for name, s in stores.items()
-            },
+            stores={name: StoreTotals(**figures) for name, figures in by_store.items()},
         )
 
     def performance(self) -> Body:
