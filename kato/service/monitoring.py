@@ -19,8 +19,9 @@ import os
 import re
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import psutil
@@ -28,7 +29,7 @@ from prometheus_client.metrics_core import Metric
 
 from kato.observability import Metrics, multiprocess_dir
 
-__all__ = ["RING_SIZE", "SERIES", "Monitor", "Resources", "Sample", "Totals"]
+__all__ = ["RING_SIZE", "SERIES", "Monitor", "Resources", "Sample", "Totals", "statistics"]
 
 log = logging.getLogger("kato.monitoring")
 Body = dict[str, Any]
@@ -217,8 +218,10 @@ def _duration(previous: Sample | None, sample: Sample) -> float | None:
     return (now.duration_sum - before.duration_sum) / count if count > 0 else None
 
 
-#: The time series a sample gives, by name (KATO's names; ``None``: no point for this sample).
-SERIES: dict[str, Any] = {
+#: How a series reads its value from a sample and the one before (``None``: no point).
+SeriesRead = Callable[[Sample | None, Sample], float | None]
+#: The time series the samples give, by name (KATO's names).
+SERIES: dict[str, SeriesRead] = {
     "kato_cpu_usage_percent": lambda p, s: s.resources.cpu_percent,
     "kato_memory_usage_percent": lambda p, s: s.resources.memory_percent,
     "kato_disk_usage_percent": lambda p, s: s.resources.disk_percent,
@@ -238,6 +241,17 @@ ALIASES = {
     "errors_total": "kato_errors_total",
     "response_time": "kato_request_duration_seconds",
 }
+
+
+def statistics(points: list[Body]) -> Body:
+    """``count``, ``min``, ``max`` and ``avg`` of some (at least one) points' values."""
+    values = [point["value"] for point in points]
+    return {
+        "count": len(values),
+        "min": min(values),
+        "max": max(values),
+        "avg": sum(values) / len(values),
+    }
 
 
 def worker_pids() -> list[int]:
@@ -326,6 +340,19 @@ class Monitor:
             "performance": totals.performance(),
             "resources": self.resources().to_dict(),
             "databases": totals.databases(),
+        }
+
+    def current_status(self, now: Totals) -> Body:
+        """``/stats``' ``current_status``: resource issues make it ``degraded``."""
+        issues = self.issues()
+        return {
+            "status": "degraded" if issues else "healthy",
+            "issues": issues,
+            "metrics": {
+                **self.resources().to_dict(),
+                "error_rate_per_min": self.rates(now).get("errors_per_minute", 0.0),
+            },
+            "timestamp": datetime.now(UTC).isoformat(),
         }
 
     @staticmethod

@@ -13,7 +13,6 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -30,7 +29,7 @@ from kato.exceptions import (
     ValidationError,
 )
 from kato.observability import Metrics, current_trace
-from kato.service.monitoring import Monitor
+from kato.service.monitoring import Monitor, statistics
 
 __all__ = ["build_router"]
 
@@ -223,21 +222,12 @@ def build_router(kato: Kato, metrics: Metrics, monitor: Monitor, started: float)
     async def stats(minutes: Minutes = 10) -> Body:
         totals = await asyncio.to_thread(monitor.totals)
         active = await _active()
-        issues = monitor.issues()
         return {
             "time_range_minutes": minutes,
             "timestamp": time.time(),
             "processor_id": kato.settings.processor_id,
             "processor_manager": monitor.processor_manager(),
-            "current_status": {
-                "status": "degraded" if issues else "healthy",
-                "issues": issues,
-                "metrics": {
-                    **monitor.resources().to_dict(),
-                    "error_rate_per_min": monitor.rates(totals).get("errors_per_minute", 0.0),
-                },
-                "timestamp": datetime.now(UTC).isoformat(),
-            },
+            "current_status": monitor.current_status(totals),
             "time_series": monitor.time_series(minutes),
             "summary": monitor.summary(totals, active),
         }
@@ -249,17 +239,11 @@ def build_router(kato: Kato, metrics: Metrics, monitor: Monitor, started: float)
             raise NotFoundError(
                 f"No data available for metric '{metric_name}' in the last {minutes} minutes"
             )
-        values = [point["value"] for point in points]
         return {
             "metric_name": metric_name,
             "time_range_minutes": minutes,
             "timestamp": time.time(),
-            "statistics": {
-                "count": len(values),
-                "min": min(values),
-                "max": max(values),
-                "avg": sum(values) / len(values),
-            },
+            "statistics": statistics(points),
             "data_points": points,
         }
 
