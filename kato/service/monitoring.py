@@ -298,19 +298,22 @@ class Monitor:
         self.ring: deque[Sample] = deque(maxlen=size)
 
     # -- sampling ----------------------------------------------------------------------------
-    def sample(self) -> Sample:
-        """Take one sample now and keep it in the ring."""
-        sample = Sample(time.time(), self.totals(), self.meter.read())
+    def sample(self, tick: float | None = None) -> Sample:
+        """Take one sample now, stamped ``tick`` (default: now), and keep it in the ring."""
+        stamp = time.time() if tick is None else tick
+        sample = Sample(stamp, self.totals(), self.meter.read())
         self.ring.append(sample)
         return sample
 
     async def run(self) -> None:
-        """Sample on every wall-clock multiple of the interval, until cancelled; a failed
-        sample is logged and skipped, never the end of sampling."""
+        """Sample on every wall-clock multiple of the interval, stamped with that tick (so
+        every worker's points share their timestamps), until cancelled; a failed sample is
+        logged and skipped, never the end of sampling."""
         while True:
-            await asyncio.sleep(self.interval - time.time() % self.interval)
+            tick = (time.time() // self.interval + 1) * self.interval
+            await asyncio.sleep(tick - time.time())
             try:
-                await asyncio.to_thread(self.sample)
+                await asyncio.to_thread(self.sample, tick)
             except Exception:
                 log.exception("monitoring sample failed")
 
