@@ -14,7 +14,7 @@ import contextlib
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -26,6 +26,7 @@ from kato.exceptions import (
     InvalidConfigError,
     KatoError,
     NotFoundError,
+    PatternNotFoundError,
     SessionNotFoundError,
     ValidationError,
     echo,
@@ -47,6 +48,9 @@ __all__ = ["NODE_ID_PATTERN", "Kato", "check_node_id"]
 
 T = TypeVar("T")
 NODE_ID_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
+#: What can name a pattern: ``PTRN|<hash>`` or ``<hash>`` (lower-case hex); anything else
+#: is answered 404 ``PATTERN_NOT_FOUND`` without asking the store.
+PATTERN_NAME = re.compile(r"(PTRN\|)?[0-9a-f]{1,64}")
 Body = dict[str, Any]
 
 
@@ -77,6 +81,21 @@ def _parse_sequence(
             raise ValidationError(f"{flag} must be true or false")
         flags[flag] = value
     return observations, flags
+
+
+def _cognition(state: SessionState) -> Body:
+    """KATO's cognition data of ``state`` (engine.md §6)."""
+    return {
+        "predictions": [dict(p) for p in state.predictions],
+        "emotives": dict(state.current_emotives),
+        "symbols": list(state.symbols),
+        "command": "",
+        "metadata": {},
+        "path": [],
+        "strings": [],
+        "vectors": [],
+        "short_term_memory": [list(e) for e in state.stm],
+    }
 
 
 def check_node_id(node_id: object) -> str:
@@ -171,9 +190,11 @@ class Kato:
         return {"active_session_count": await self.sessions.count()}
 
     # -- service -----------------------------------------------------------------------------
-    async def health(self, *, started: float) -> Body:
+    async def health(self, *, started: float, issues: Sequence[str] = ()) -> Body:
         """``GET /health``: the stores the service uses (sessions, LTM), each ``ok`` or
-        ``down``; ``unhealthy`` if one is down. ``started`` is the service's monotonic start."""
+        ``down``; ``unhealthy`` if one is down, else ``degraded`` if there are ``issues`` (the
+        monitor's, e.g. a full disk), else ``healthy``. ``issues`` lists every problem, in
+        words. ``started`` is the service's monotonic start."""
         checks: Body = {
             "store": {"status": "ok", "backend": self.settings.store},
             "ltm": {"status": "ok", "backend": self.settings.ltm},
@@ -188,12 +209,22 @@ class Kato:
         except KatoError as exc:
             checks["ltm"].update(status="down", error=exc.code)
         down = any(check["status"] != "ok" for check in checks.values())
+        problems = [
+            f"{name} ({check['backend']}) down: {check['error']}"
+            for name, check in checks.items()
+            if check["status"] != "ok"
+        ] + list(issues)
         return {
-            "status": "unhealthy" if down else "healthy",
+            "status": "unhealthy" if down else "degraded" if problems else "healthy",
             "checks": checks,
             "active_sessions": active,
             "uptime_seconds": round(time.monotonic() - started, 3),
             "timestamp": datetime.now(UTC).isoformat(),
+            # The original KATO's fields: its processors are the nodes' LTM here.
+            "processor_id": self.settings.processor_id,
+            "service_name": "KATO",
+            "processor_status": "healthy" if checks["ltm"]["status"] == "ok" else "unhealthy",
+            "issues": problems,
         }
 
     async def close(self) -> None:
@@ -318,27 +349,40 @@ class Kato:
 
     async def get_cognition_data(self, session_id: str) -> Body:
         lease = await self._get(session_id)
-        state = lease.record.state
-        cognition = {
-            "predictions": [dict(p) for p in state.predictions],
-            "emotives": dict(state.current_emotives),
-            "symbols": list(state.symbols),
-            "command": "",
-            "metadata": {},
-            "path": [],
-            "strings": [],
-            "vectors": [],
-            "short_term_memory": [list(e) for e in state.stm],
-        }
         return {
-            "cognition_data": cognition,
+            "cognition_data": _cognition(lease.record.state),
             "session_id": session_id,
             "node_id": lease.record.node_id,
         }
 
     # -- node operations ---------------------------------------------------------------------
+    async def node_percept_data(self, node_id: str) -> Body:
+        """``GET /percept-data?node_id=``: the original KATO's node-level percept.
+
+        Percepts, like STM, belong to sessions here, never to a node (engine.md §9 A1: a
+        node-shared processor leaked one session's data into another's), so a node's own view
+        is a fresh processor's: empty. ``processor_id`` is the node, as KATO answered.
+        """
+        check_node_id(node_id)
+        return {"percept_data": {}, "processor_id": node_id, "node_id": node_id}
+
+    async def node_cognition_data(self, node_id: str) -> Body:
+        """``GET /cognition-data?node_id=``: the original KATO's node-level cognition data,
+        a fresh processor's (see :meth:`node_percept_data`)."""
+        check_node_id(node_id)
+        return {
+            "cognition_data": _cognition(SessionState()),
+            "processor_id": node_id,
+            "node_id": node_id,
+        }
+
     async def get_pattern(self, node_id: str, name: str) -> Body:
-        pattern = self.nodes.ltm(check_node_id(node_id)).pattern(engine.bare_pattern_name(name))
+        check_node_id(node_id)
+        if PATTERN_NAME.fullmatch(name) is None:
+            raise PatternNotFoundError(
+                f"Pattern {name} not found: a pattern name is PTRN|<hex> or <hex>"
+            )
+        pattern = self.nodes.ltm(node_id).pattern(engine.bare_pattern_name(name))
         if pattern is None:
             raise NotFoundError(f"Pattern {echo(name)} not found")
         return {"pattern": {"status": "okay", "pattern": pattern.to_document()}, "node_id": node_id}

@@ -15,15 +15,21 @@ answers with, and, where known, the ``session_id`` and ``request_id``::
     │   ├── RequestTimeoutError     REQUEST_TIMEOUT    408  the body did not arrive in time
     │   └── MethodNotAllowedError   METHOD_NOT_ALLOWED 405  route known, method not
     ├── NotFoundError               NOT_FOUND          404  unknown route or pattern
+    │   ├── PatternNotFoundError    PATTERN_NOT_FOUND  404  a pattern name of the wrong shape
     │   └── SessionNotFoundError    SESSION_NOT_FOUND  404  the session does not exist or expired
-    ├── ConflictError               CONFLICT           409  a session stayed contended past
+    │       └── SessionExpiredError SESSION_EXPIRED    404  (KATO's; this service reports an
+    │                                                       expired session as not found)
+    ├── ConcurrencyError            CONCURRENCY_ERROR  409  (KATO's name and arguments)
+    │   └── ConflictError           CONFLICT           409  a session stayed contended past
     │                                                       the store's bounded retries
-    ├── SessionLimitError           SESSION_LIMIT      429  the deployment or the node holds
+    ├── ResourceExhaustedError      RESOURCE_EXHAUSTED 429  (KATO's name and arguments)
+    │   └── SessionLimitError       SESSION_LIMIT      429  the deployment or the node holds
     │                                                       as many sessions as it may
     ├── RateLimitedError            RATE_LIMITED       429  this client sent faster than the
     │                                                       per-client rate limit
     ├── ServerBusyError             SERVER_BUSY        503  too many request bodies in flight
-    ├── StoreUnavailableError       STORE_UNAVAILABLE  503  a store could not be reached
+    ├── DatabaseConnectionError     DATABASE_CONNECTION_ERROR 503  (KATO's name and arguments)
+    │   └── StoreUnavailableError   STORE_UNAVAILABLE  503  a store could not be reached
     └── TransportError              TRANSPORT_ERROR    503  (client side) the service could not
                                                             be reached or did not answer
 
@@ -34,28 +40,44 @@ says nothing about the store.
 
 :func:`from_error_body` turns an error response of the service back into the error above that
 the service raised, so a client over HTTP raises what an in-process client raises.
+
+Code written against the original KATO's ``kato.exceptions`` runs unchanged: ``KatoV2Exception``
+is :class:`KatoError`, which also takes KATO's ``error_code``, ``context`` and ``recoverable``
+arguments; KATO's ``ConcurrencyError``, ``DatabaseConnectionError``, ``ResourceExhaustedError``
+and ``SessionExpiredError`` (with their constructor arguments) are bases or subclasses of the
+errors this package raises, so ``except DatabaseConnectionError`` catches a
+``StoreUnavailableError``; ``ValidationError`` also takes KATO's ``field_name``,
+``field_value`` and ``validation_rule``; and the helpers :func:`session_not_found` and
+:func:`validation_failed` build those errors as KATO's did.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
     "ECHO_LIMIT",
+    "ConcurrencyError",
     "ConflictError",
+    "DatabaseConnectionError",
     "EmptySTMError",
     "InvalidConfigError",
     "InvalidRequest",
     "KatoError",
+    "KatoV2Exception",
     "LimitExceededError",
     "MethodNotAllowedError",
     "NotFoundError",
+    "PatternNotFoundError",
     "PayloadTooLargeError",
     "RateLimitedError",
     "RequestTimeoutError",
+    "ResourceExhaustedError",
     "ServerBusyError",
+    "SessionExpiredError",
     "SessionLimitError",
     "SessionNotFoundError",
     "StmFullError",
@@ -66,6 +88,8 @@ __all__ = [
     "echo",
     "error_class_for",
     "from_error_body",
+    "session_not_found",
+    "validation_failed",
 ]
 
 
@@ -91,15 +115,25 @@ def echo(text: str, limit: int = ECHO_LIMIT) -> str:
 
 
 class KatoError(Exception):
-    """Base of every KATO error; ``code`` and ``status`` identify the kind."""
+    """Base of every KATO error; ``code`` and ``status`` identify the kind.
+
+    Also the original KATO's ``KatoV2Exception``: ``error_code`` (a code of the caller's),
+    ``context`` (merged into ``details``) and ``recoverable`` are its arguments, and
+    ``error_code``, ``context``, ``recoverable`` and ``timestamp`` its attributes.
+    """
 
     code: str = "INTERNAL"
     status: int = 500
     layer: str = "engine"
+    #: Whether retrying (later, or with a changed request) can succeed; KATO's attribute.
+    recoverable: bool = True
 
     def __init__(
         self,
         message: str,
+        error_code: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        recoverable: bool | None = None,
         *,
         session_id: str | None = None,
         request_id: str | None = None,
@@ -109,7 +143,22 @@ class KatoError(Exception):
         self.message = message
         self.session_id = session_id
         self.request_id = request_id
-        self.details: dict[str, Any] = dict(details or {})
+        self.details: dict[str, Any] = {**(details or {}), **(context or {})}
+        self.timestamp = time.time()
+        if error_code is not None:
+            self.code = error_code
+        if recoverable is not None:
+            self.recoverable = recoverable
+
+    @property
+    def error_code(self) -> str:
+        """KATO's name for :attr:`code`."""
+        return self.code
+
+    @property
+    def context(self) -> dict[str, Any]:
+        """KATO's name for :attr:`details`."""
+        return self.details
 
     def to_dict(self) -> dict[str, Any]:
         """The ``error`` object of the service's error body (api.md, "One error shape")."""
@@ -134,10 +183,43 @@ class InvalidRequest(KatoError):
 
 
 class ValidationError(InvalidRequest):
-    """A field has the wrong type or shape; ``details["errors"]`` lists each problem."""
+    """A field has the wrong type or shape; ``details["errors"]`` lists each problem.
+
+    Also takes the original KATO's keyword arguments ``field_name``, ``field_value`` and
+    ``validation_rule`` (kept in ``details`` and as attributes); without a ``message`` one is
+    made from them, as KATO did.
+    """
 
     code = "VALIDATION_ERROR"
     status = 422
+    field_name: str | None = None
+    field_value: Any = None
+    validation_rule: str | None = None
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        field_name: str | None = None,
+        field_value: Any = None,
+        validation_rule: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.field_name = field_name
+        self.field_value = field_value
+        self.validation_rule = validation_rule
+        if field_name is not None:
+            rule = f": {validation_rule}" if validation_rule else ""
+            message = message or f"Validation failed for field '{field_name}'{rule}"
+            value = None if field_value is None else str(field_value)[:100]
+            context = {
+                "field_name": field_name,
+                "field_value": value,
+                "validation_rule": validation_rule,
+                **(context or {}),
+            }
+        super().__init__(message or "Invalid request", context=context, **kwargs)
 
 
 class InvalidConfigError(InvalidRequest):
@@ -233,6 +315,14 @@ class NotFoundError(KatoError):
     layer = "router"
 
 
+class PatternNotFoundError(NotFoundError):
+    """A pattern name that cannot name any pattern (not ``PTRN|<hex>`` or ``<hex>``); the
+    store is not asked. A well-formed name that is not learned is a plain ``NOT_FOUND``."""
+
+    code = "PATTERN_NOT_FOUND"
+    layer = "engine"
+
+
 class SessionNotFoundError(NotFoundError):
     """The session does not exist, was deleted, or expired."""
 
@@ -248,7 +338,66 @@ class SessionNotFoundError(NotFoundError):
         )
 
 
-class ConflictError(KatoError):
+class SessionExpiredError(SessionNotFoundError):
+    """The original KATO's error for an expired session, with its arguments. This service
+    never raises it (an expired session is gone, like a deleted one: ``SESSION_NOT_FOUND``)."""
+
+    code = "SESSION_EXPIRED"
+    expired_at: float | None = None
+
+    def __init__(
+        self,
+        session_id: str,
+        expired_at: float | None = None,
+        message: str | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.expired_at = expired_at
+        super().__init__(
+            session_id,
+            message or f"Session '{session_id}' has expired",
+            context={"expired_at": expired_at, **(context or {})},
+        )
+
+
+def session_not_found(
+    session_id: str, additional_context: Mapping[str, Any] | None = None
+) -> SessionNotFoundError:
+    """KATO's helper: the error for a missing session, with extra ``details``."""
+    return SessionNotFoundError(session_id, context=additional_context)
+
+
+def validation_failed(field_name: str, field_value: Any, rule: str) -> ValidationError:
+    """KATO's helper: the error for ``field_name`` (holding ``field_value``) breaking ``rule``."""
+    return ValidationError(field_name=field_name, field_value=field_value, validation_rule=rule)
+
+
+class ConcurrencyError(KatoError):
+    """The original KATO's error for conflicting concurrent operations, with its arguments;
+    the base of :class:`ConflictError`, which this service raises."""
+
+    code = "CONCURRENCY_ERROR"
+    status = 409
+    layer = "store"
+    resource_id: str | None = None
+    operation: str | None = None
+
+    def __init__(
+        self,
+        resource_id: str,
+        operation: str,
+        message: str | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.resource_id = resource_id
+        self.operation = operation
+        super().__init__(
+            message or f"Concurrent access conflict for {resource_id} during {operation}",
+            context={"resource_id": resource_id, "operation": operation, **(context or {})},
+        )
+
+
+class ConflictError(ConcurrencyError):
     """Concurrent writers kept changing the session; the store gave up after bounded retries.
 
     Nothing was applied. Retrying later is safe (and an observe with a ``unique_id`` is applied
@@ -256,11 +405,46 @@ class ConflictError(KatoError):
     """
 
     code = "CONFLICT"
-    status = 409
-    layer = "store"
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        KatoError.__init__(self, message, **kwargs)
 
 
-class SessionLimitError(KatoError):
+class ResourceExhaustedError(KatoError):
+    """The original KATO's error for an exhausted resource, with its arguments; the base of
+    :class:`SessionLimitError`, which this service raises."""
+
+    code = "RESOURCE_EXHAUSTED"
+    status = 429
+    layer = "session"
+    resource_type: str | None = None
+    current_usage: float | None = None
+    max_capacity: float | None = None
+
+    def __init__(
+        self,
+        resource_type: str,
+        current_usage: float,
+        max_capacity: float,
+        message: str | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.resource_type = resource_type
+        self.current_usage = current_usage
+        self.max_capacity = max_capacity
+        usage = {
+            "resource_type": resource_type,
+            "current_usage": current_usage,
+            "max_capacity": max_capacity,
+            "utilization": current_usage / max_capacity if max_capacity > 0 else 1.0,
+        }
+        super().__init__(
+            message or f"Resource exhausted: {resource_type} ({current_usage}/{max_capacity})",
+            context={**usage, **(context or {})},
+        )
+
+
+class SessionLimitError(ResourceExhaustedError):
     """A new session would exceed ``KATO_MAX_SESSIONS`` or ``KATO_MAX_SESSIONS_PER_NODE``.
 
     Nothing was created. ``details["limit"]`` says which limit (``deployment`` or ``node``) and
@@ -268,8 +452,9 @@ class SessionLimitError(KatoError):
     """
 
     code = "SESSION_LIMIT"
-    status = 429
-    layer = "session"
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        KatoError.__init__(self, message, **kwargs)
 
     @classmethod
     def reached(cls, kind: str, limit: int) -> SessionLimitError:
@@ -302,12 +487,47 @@ class ServerBusyError(KatoError):
     layer = "router"
 
 
-class StoreUnavailableError(KatoError):
+class DatabaseConnectionError(KatoError):
+    """The original KATO's error for a database that failed, with its arguments; the base of
+    :class:`StoreUnavailableError`, which this service raises."""
+
+    code = "DATABASE_CONNECTION_ERROR"
+    status = 503
+    layer = "store"
+    database_type: str | None = None
+    connection_string: str | None = None
+    operation: str | None = None
+
+    def __init__(
+        self,
+        database_type: str,
+        connection_string: str | None = None,
+        operation: str | None = None,
+        message: str | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.database_type = database_type
+        self.connection_string = connection_string
+        self.operation = operation
+        during = f" during {operation}" if operation else ""
+        super().__init__(
+            message or f"Database connection error for {database_type}{during}",
+            context={
+                "database_type": database_type,
+                "connection_string": connection_string,
+                "operation": operation,
+                **(context or {}),
+            },
+        )
+
+
+class StoreUnavailableError(DatabaseConnectionError):
     """A store (sessions or long-term memory) could not be reached or did not answer in time."""
 
     code = "STORE_UNAVAILABLE"
-    status = 503
-    layer = "store"
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        KatoError.__init__(self, message, **kwargs)
 
 
 class TransportError(KatoError):
@@ -320,6 +540,10 @@ class TransportError(KatoError):
     code = "TRANSPORT_ERROR"
     status = 503
     layer = "client"
+
+
+#: The original KATO's base exception: code written against it catches every error here.
+KatoV2Exception = KatoError
 
 
 def error_class_for(code: str) -> type[KatoError]:

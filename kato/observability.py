@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from kato.exceptions import KatoError, SessionNotFoundError
@@ -207,14 +208,23 @@ class Metrics:
     def conflict(self) -> None:
         self.conflicts.inc()
 
-    def exposition(self) -> bytes:
-        """The text exposition, aggregated across worker processes when there are several."""
+    def collected(self) -> CollectorRegistry:
+        """The registry to read: this one, or every worker's files merged when there are
+        several (so every reader, text or JSON, sees the same aggregated figures)."""
         directory = multiprocess_dir()
         if directory is None:
-            return generate_latest(self.registry)
+            return self.registry
         merged = CollectorRegistry()
         MultiProcessCollector(merged, path=directory)  # type: ignore[no-untyped-call]
-        return generate_latest(merged)
+        return merged
+
+    def families(self) -> list[Metric]:
+        """Every metric family, aggregated across worker processes (see :meth:`collected`)."""
+        return list(self.collected().collect())
+
+    def exposition(self) -> bytes:
+        """The text exposition, aggregated across worker processes when there are several."""
+        return generate_latest(self.collected())
 
 
 class ObservedSessionStore:

@@ -69,6 +69,12 @@ class Settings:
     rate_limit: float = 0.0
     #: Requests a client may send at once before the rate applies (0: twice the rate).
     rate_limit_burst: int = 0
+    #: The deployment's name in ``/health``, ``/status`` and ``/stats`` (KATO's PROCESSOR_ID).
+    processor_id: str = "kato"
+    #: Seconds between the monitoring samples behind ``/stats`` and ``/metrics/{name}``.
+    sample_seconds: float = 10.0
+    #: Host memory or disk use above this percentage makes ``/health`` ``degraded``.
+    health_limit_percent: float = 95.0
 
     def __post_init__(self) -> None:
         errors = {}
@@ -96,6 +102,12 @@ class Settings:
                 errors[name] = f"must be >= 0 (0: no limit), got {getattr(self, name)}"
         if not 0 <= self.rate_limit < float("inf"):
             errors["rate_limit"] = f"must be >= 0 requests/s (0: off), got {self.rate_limit}"
+        if not 0 < len(self.processor_id) <= 128:
+            errors["processor_id"] = f"must be 1-128 characters, got {self.processor_id!r}"
+        if not 0 < self.sample_seconds <= 3600:
+            errors["sample_seconds"] = f"must be in (0, 3600] seconds, got {self.sample_seconds}"
+        if not 0 <= self.health_limit_percent <= 100:
+            errors["health_limit_percent"] = f"must be in [0, 100], got {self.health_limit_percent}"
         if self.ltm not in LTM_BACKENDS:
             errors["ltm"] = f"must be one of {', '.join(LTM_BACKENDS)}, got {self.ltm!r}"
         if self.store == "memory" and self.workers > 1:
@@ -198,6 +210,9 @@ class Settings:
             "max_sessions_per_node": read("MAX_SESSIONS_PER_NODE", int, bare=False),
             "rate_limit": read("RATE_LIMIT", float, bare=False),
             "rate_limit_burst": read("RATE_LIMIT_BURST", int, bare=False),
+            "processor_id": read("PROCESSOR_ID", str),
+            "sample_seconds": read("SAMPLE_SECONDS", float, bare=False),
+            "health_limit_percent": read("HEALTH_LIMIT_PERCENT", float, bare=False),
         }
         if errors:
             raise InvalidConfigError(errors)

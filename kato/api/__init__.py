@@ -5,7 +5,8 @@
 (:func:`Endpoint.call` on the core) or over HTTP (:attr:`Operation.path` and friends), and the
 workbench's clients issue their steps through it (:mod:`kato.lab.clients`). Adding an operation
 is one entry here; the routes and transports follow. The service's own routes (``/``,
-``/health``, ``/status``, ``/metrics``) reach no core method and are not operations.
+``/health``, ``/status``, ``/metrics``, ``/stats``, ``/metrics/{name}``) reach no core method
+and are not operations.
 
 Request bodies are named shapes, pydantic models in :mod:`kato.api.shapes`, so that
 ``/openapi.json`` describes them truthfully and bad types are refused with 422 before the core is
@@ -198,6 +199,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "symbol_stats", "GET", "/symbols/stats", "Symbol statistics and totals", "nodes",
         lambda k, op: k.symbol_stats(op.nid), retry_safe=True, node=True,
+    ),
+    Endpoint(
+        "node_percept_data", "GET", "/percept-data", "A node's percept (KATO's)", "nodes",
+        lambda k, op: k.node_percept_data(op.nid), retry_safe=True, node=True,
+    ),
+    Endpoint(
+        "node_cognition_data", "GET", "/cognition-data", "A node's cognition (KATO's)", "nodes",
+        lambda k, op: k.node_cognition_data(op.nid), retry_safe=True, node=True,
     ),
 )  # fmt: skip
 

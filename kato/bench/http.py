@@ -73,7 +73,7 @@ class _Kato:
         return [self._create(config={}, node="bare") for _ in range(count)]
 
     def metrics(self) -> str:
-        return self._http.get("/metrics").text
+        return self._http.get("/metrics", headers={"Accept": "text/plain"}).text
 
     def paths(self, suffix: str, sessions: Sequence[str] | None = None) -> list[str]:
         return [f"/sessions/{sid}/{suffix}" for sid in (sessions or self.sessions)]

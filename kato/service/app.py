@@ -8,6 +8,9 @@ hands to uvicorn (each worker process calls it).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +23,7 @@ from kato.nodes import open_nodes
 from kato.observability import Metrics, ObservedSessionStore, configure_logging
 from kato.service.errors import install_error_handlers
 from kato.service.middleware import RequestObserver
+from kato.service.monitoring import Monitor
 from kato.service.ratelimit import RateLimiter
 from kato.service.routes import build_router
 from kato.sessions import MemorySessionStore, SessionStore
@@ -64,11 +68,25 @@ def create_app(
     inner = session_store if session_store is not None else _open_session_store(settings, metrics)
     store = ObservedSessionStore(inner, metrics, settings.store)
     kato = Kato(settings, store, open_nodes(settings.ltm_location))
+    disk = os.path.dirname(os.path.abspath(settings.ltm_path)) if settings.ltm == "sqlite" else "."
+    monitor = Monitor(
+        metrics,
+        interval=settings.sample_seconds,
+        disk_path=disk,
+        limit=settings.health_limit_percent,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await kato.close()
+        monitor.sample()
+        sampling = asyncio.create_task(monitor.run())
+        try:
+            yield
+        finally:
+            sampling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampling
+            await kato.close()
 
     app = FastAPI(
         title="KATO",
@@ -80,7 +98,7 @@ def create_app(
     app.state.kato = kato
     app.state.metrics = metrics
     install_error_handlers(app)
-    app.include_router(build_router(kato, metrics, started=time.monotonic()))
+    app.include_router(build_router(kato, metrics, monitor, started=time.monotonic()))
     if settings.rate_limit > 0:  # inside the observer, so a 429 is logged and counted too
         app.add_middleware(RateLimiter, rate=settings.rate_limit, burst=settings.burst)
     app.add_middleware(

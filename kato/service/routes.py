@@ -1,4 +1,5 @@
-"""The HTTP routes: one per operation of :data:`kato.api.ENDPOINTS`, plus the service's own.
+"""The HTTP routes: one per operation of :data:`kato.api.ENDPOINTS`, plus the service's own
+(``/``, ``/health``, ``/status``, and the monitoring of :mod:`kato.service.monitoring`).
 
 Each operation's route is generated from its table entry: the entry's path, query and body
 parameters become the endpoint's signature (so FastAPI parses, validates and documents them),
@@ -8,7 +9,7 @@ would. Every route also answers with a trailing slash.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
@@ -23,10 +24,12 @@ from kato.api import ENDPOINTS, Body, Endpoint, Operation, shapes
 from kato.core import Kato, check_node_id
 from kato.exceptions import (
     MethodNotAllowedError,
+    NotFoundError,
     StoreUnavailableError,
     ValidationError,
 )
 from kato.observability import Metrics, current_trace
+from kato.service.monitoring import Monitor, statistics
 
 __all__ = ["build_router"]
 
@@ -63,6 +66,16 @@ def _node_from_request(
 
 
 NodeId = Annotated[str, Depends(_node_from_request)]
+
+_PROMETHEUS = "text/plain; version=0.0.4"
+Minutes = Annotated[int, Query(ge=1, le=1440, description="the window, in minutes")]
+
+
+def _wants_prometheus(accept: str) -> bool:
+    """Whether an ``Accept`` header asks for the text exposition (Prometheus names
+    ``application/openmetrics-text`` and ``text/plain``; KATO's clients send ``*/*``)."""
+    types = {part.split(";", 1)[0].strip().lower() for part in accept.split(",")}
+    return bool(types & {"text/plain", "application/openmetrics-text"})
 
 
 def _parameters(ep: Endpoint) -> list[inspect.Parameter]:
@@ -113,7 +126,7 @@ def _handler(kato: Kato, ep: Endpoint) -> Callable[..., Awaitable[Body]]:
     return handle
 
 
-def build_router(kato: Kato, metrics: Metrics, started: float) -> APIRouter:
+def build_router(kato: Kato, metrics: Metrics, monitor: Monitor, started: float) -> APIRouter:
     """All routes, closed over one deployment (no module-level state)."""
     router = SlashTolerantRouter()
 
@@ -150,29 +163,88 @@ def build_router(kato: Kato, metrics: Metrics, started: float) -> APIRouter:
 
     @router.get("/health", tags=["service"], summary="Health of the service and its stores")
     async def health() -> JSONResponse:
-        body = await kato.health(started=started)
+        latest = monitor.latest
+        body = await kato.health(started=started, issues=monitor.issues())
+        body["metrics_collected"] = len(monitor.ring)
+        body["last_collection"] = latest.timestamp if latest is not None else None
         return JSONResponse(body, status_code=503 if body["status"] == "unhealthy" else 200)
 
     @router.get("/status", tags=["service"], summary="Process-wide status")
     async def status() -> Body:
-        try:
-            active = (await kato.count_sessions())["active_session_count"]
-        except StoreUnavailableError:
-            active = None
         return {
             "status": "running",
+            "processor_id": kato.settings.processor_id,
             "version": __version__,
             "workers": kato.settings.workers,
             "store": kato.settings.store,
-            "sessions": {"active": active},
+            "sessions": {"active": await _active()},
             "uptime_seconds": round(time.monotonic() - started, 3),
         }
 
-    @router.get("/metrics", tags=["service"], summary="Prometheus metrics")
-    async def metrics_endpoint() -> Response:
-        # If the store is down its own metrics show it; the exposition is served regardless.
-        with contextlib.suppress(StoreUnavailableError):
-            metrics.active_sessions.set((await kato.count_sessions())["active_session_count"])
-        return Response(metrics.exposition(), media_type="text/plain; version=0.0.4")
+    async def _active() -> int | None:
+        """Live sessions in the store; ``None`` if it cannot be reached (its metrics say so)."""
+        try:
+            active: int = (await kato.count_sessions())["active_session_count"]
+        except StoreUnavailableError:
+            return None
+        metrics.active_sessions.set(active)
+        return active
+
+    @router.get(
+        "/metrics",
+        tags=["service"],
+        summary="Metrics: Prometheus text for scrapers, KATO's JSON otherwise",
+        description=(
+            "An `Accept` naming `text/plain` or `application/openmetrics-text` (what Prometheus "
+            "sends) gets the text exposition; any other gets KATO's JSON (`timestamp`, "
+            "`sessions`, `performance`, `resources`, `databases`, `rates`, "
+            "`processor_manager`). Both aggregate every worker process."
+        ),
+        responses={200: {"content": {"application/json": {}, _PROMETHEUS: {}}}},
+    )
+    async def metrics_endpoint(request: Request) -> Response:
+        active = await _active()
+        if _wants_prometheus(request.headers.get("accept", "")):
+            return Response(metrics.exposition(), media_type=_PROMETHEUS)
+        totals = await asyncio.to_thread(monitor.totals)
+        return JSONResponse(
+            {
+                "timestamp": time.time(),
+                **monitor.summary(totals, active),
+                "rates": monitor.rates(totals),
+                "processor_manager": monitor.processor_manager(),
+                "uptime_seconds": round(time.monotonic() - started, 3),
+                "active_sessions": active,
+            }
+        )
+
+    @router.get("/stats", tags=["service"], summary="Time series of the last minutes (KATO's)")
+    async def stats(minutes: Minutes = 10) -> Body:
+        totals = await asyncio.to_thread(monitor.totals)
+        active = await _active()
+        return {
+            "time_range_minutes": minutes,
+            "timestamp": time.time(),
+            "processor_id": kato.settings.processor_id,
+            "processor_manager": monitor.processor_manager(),
+            "current_status": monitor.current_status(totals),
+            "time_series": monitor.time_series(minutes),
+            "summary": monitor.summary(totals, active),
+        }
+
+    @router.get("/metrics/{metric_name}", tags=["service"], summary="One time series (KATO's)")
+    async def metric_history(metric_name: str, minutes: Minutes = 10) -> Body:
+        points = monitor.series(metric_name, minutes)
+        if not points:
+            raise NotFoundError(
+                f"No data available for metric '{metric_name}' in the last {minutes} minutes"
+            )
+        return {
+            "metric_name": metric_name,
+            "time_range_minutes": minutes,
+            "timestamp": time.time(),
+            "statistics": statistics(points),
+            "data_points": points,
+        }
 
     return router

@@ -23,7 +23,14 @@ from kato.lab.history import OPERATIONS
 from kato.lab.scenarios import Step
 from kato.service import create_app
 
-SERVICE_ROUTES = {("GET", "/"), ("GET", "/health"), ("GET", "/status"), ("GET", "/metrics")}
+SERVICE_ROUTES = {
+    ("GET", "/"),
+    ("GET", "/health"),
+    ("GET", "/status"),
+    ("GET", "/metrics"),
+    ("GET", "/stats"),
+    ("GET", "/metrics/{metric_name}"),
+}
 
 #: Each client method and the operation it sends (its session is opened and closed with
 #: ``create_session`` and ``delete_session``; ``count_sessions`` is the service's, not a
@@ -47,7 +54,14 @@ CLIENT_METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "clear_stm": ("clear_stm", {}),
     "clear_all": ("clear_all", {}),
 }
-NOT_CLIENT_METHODS = {"create_session", "delete_session", "count_sessions"}
+#: Not a session's: the service's count, and KATO's node-level percept and cognition.
+NOT_CLIENT_METHODS = {
+    "create_session",
+    "delete_session",
+    "count_sessions",
+    "node_percept_data",
+    "node_cognition_data",
+}
 
 
 def test_every_entry_is_a_documented_route_and_every_operation_route_an_entry() -> None:

@@ -21,6 +21,7 @@ from kato.service import create_app
 CODES = {
     "SESSION_NOT_FOUND",
     "NOT_FOUND",
+    "PATTERN_NOT_FOUND",
     "METHOD_NOT_ALLOWED",
     "VALIDATION_ERROR",
     "EMPTY_STM",
@@ -42,7 +43,7 @@ SUFFIXES = [
     "/cognition-data",
     "/exists",
 ]
-NODE_PATHS = ["/pattern/x", "/patterns", "/symbols/stats"]
+NODE_PATHS = ["/pattern/x", "/patterns", "/symbols/stats", "/percept-data", "/cognition-data"]
 HOSTILE_SEGMENTS = st.one_of(
     st.sampled_from(
         ["count", "*", "{x}", "a:b", "..", "%2e%2e", "%0a", "session-" + "f" * 32 + "-1", " "]
@@ -123,9 +124,7 @@ def test_generated_hostile_requests_never_reach_5xx(node_id: str) -> None:
             target=st.one_of(
                 st.tuples(st.just("own"), st.sampled_from(SUFFIXES)),
                 st.tuples(HOSTILE_SEGMENTS, st.sampled_from(SUFFIXES)),
-                st.tuples(
-                    st.just("node"), st.sampled_from(["/pattern/x", "/patterns", "/symbols/stats"])
-                ),
+                st.tuples(st.just("node"), st.sampled_from(NODE_PATHS)),
             ),
             body=st.one_of(observation_like, json_values, raw_bodies),
         )

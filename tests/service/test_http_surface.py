@@ -129,7 +129,7 @@ def test_metrics_parse_and_count_requests_by_route_and_status(
     http.post(f"/sessions/{session_id}/observe", json={"strings": ["a"]})
     http.post(f"/sessions/{session_id}/learn")
     http.post(f"/sessions/{session_id}/learn")  # 400 EMPTY_STM
-    text = http.get("/metrics").text
+    text = http.get("/metrics", headers={"Accept": "text/plain"}).text
     families = {family.name: family for family in text_string_to_metric_families(text)}
     requests = {
         (s.labels["route"], s.labels["status"]): s.value

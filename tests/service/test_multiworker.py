@@ -274,7 +274,7 @@ def test_metrics_aggregate_every_worker(cluster: str) -> None:
         sid = await create(pool, "mw-metrics")
         for i in range(40):
             await pool.request("POST", f"/sessions/{sid}/observe", json={"strings": [f"m{i}"]})
-        text = (await pool.request("GET", "/metrics")).text
+        text = (await pool.request("GET", "/metrics", headers={"Accept": "text/plain"})).text
         from prometheus_client.parser import text_string_to_metric_families
 
         families = {f.name: f for f in text_string_to_metric_families(text)}
