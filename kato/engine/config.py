@@ -190,8 +190,7 @@ def overrides_schema() -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
-            key: {"anyOf": [_CHECKS[name].schema, {"type": "null"}]}
-            for key, name in names.items()
+            key: {"anyOf": [_CHECKS[name].schema, {"type": "null"}]} for key, name in names.items()
         },
         "additionalProperties": True,
     }
