@@ -380,7 +380,7 @@ class Kato:
         check_node_id(node_id)
         if PATTERN_NAME.fullmatch(name) is None:
             raise PatternNotFoundError(
-                f"Pattern {name} not found: a pattern name is PTRN|<hex> or <hex>"
+                f"Pattern {echo(name)} not found: a pattern name is PTRN|<hex> or <hex>"
             )
         pattern = self.nodes.ltm(node_id).pattern(engine.bare_pattern_name(name))
         if pattern is None:

@@ -23,6 +23,21 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from kato.core import Kato
+from kato.exceptions import (
+    ConflictError,
+    EmptySTMError,
+    InvalidConfigError,
+    KatoError,
+    LimitExceededError,
+    NotFoundError,
+    SessionLimitError,
+    SessionNotFoundError,
+    StmFullError,
+    StoreUnavailableError,
+    ValidationError,
+    VectorDimensionError,
+)
+from kato.settings import MAX_TTL, MIN_SESSION_TTL
 
 __all__ = [
     "ENDPOINTS",
@@ -41,18 +56,21 @@ Body = dict[str, Any]
 MAX_OFFSET = 2**31 - 1
 #: The request bodies' shapes, by their name in :mod:`kato.api.shapes` (pydantic models the
 #: service validates with; named here so that the clients never import pydantic).
-Shape = Literal["SessionCreateIn", "ObservationIn", "ObserveSequenceIn", "AnyObject"]
+Shape = Literal["SessionCreateIn", "ObservationIn", "ObserveSequenceIn", "ConfigUpdateIn"]
 
 
 @dataclass(frozen=True, slots=True)
 class QueryParam:
-    """An integer query parameter; without a ``default`` it is required."""
+    """An integer query parameter; without a ``default`` it is required. Out of ``ge``..``le``
+    it is refused with 422, unless ``core_checks``: then the core refuses it (with its own
+    error) and the range is only documented."""
 
     name: str
     default: int | None = None
     ge: int | None = None
     le: int | None = None
     description: str | None = None
+    core_checks: bool = False
 
 
 # -- the table --------------------------------------------------------------------------------
@@ -71,6 +89,9 @@ class Endpoint:
     * ``body`` - the request body's shape (in :mod:`kato.api.shapes`); ``node`` - the node id
       comes in the query (``?node_id=`` or ``X-Node-ID``); ``query`` - further query parameters.
     * ``echo_header`` - ``(header, field)``: the response repeats the body's field in a header.
+    * ``errors`` - the errors the operation's own rules raise; :attr:`refusals` adds those
+      that every operation of its kind can answer. ``needs_session`` - false for the one
+      session operation that answers about a missing session instead of refusing it.
     """
 
     name: str
@@ -85,6 +106,24 @@ class Endpoint:
     node: bool = False
     query: tuple[QueryParam, ...] = ()
     echo_header: tuple[str, str] | None = None
+    errors: tuple[type[KatoError], ...] = ()
+    needs_session: bool = True
+
+    @property
+    def refusals(self) -> tuple[type[KatoError], ...]:
+        """Every error the operation can answer (for its documentation): its own; 422 for a
+        request that does not parse into its parameters or body; 404 for an unknown session
+        and 409 for a write that kept conflicting, on a session's path; 503 for an
+        unreachable store, always."""
+        found = list(self.errors)
+        if self.path_params or self.node or self.query or self.body is not None:
+            found.append(ValidationError)
+        if "session_id" in self.path_params and self.needs_session:
+            found.append(SessionNotFoundError)
+            if self.method == "POST":
+                found.append(ConflictError)
+        found.append(StoreUnavailableError)
+        return tuple(dict.fromkeys(found))
 
     @property
     def path_params(self) -> tuple[str, ...]:
@@ -111,6 +150,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             config=op.json.get("config"),
         ),
         body="SessionCreateIn", echo_header=("X-Session-ID", "session_id"),
+        errors=(InvalidConfigError, SessionLimitError),
     ),
     Endpoint(
         "count_sessions", "GET", "/sessions/count", "Count live sessions", "sessions",
@@ -126,12 +166,18 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         "session_exists", "GET", _S + "/exists", "Does it exist?", "sessions",
-        lambda k, op: k.session_exists(op.sid), retry_safe=True,
+        lambda k, op: k.session_exists(op.sid), retry_safe=True, needs_session=False,
     ),
     Endpoint(
         "extend_session", "POST", _S + "/extend", "Set and restart TTL", "sessions",
         lambda k, op: k.extend_session(op.sid, op.args["ttl_seconds"]),
-        query=(QueryParam("ttl_seconds", description="new TTL length in seconds (1..86400)"),),
+        query=(
+            QueryParam(
+                "ttl_seconds", ge=MIN_SESSION_TTL, le=MAX_TTL, core_checks=True,
+                description="new TTL length in seconds",
+            ),
+        ),
+        errors=(InvalidConfigError,),
     ),
     Endpoint(
         "get_session_config", "GET", _S + "/config", "Effective config", "sessions",
@@ -140,17 +186,19 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "update_session_config", "POST", _S + "/config", "Update config", "sessions",
         lambda k, op: k.update_session_config(op.sid, _config_of(op.json)),
-        body="AnyObject",
+        body="ConfigUpdateIn", errors=(InvalidConfigError,),
     ),
     Endpoint(
         "observe", "POST", _S + "/observe", "Observe", "sessions",
         lambda k, op: k.observe(op.sid, op.json),
         idempotency_key="unique_id", body="ObservationIn",
+        errors=(VectorDimensionError, LimitExceededError, StmFullError),
     ),
     Endpoint(
         "observe_sequence", "POST", _S + "/observe-sequence", "Observe a batch", "sessions",
         lambda k, op: k.observe_sequence(op.sid, op.json),
         body="ObserveSequenceIn",
+        errors=(VectorDimensionError, EmptySTMError, LimitExceededError, StmFullError),
     ),
     Endpoint(
         "get_stm", "GET", _S + "/stm", "Short-term memory", "sessions",
@@ -158,7 +206,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         "learn", "POST", _S + "/learn", "Learn the STM", "sessions",
-        lambda k, op: k.learn(op.sid),
+        lambda k, op: k.learn(op.sid), errors=(EmptySTMError,),
     ),
     Endpoint(
         "get_predictions", "GET", _S + "/predictions", "Predictions", "sessions",
@@ -183,7 +231,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "get_pattern", "GET", "/pattern/{pattern_name}", "One learned pattern", "nodes",
         lambda k, op: k.get_pattern(op.nid, op.args["pattern_name"]),
-        retry_safe=True, node=True,
+        retry_safe=True, node=True, errors=(NotFoundError,),
     ),
     Endpoint(
         "list_patterns", "GET", "/patterns", "Learned patterns, paginated", "nodes",

@@ -15,7 +15,13 @@ from typing import Any
 
 from kato.exceptions import InvalidConfigError
 
-__all__ = ["RANK_SORT_ALGOS", "SESSION_FIELDS", "EngineConfig", "validate_overrides"]
+__all__ = [
+    "RANK_SORT_ALGOS",
+    "SESSION_FIELDS",
+    "EngineConfig",
+    "overrides_schema",
+    "validate_overrides",
+]
 
 #: Prediction fields a session may rank by; ``potential`` reproduces engine.md §4.7.
 RANK_SORT_ALGOS = (
@@ -83,7 +89,16 @@ class EngineConfig:
         return {name: getattr(self, name) for name in SESSION_FIELDS}
 
 
-def _int_in(low: int, high: int | None) -> Callable[[Any], str | None]:
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """One field's rule: ``check`` says what is wrong with a value (``None``: nothing), and
+    ``schema`` states the same rule in JSON Schema, for the service's OpenAPI document."""
+
+    check: Callable[[Any], str | None]
+    schema: dict[str, Any]
+
+
+def _int_in(low: int, high: int | None) -> _Rule:
     def check(value: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, int):
             return f"must be an integer{_range_text(low, high)}, got {value!r}"
@@ -91,7 +106,8 @@ def _int_in(low: int, high: int | None) -> Callable[[Any], str | None]:
             return f"must be{_range_text(low, high)}, got {value}"
         return None
 
-    return check
+    bounds = {"minimum": low} if high is None else {"minimum": low, "maximum": high}
+    return _Rule(check, {"type": "integer", **bounds})
 
 
 def _range_text(low: float, high: float | None) -> str:
@@ -111,32 +127,35 @@ def _check_bool(value: Any) -> str | None:
     return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
 
 
-def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
+def _one_of(choices: tuple[str, ...]) -> _Rule:
     def check(value: Any) -> str | None:
         if value in choices and isinstance(value, str):
             return None
         return f"must be one of {', '.join(choices)}, got {value!r}"
 
-    return check
+    return _Rule(check, {"type": "string", "enum": list(choices)})
 
 
 def _check_stm_mode(value: Any) -> str | None:
     return None if isinstance(value, str) else f"must be a string (CLEAR or ROLLING), got {value!r}"
 
 
-_CHECKS: dict[str, Callable[[Any], str | None]] = {
+_BOOL = _Rule(_check_bool, {"type": "boolean"})
+_CHECKS: dict[str, _Rule] = {
     "max_pattern_length": _int_in(0, None),
-    "stm_mode": _check_stm_mode,
+    "stm_mode": _Rule(
+        _check_stm_mode, {"type": "string", "description": "CLEAR or ROLLING (else CLEAR)"}
+    ),
     "persistence": _int_in(1, 100),
-    "recall_threshold": _check_threshold,
+    "recall_threshold": _Rule(_check_threshold, {"type": "number", "minimum": 0, "maximum": 1}),
     "max_predictions": _int_in(1, 10000),
-    "sort_symbols": _check_bool,
-    "process_predictions": _check_bool,
+    "sort_symbols": _BOOL,
+    "process_predictions": _BOOL,
     "indexer_type": _one_of(INDEXER_TYPES),
     "rank_sort_algo": _one_of(RANK_SORT_ALGOS),
 }
 SESSION_FIELDS = tuple(_CHECKS)
-_SERVICE_CHECKS: dict[str, Callable[[Any], str | None]] = {
+_SERVICE_CHECKS: dict[str, _Rule] = {
     "stm_max_events": _int_in(1, None),
     "accumulator_max_entries": _int_in(1, None),
     "max_event_symbols": _int_in(1, None),
@@ -153,7 +172,7 @@ def _field_errors(values: Mapping[str, Any], *, include_service: bool = False) -
     checks = {**_CHECKS, **_SERVICE_CHECKS} if include_service else _CHECKS
     errors = {}
     for name, value in values.items():
-        problem = checks[name](value)
+        problem = checks[name].check(value)
         if problem is not None:
             errors[name] = problem
     return errors
@@ -181,3 +200,16 @@ def validate_overrides(changes: Mapping[str, Any]) -> dict[str, Any]:
     if "recall_threshold" in picked:
         picked["recall_threshold"] = float(picked["recall_threshold"])
     return picked
+
+
+def overrides_schema() -> dict[str, Any]:
+    """The JSON Schema of a session configuration update: the rules :func:`validate_overrides`
+    applies (``null`` means "not given", unknown keys are ignored, ``sort`` is an alias)."""
+    names = {**{name: name for name in _CHECKS}, **_ALIASES}
+    return {
+        "type": "object",
+        "properties": {
+            key: {"anyOf": [_CHECKS[name].schema, {"type": "null"}]} for key, name in names.items()
+        },
+        "additionalProperties": True,
+    }

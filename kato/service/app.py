@@ -98,7 +98,9 @@ def create_app(
     app.state.kato = kato
     app.state.metrics = metrics
     install_error_handlers(app)
-    app.include_router(build_router(kato, metrics, monitor, started=time.monotonic()))
+    router = build_router(kato, metrics, monitor, started=time.monotonic())
+    app.state.routes = router.routes  # what a 405's ``Allow`` is computed from
+    app.include_router(router)
     if settings.rate_limit > 0:  # inside the observer, so a 429 is logged and counted too
         app.add_middleware(RateLimiter, rate=settings.rate_limit, burst=settings.burst)
     app.add_middleware(

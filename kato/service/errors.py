@@ -19,6 +19,7 @@ from kato.exceptions import (
     ValidationError,
     echo,
 )
+from kato.service.routes import allowed_methods
 
 __all__ = ["error_body", "error_response", "install_error_handlers"]
 
@@ -48,9 +49,17 @@ def _field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _allow(request: Request, response: JSONResponse) -> JSONResponse:
+    """A 405 names every method its path is served with (RFC 9110), not only one route's."""
+    routes = request.app.state.routes  # the flat list (FastAPI includes routers lazily)
+    response.headers["Allow"] = ", ".join(allowed_methods(routes, request.scope))
+    return response
+
+
 async def _kato_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, KatoError)
-    return error_response(exc, _request_id(request))
+    response = error_response(exc, _request_id(request))
+    return _allow(request, response) if isinstance(exc, MethodNotAllowedError) else response
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -86,7 +95,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     response = error_response(error, _request_id(request))
     if exc.headers:
         response.headers.update(exc.headers)
-    return response
+    return _allow(request, response) if exc.status_code == 405 else response
 
 
 def install_error_handlers(app: Any) -> None:

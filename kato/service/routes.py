@@ -12,16 +12,18 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 from kato._version import __version__
 from kato.api import ENDPOINTS, Body, Endpoint, Operation, shapes
-from kato.core import Kato, check_node_id
+from kato.core import NODE_ID_PATTERN, Kato, check_node_id
 from kato.exceptions import (
     MethodNotAllowedError,
     NotFoundError,
@@ -30,8 +32,12 @@ from kato.exceptions import (
 )
 from kato.observability import Metrics, current_trace
 from kato.service.monitoring import Monitor, statistics
+from kato.service.openapi import error_responses, middleware_errors
 
-__all__ = ["build_router"]
+__all__ = ["allowed_methods", "build_router"]
+
+#: The name of the route that refuses methods ``/sessions/count`` does not serve.
+_REFUSER = "count_wrong_method"
 
 
 class SlashTolerantRouter(APIRouter):
@@ -45,12 +51,40 @@ class SlashTolerantRouter(APIRouter):
             super().add_api_route(path + "/", endpoint, **twin)
 
 
+def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
+    """The methods ``scope``'s path is served with by ``routes``, as routing would dispatch
+    them (for the ``Allow`` of a 405): a method counts when the first route it fully matches is
+    not the refuser of ``/sessions/count``."""
+    candidates = {
+        method
+        for route in routes
+        if route.matches(scope)[0] is not Match.NONE
+        for method in getattr(route, "methods", None) or ()
+    }
+    allowed = []
+    for method in sorted(candidates):
+        probe = {**scope, "method": method}  # some route takes it: the one it came from
+        first = next(route for route in routes if route.matches(probe)[0] is Match.FULL)
+        if getattr(first, "name", None) != _REFUSER:
+            allowed.append(method)
+    return allowed
+
+
+#: How ``/openapi.json`` states the node of a node operation: a required query parameter (the
+#: headers the service also reads are an alternative OpenAPI cannot express).
+_NODE_PARAMETER = {
+    "name": "node_id",
+    "in": "query",
+    "required": True,
+    "description": "The node (the X-Node-ID header may carry it instead)",
+    "schema": {"type": "string", "pattern": f"^{NODE_ID_PATTERN.pattern}$"},
+}
+
+
 def _node_from_request(
-    node_id: Annotated[
-        str | None, Query(description="The node (else X-Node-ID or x-test-id)")
-    ] = None,
-    x_node_id: Annotated[str | None, Header()] = None,
-    x_test_id: Annotated[str | None, Header()] = None,
+    node_id: Annotated[str | None, Query(include_in_schema=False)] = None,
+    x_node_id: Annotated[str | None, Header(include_in_schema=False)] = None,
+    x_test_id: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> str:
     chosen = node_id or x_node_id or x_test_id
     if chosen is None:
@@ -91,7 +125,11 @@ def _parameters(ep: Endpoint) -> list[inspect.Parameter]:
     if ep.node:
         params.append(param("node", NodeId))
     for q in ep.query:
-        rule = Query(ge=q.ge, le=q.le, description=q.description)
+        if q.core_checks:
+            documented = {"minimum": q.ge, "maximum": q.le}
+            rule = Query(description=q.description, json_schema_extra=documented)
+        else:
+            rule = Query(ge=q.ge, le=q.le, description=q.description)
         default = P.empty if q.default is None else q.default
         params.append(param(q.name, Annotated[int, rule], default))
     if ep.body is not None:
@@ -129,10 +167,14 @@ def _handler(kato: Kato, ep: Endpoint) -> Callable[..., Awaitable[Body]]:
 def build_router(kato: Kato, metrics: Metrics, monitor: Monitor, started: float) -> APIRouter:
     """All routes, closed over one deployment (no module-level state)."""
     router = SlashTolerantRouter()
+    middleware = middleware_errors(kato.settings)
 
     # Before ``/sessions/{session_id}`` would take ``count`` for a session id.
     @router.api_route(
-        "/sessions/count", methods=["POST", "PUT", "PATCH", "DELETE"], include_in_schema=False
+        "/sessions/count",
+        methods=["POST", "PUT", "PATCH", "DELETE"],
+        include_in_schema=False,
+        name=_REFUSER,
     )
     async def count_wrong_method(request: Request) -> Body:
         raise MethodNotAllowedError(f"Method {request.method} not allowed on /sessions/count")
@@ -145,10 +187,19 @@ def build_router(kato: Kato, metrics: Metrics, monitor: Monitor, started: float)
             name=ep.name,
             tags=[ep.tag],
             summary=ep.summary,
+            responses=error_responses((*ep.refusals, *middleware)),
+            openapi_extra={"parameters": [_NODE_PARAMETER]} if ep.node else None,
         )
 
     # -- service -----------------------------------------------------------------------------
-    @router.get("/", tags=["service"], summary="Service description")
+    unlimited = middleware_errors(kato.settings, rate_limited=False)
+
+    @router.get(
+        "/",
+        tags=["service"],
+        summary="Service description",
+        responses=error_responses(middleware),
+    )
     async def root() -> Body:
         return {
             "service": "KATO",
@@ -161,7 +212,16 @@ def build_router(kato: Kato, metrics: Metrics, monitor: Monitor, started: float)
             "session_support": True,
         }
 
-    @router.get("/health", tags=["service"], summary="Health of the service and its stores")
+    @router.get(
+        "/health",
+        tags=["service"],
+        summary="Health of the service and its stores",
+        response_model=Body,
+        responses={
+            **error_responses(unlimited),
+            503: {"model": Body, "description": "unhealthy: a store is down (the same body)"},
+        },
+    )
     async def health() -> JSONResponse:
         latest = monitor.latest
         body = await kato.health(started=started, issues=monitor.issues())
@@ -169,7 +229,12 @@ def build_router(kato: Kato, metrics: Metrics, monitor: Monitor, started: float)
         body["last_collection"] = latest.timestamp if latest is not None else None
         return JSONResponse(body, status_code=503 if body["status"] == "unhealthy" else 200)
 
-    @router.get("/status", tags=["service"], summary="Process-wide status")
+    @router.get(
+        "/status",
+        tags=["service"],
+        summary="Process-wide status",
+        responses=error_responses(middleware),
+    )
     async def status() -> Body:
         return {
             "status": "running",
@@ -200,7 +265,10 @@ def build_router(kato: Kato, metrics: Metrics, monitor: Monitor, started: float)
             "`sessions`, `performance`, `resources`, `databases`, `rates`, "
             "`processor_manager`). Both aggregate every worker process."
         ),
-        responses={200: {"content": {"application/json": {}, _PROMETHEUS: {}}}},
+        responses={
+            200: {"content": {"application/json": {}, _PROMETHEUS: {}}},
+            **error_responses(unlimited, json_route=False),
+        },
     )
     async def metrics_endpoint(request: Request) -> Response:
         active = await _active()
@@ -218,7 +286,12 @@ def build_router(kato: Kato, metrics: Metrics, monitor: Monitor, started: float)
             }
         )
 
-    @router.get("/stats", tags=["service"], summary="Time series of the last minutes (KATO's)")
+    @router.get(
+        "/stats",
+        tags=["service"],
+        summary="Time series of the last minutes (KATO's)",
+        responses=error_responses([*middleware, ValidationError]),
+    )
     async def stats(minutes: Minutes = 10) -> Body:
         totals = await asyncio.to_thread(monitor.totals)
         active = await _active()
@@ -232,7 +305,12 @@ def build_router(kato: Kato, metrics: Metrics, monitor: Monitor, started: float)
             "summary": monitor.summary(totals, active),
         }
 
-    @router.get("/metrics/{metric_name}", tags=["service"], summary="One time series (KATO's)")
+    @router.get(
+        "/metrics/{metric_name}",
+        tags=["service"],
+        summary="One time series (KATO's)",
+        responses=error_responses([*middleware, ValidationError, NotFoundError]),
+    )
     async def metric_history(metric_name: str, minutes: Minutes = 10) -> Body:
         points = monitor.series(metric_name, minutes)
         if not points:
