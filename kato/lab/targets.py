@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -212,13 +212,7 @@ def deploy(spec: Experiment, *, redis_persistence: str | None = None) -> Iterato
                 args += ["--lose-responses", str(spec.lost_responses)]
         server = stack.enter_context(serve(*args, env=env, program=program))
         yield Deployment(
-            lambda: HttpClient(
-                server.url,
-                timeout_s=spec.timeout_s,
-                connections=_connections(spec),
-                retries=spec.client_retries,
-                idempotency=spec.idempotency,
-            ),
+            lambda: _client(spec, server.url),
             {
                 "target": "http",
                 "workers": spec.workers,
@@ -232,9 +226,16 @@ def deploy(spec: Experiment, *, redis_persistence: str | None = None) -> Iterato
         )
 
 
-def _connections(spec: Experiment) -> int:
-    """Each client's connection pool: together about 64 connections."""
-    return max(2, 64 // max(spec.concurrency, 1))
+def _client(spec: Experiment, urls: str | Sequence[str], **options: Any) -> HttpClient:
+    """A client of ``spec``'s run: its timeout and retries, pools of about 64 connections in all."""
+    return HttpClient(
+        urls,
+        timeout_s=spec.timeout_s,
+        connections=max(2, 64 // max(spec.concurrency, 1)),
+        retries=spec.client_retries,
+        idempotency=spec.idempotency,
+        **options,
+    )
 
 
 @contextlib.contextmanager
@@ -252,15 +253,7 @@ def _found(spec: Experiment) -> Iterator[Deployment]:
     info = {"target": "url", "urls": list(spec.urls), "capabilities": capabilities.to_dict()}
     try:
         yield Deployment(
-            lambda: HttpClient(
-                spec.urls,
-                timeout_s=spec.timeout_s,
-                connections=_connections(spec),
-                retries=spec.client_retries,
-                idempotency=spec.idempotency,
-                rotation=rotation,
-                created=created,
-            ),
+            lambda: _client(spec, spec.urls, rotation=rotation, created=created),
             info,
             capabilities=capabilities,
         )

@@ -294,3 +294,29 @@ def test_retries_against_a_server_without_replay_are_refused(
     done = _lab_run("many-sessions", "--url", without_extras, "--client-retries", "2", out=tmp_path)
     assert done.returncode == 2
     assert "unique_id replay" in done.stderr
+
+
+def test_a_sweep_takes_its_deployment_from_a_target_file(
+    production: tuple[str, RedisServer], tmp_path: Path
+) -> None:
+    url, _ = production
+    (tmp_path / "deployment.yaml").write_text(f"urls: [{url}]\n")
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(
+        "target_file: deployment.yaml\n"
+        "base: {scenario: shared-session, operations: 40}\n"
+        "grid: {concurrency: [2, 4]}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "kato", "lab", "sweep", str(grid), "--out", str(tmp_path / "out"),
+         "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr + done.stdout
+    runs = sorted((tmp_path / "out").glob("*/runs/*/params.json"))
+    assert [json.loads(p.read_text())["urls"] for p in runs] == [[url], [url]]
+    assert all(
+        json.loads((p.parent / "verdicts.json").read_text())["valid"] is True for p in runs
+    )
