@@ -1,10 +1,11 @@
 """``kato lab``: run an experiment, a sweep, re-check a history, report on saved runs.
 
 Each subcommand parses its arguments and calls one :mod:`kato.lab` function. Exit codes:
-0 the work completed (whatever the verdict; ``--fail-on-anomaly`` turns an invalid verdict into
-1; ``soak`` and ``durability`` exit 1 when their verdict fails), 2 bad arguments (with the
-reason on stderr). The last line printed is the folder written (``fuzz``: the folder, then
-its summary line; exit 1 on any 5xx).
+0 the work completed (whatever the verdict; ``--fail-on-anomaly`` turns an invalid or unknown
+verdict into 1, never a ``partial`` one — checks the target could not serve; ``soak`` and
+``durability`` exit 1 when their verdict fails), 2 bad arguments (with the reason on stderr).
+The last line printed is the folder written (``fuzz``: the folder, then its summary line; exit 1
+on any 5xx).
 """
 
 from __future__ import annotations
@@ -43,8 +44,18 @@ def _verdict_table(verdicts: Mapping[str, Any]) -> str:
         lines.append(
             f"{checker['name']:<20} {checker['valid']!s:<8} {checker['anomalies']:>9}  {example}"
         )
+    for skipped in verdicts.get("skipped", []):
+        lines.append(f"{skipped['check']:<20} {'skipped':<8} {'':>9}  {skipped['reason']}")
     lines.append(f"{'overall':<20} {verdicts['valid']!s:<8}")
     return "\n".join(lines)
+
+
+def _anomalous(valid: object) -> bool:
+    """What ``--fail-on-anomaly`` fails on: not valid, and not ``"partial"`` (every check that
+    could run passed; the target could not serve the others)."""
+    from kato.lab.checkers import PARTIAL
+
+    return valid is not True and valid != PARTIAL
 
 
 #: ``kato lab run``'s flags by the experiment field each sets (the others share its name).
@@ -65,6 +76,15 @@ def _spec_from(args: argparse.Namespace) -> Experiment:
     """The experiment ``kato lab run``'s flags describe (a flag left unset keeps the default)."""
     given = {name: getattr(args, _RUN_FLAGS.get(name, name)) for name in _RUN_FIELDS}
     given["idempotency"] = not args.no_idempotency
+    if args.target_file:
+        from kato.lab.remote import load_target_file
+
+        deployment = load_target_file(Path(args.target_file))
+        given.update(urls=deployment["urls"], fault_hooks=deployment["fault_hooks"])
+    if args.url:
+        given["urls"] = [*given.get("urls", []), *args.url]
+    if given["target"] is None:
+        given["target"] = "url" if given.get("urls") else "http"
     return Experiment.from_dict({name: value for name, value in given.items() if value is not None})
 
 
@@ -79,6 +99,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     try:
         result = run(spec, progress=not args.quiet, out=Path(args.out))
+    except ValueError as exc:  # the target refused before the run (a url target's probe)
+        print(f"kato lab run: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as stop:
         notes = getattr(stop, "__notes__", ())
         print("kato lab run: interrupted", *notes, sep="\n", file=sys.stderr)
@@ -93,7 +116,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"generator ceiling {result.metadata['generator_ceiling_ops_s']:.0f} ops/s"
     )
     print(folder)
-    return 1 if args.fail_on_anomaly and result.valid is not True else 0
+    return 1 if args.fail_on_anomaly and _anomalous(result.valid) else 0
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -106,7 +129,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         return 2
     print(_verdict_table(verdicts))
     print(path)
-    return 1 if args.fail_on_anomaly and verdicts["valid"] is not True else 0
+    return 1 if args.fail_on_anomaly and _anomalous(verdicts["valid"]) else 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -132,7 +155,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         document = yaml.safe_load(Path(args.grid).read_text()) or {}
         if isinstance(document, dict) and "notebook" in document:
             return _notebook_sweep(document, Path(args.grid), args)
-        specs = experiments(dict(document.get("base", {})), dict(document.get("grid", {})))
+        base = _target_fields(document, Path(args.grid)) | dict(document.get("base", {}))
+        specs = experiments(base, dict(document.get("grid", {})))
     except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:
         print(f"kato lab sweep: {exc}", file=sys.stderr)
         return 2
@@ -140,6 +164,19 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     print(sweep(specs, Path(args.out), progress=not args.quiet))
     return 0
+
+
+def _target_fields(document: Mapping[str, Any], grid_file: Path) -> dict[str, Any]:
+    """A grid document's ``target_file`` (beside the document, or from here) as experiment
+    fields (``target``, ``urls``, ``fault_hooks``); none: ``{}``."""
+    if not document.get("target_file"):
+        return {}
+    from kato.lab.remote import load_target_file
+
+    path = Path(document["target_file"])
+    if not path.exists() and (grid_file.parent / path).exists():
+        path = grid_file.parent / path
+    return load_target_file(path)
 
 
 def _notebook_sweep(document: Mapping[str, Any], grid_file: Path, args: argparse.Namespace) -> int:
@@ -161,7 +198,7 @@ def _notebook_sweep(document: Mapping[str, Any], grid_file: Path, args: argparse
             notebook,
             dict(document.get("grid") or {}),
             Path(args.out),
-            parameters=dict(document.get("parameters") or {}),
+            parameters=_target_fields(document, grid_file) | dict(document.get("parameters") or {}),
             progress=not args.quiet,
         )
     except SweepError as exc:
@@ -342,7 +379,19 @@ def add_arguments(lab: argparse.ArgumentParser) -> None:
 
     run = verbs.add_parser("run", help="run one experiment and judge it")
     run.add_argument("scenario", choices=SCENARIOS)
-    run.add_argument("--target", choices=TARGETS, default="http")
+    run.add_argument(
+        "--target", choices=TARGETS, default=None, help="default: http, or url with --url"
+    )
+    run.add_argument(
+        "--url",
+        action="append",
+        default=[],
+        help="a running KATO service (http://host:port) to test; repeat for several hosts of one "
+        "deployment, used round robin",
+    )
+    run.add_argument(
+        "--target-file", default=None, help="a YAML file: urls, and faults: {name: {start, stop}}"
+    )
     run.add_argument("--store", choices=STORES, default="redis")
     run.add_argument("--variant", default="production")
     run.add_argument("--workers", type=int, default=2)
@@ -368,7 +417,11 @@ def add_arguments(lab: argparse.ArgumentParser) -> None:
     )
     run.add_argument("--out", default="results", help="results folder (default ./results)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
-    run.add_argument("--fail-on-anomaly", action="store_true", help="exit 1 if invalid")
+    run.add_argument(
+        "--fail-on-anomaly",
+        action="store_true",
+        help="exit 1 if invalid or unknown (not if partial: checks the target cannot serve)",
+    )
     run.set_defaults(run=_cmd_run)
 
     check = verbs.add_parser("check", help="judge a saved history again")

@@ -7,14 +7,18 @@ directly (aiohttp; by default no retries, no generated ``unique_id``): the workb
 exactly what the service did. Asked for ``retries`` (``Experiment.client_retries``), it retries an
 ``observe`` whose response was lost (a 503 or a dropped connection) like a production client
 would, with an idempotency key (``unique_id``: ``obs-<hex>``, one per step, reused on every
-retry) unless ``idempotency=False`` (R9); the step's outcome is its last attempt's. The engine
-client calls :class:`~kato.core.Kato` in this process.
+retry) unless ``idempotency=False`` (R9); the step's outcome is its last attempt's. Given several
+base URLs (the ``url`` target: several hosts of one deployment) it sends each request to the next
+one, round robin, as a load balancer would. The engine client calls :class:`~kato.core.Kato` in
+this process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -117,21 +121,31 @@ class EngineClient:
 
 
 class HttpClient:
-    """Runs steps against a KATO service with aiohttp, over its own connection pool."""
+    """Runs steps against a KATO service with aiohttp, over its own connection pool.
+
+    ``base_url``: one URL, or several used round robin (``rotation`` numbers the requests; share
+    one between the clients of a run to spread them all). ``created`` collects the id of every
+    session it creates (so a run can remove them from a deployment that is not its own).
+    """
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         *,
         timeout_s: float,
         connections: int = 4,
         retries: int = 0,
         idempotency: bool = True,
+        rotation: Iterator[int] | None = None,
+        created: set[str] | None = None,
     ) -> None:
         import aiohttp
 
         self._aiohttp = aiohttp
-        self.base_url = base_url.rstrip("/")
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        self.base_urls = [url.rstrip("/") for url in urls]
+        self._rotation = rotation if rotation is not None else itertools.count()
+        self.created = created
         self.retries, self.idempotency = retries, idempotency
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         # two pools: ``other_connection`` steps go through the second one
@@ -152,6 +166,12 @@ class HttpClient:
         return op.method, path, options
 
     async def call(self, step: Step, session_id: str | None) -> Result:
+        result = await self._call(step, session_id)
+        if step.f == "create" and result.outcome == "ok" and self.created is not None:
+            self.created.add(result.value["session_id"])
+        return result
+
+    async def _call(self, step: Step, session_id: str | None) -> Result:
         op = operation_of(step, session_id)
         method, path, options = self._request(step, op)
         key = op.endpoint.idempotency_key  # only writes that can carry a key are retried
@@ -170,9 +190,10 @@ class HttpClient:
 
     async def _attempt(self, step: Step, method: str, path: str, options: dict[str, Any]) -> Result:
         session = self._sessions[1 if step.other_connection else 0]
+        base_url = self.base_urls[next(self._rotation) % len(self.base_urls)]
         try:
             async with session.request(
-                method, self.base_url + path, timeout=self._timeout, **options
+                method, base_url + path, timeout=self._timeout, **options
             ) as response:
                 status = response.status
                 worker = response.headers.get("X-Kato-Worker")

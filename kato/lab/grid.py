@@ -118,10 +118,11 @@ def recheck(path: Path) -> tuple[Path, dict[str, Any]]:
     Returns the path and the fresh verdicts."""
     from kato.lab.checkers import check
     from kato.lab.history import History, history_file
+    from kato.lab.remote import skipped_checks
 
     path = history_file(path)
-    history, _ = History.read(path)
-    return path, check(history)
+    history, metadata = History.read(path)
+    return path, check(history, skipped=skipped_checks(metadata.get("target") or {}))
 
 
 def table(results: Iterable[Run]) -> pd.DataFrame:

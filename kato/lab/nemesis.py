@@ -29,6 +29,12 @@ fault               start → stop                                           win
                     ``--data-dir``, AOF) and wait until it answers
 ==================  =====================================================  ===================
 
+A deployment the workbench did not start (the ``url`` target) is reached only through commands
+its operator gives (``fault_hooks``, from a target file): :class:`CommandHook` runs the hook's
+``start`` command when the window opens and its ``stop`` command when it closes, the way Jepsen
+drives its nemesis through commands on real nodes. A url spec with a fault but no hook for it is
+refused when the spec is made.
+
 Which scenarios suit: the run must still be issuing operations when the fault starts and after it
 ends, so use an open-loop ``rate`` (the schedule then spans ``operations / rate`` seconds and the
 fault starts 30 % into it by default) with ``many-sessions`` (every session is read at the end,
@@ -57,6 +63,7 @@ if TYPE_CHECKING:
     from kato.lab.targets import Deployment, ServerProcess
 
 __all__ = [
+    "CommandHook",
     "Fault",
     "Nemesis",
     "RedisKill",
@@ -193,6 +200,32 @@ class RedisLatency:
         return {"latency_ms": 0.0, "jitter_ms": 0.0}
 
 
+class CommandHook:
+    """A fault made of two shell commands (a target file's hook): ``start`` and ``stop`` each run
+    one to completion; a non-zero exit or a timeout raises (recorded with the fault op)."""
+
+    def __init__(self, name: str, start: str, stop: str, *, timeout_s: float = 60.0) -> None:
+        self.name = name
+        self.commands = {"start": start, "stop": stop}
+        self.timeout_s = timeout_s
+
+    def _run(self, phase: str) -> dict[str, Any]:
+        command = self.commands[phase]
+        done = subprocess.run(
+            command, shell=True, capture_output=True, text=True, timeout=self.timeout_s
+        )
+        output = (done.stdout + done.stderr).strip()[-500:]
+        if done.returncode != 0:
+            raise RuntimeError(f"{phase} hook {command!r} exited {done.returncode}: {output}")
+        return {"command": command, "returncode": done.returncode, "output": output}
+
+    def start(self) -> dict[str, Any]:
+        return self._run("start")
+
+    def stop(self) -> dict[str, Any]:
+        return self._run("stop")
+
+
 def children(pid: int) -> list[int]:
     """The child processes of ``pid`` (from ``/proc``), or ``[]``."""
     path = Path(f"/proc/{pid}/task/{pid}/children")
@@ -280,7 +313,10 @@ def nemesis_for(spec: Experiment, deployment: Deployment) -> Nemesis | None:
     if spec.fault == "none":
         return None
     fault: Fault
-    if spec.fault in ("worker-kill", "service-restart"):
+    if spec.target == "url":  # the spec refuses a url fault without a hook
+        hook = spec.fault_hooks[spec.fault]
+        fault = CommandHook(spec.fault, hook["start"], hook["stop"])
+    elif spec.fault in ("worker-kill", "service-restart"):
         if deployment.server is None:
             raise ValueError(f"{spec.fault} needs the http target")
         fault = (WorkerKill if spec.fault == "worker-kill" else ServiceRestart)(deployment.server)

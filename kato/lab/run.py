@@ -31,6 +31,7 @@ from kato._version import __version__
 from kato.lab.checkers import check
 from kato.lab.history import JOURNAL, PARQUET, History, Op
 from kato.lab.nemesis import nemesis_for
+from kato.lab.remote import adapt, skipped_checks
 from kato.lab.runner import execute, generator_ceiling, run_blocking
 from kato.lab.scenarios import plan
 from kato.lab.spec import Experiment
@@ -51,6 +52,8 @@ class Run:
 
     @property
     def valid(self) -> bool | str:
+        """``True``, ``False`` (an anomaly), ``"unknown"`` or ``"partial"`` (some check could not
+        run on the target; see :func:`kato.lab.checkers.check`)."""
         return self.verdicts["valid"]  # type: ignore[no-any-return]
 
 
@@ -123,16 +126,18 @@ def run(
     try:
         with _noted(journal), deploy(spec) as deployment:
             nemesis = nemesis_for(spec, deployment)
+            playable = adapt(steps, deployment.capabilities)
             with monitor(deployment) if monitor else contextlib.nullcontext():
                 history = run_blocking(
                     lambda: execute(
                         spec,
-                        steps,
+                        playable,
                         deployment.make_client,
                         node=f"lab-{run_id}",
                         on_op=observe,
                         nemesis=nemesis,
                         journal=journal,
+                        context={"target": deployment.info},
                     )
                 )
             metadata = _environment(spec, deployment.info, ceiling)
@@ -140,7 +145,8 @@ def run(
         if bar is not None:
             bar.close()
     metadata.update({"run_id": run_id, "started": began, "finished": time.time()})
-    return Run(run_id, spec, history, check(history), metadata)
+    verdicts = check(history, skipped=skipped_checks(metadata["target"]))
+    return Run(run_id, spec, history, verdicts, metadata)
 
 
 @contextlib.contextmanager

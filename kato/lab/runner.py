@@ -29,7 +29,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -187,14 +187,15 @@ async def execute(
     on_op: Callable[[Op], None] | None = None,
     nemesis: Nemesis | None = None,
     journal: Path | None = None,
+    context: Mapping[str, Any] | None = None,
 ) -> History:
     """Run ``plan`` (setup, then every program concurrently — and the ``nemesis``'s fault window,
     if any — then final) and return its history, also written to ``journal`` as it goes (a new
-    JSON-lines file, its first line the spec)."""
+    JSON-lines file, its first line the spec and ``context``, e.g. the target it ran on)."""
     with contextlib.ExitStack() as stack:
         writer = None
         if journal is not None:
-            params = {"params": json.loads(spec.to_json())}
+            params = {"params": json.loads(spec.to_json()), **(context or {})}
             writer = stack.enter_context(contextlib.closing(Journal(journal, params)))
         recorder = _Recorder(on_op, writer)
         try:

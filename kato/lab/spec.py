@@ -8,13 +8,20 @@ tests start from it and change what they need with :func:`dataclasses.replace`.
 Every field is checked when a spec is made: its type, its allowed values, and whether the target
 can run it (the ``engine`` target runs only production, without faults, retries or lost
 responses), so a spec that would silently run something else is a ``ValueError`` naming the field.
+
+The ``url`` target is a deployment the workbench neither starts nor stops (:mod:`kato.lab.remote`):
+``urls`` are its base URLs (used round robin), and a fault reaches it only through a command hook
+of ``fault_hooks`` (``{"redis-pause": {"start": "...", "stop": "..."}}``, from a target file), so
+a url spec with a fault and no hook for it is refused. ``store`` and ``workers`` then only
+describe the deployment, for the record.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields, replace
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from kato.stores.redis_server import PERSISTENCE_MODES
@@ -31,7 +38,7 @@ SCENARIOS = (
     "mixed",
     "delete-race",
 )
-TARGETS = ("engine", "http")
+TARGETS = ("engine", "http", "url")
 STORES = ("memory", "redis")
 #: The nemesis's faults (:mod:`kato.lab.nemesis`); ``none`` runs without one.
 FAULTS = (
@@ -44,6 +51,9 @@ FAULTS = (
     "service-restart",
 )
 
+#: A base URL of the url target: scheme, host, optional port and path prefix, no query.
+_BASE_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
+
 #: The types a field may hold, by its annotation (an int is a valid float: JSON and YAML write
 #: ``rate: 400``).
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -52,6 +62,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "bool": (bool,),
     "float": (int, float),
     "float | None": (int, float, type(None)),
+    "tuple[str, ...]": (tuple,),
+    "dict[str, dict[str, str]]": (dict,),
 }
 
 
@@ -103,14 +115,21 @@ class Experiment:
     #: Whether a retrying client sends an idempotency key (``unique_id``, one per step, reused on
     #: every retry). ``False`` reproduces R9.
     idempotency: bool = True
+    #: ``url`` target: the base URLs of the deployment (``http://host:port``), used round robin.
+    urls: tuple[str, ...] = ()
+    #: ``url`` target: per fault name, the shell commands that start and stop it
+    #: (``{"start": str, "stop": str}``), run by :class:`~kato.lab.nemesis.CommandHook`.
+    fault_hooks: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if isinstance(self.urls, list):  # JSON and YAML give lists
+            object.__setattr__(self, "urls", tuple(self.urls))
         # each stage's rules assume the previous stage's hold (a type, then a known name)
         problems = self._type_problems()
         if not problems:
             problems = self._choice_problems() + self._range_problems()
         if not problems:
-            problems = self._target_problems() + self._fault_problems()
+            problems = self._target_problems() + self._url_problems() + self._fault_problems()
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -131,7 +150,7 @@ class Experiment:
                 ("scenario", SCENARIOS),
                 ("target", TARGETS),
                 ("store", STORES),
-                ("fault", FAULTS),
+                ("fault", (*FAULTS, *self.fault_hooks)),
                 ("redis_persistence", PERSISTENCE_MODES),
             )
             if getattr(self, name) not in allowed
@@ -181,12 +200,46 @@ class Experiment:
             problems.append("redis_persistence needs store=redis")
         if self.lost_responses > 0 and self.target != "http":
             problems.append("lost_responses needs target=http (the zoo server drops them)")
-        if self.client_retries > 0 and self.target != "http":
-            problems.append("client_retries needs target=http (only the HTTP client retries)")
+        if self.client_retries > 0 and self.target == "engine":
+            problems.append("client_retries needs target=http or url (the HTTP client retries)")
+        return problems
+
+    def _url_problems(self) -> list[str]:
+        """A url target names where it is, and runs only what a deployment not ours can."""
+        if self.target != "url":
+            wrong = [name for name in ("urls", "fault_hooks") if getattr(self, name)]
+            return [f"{name} needs target=url" for name in wrong]
+        problems = [] if self.urls else ["target=url needs urls (http://host:port, one or more)"]
+        problems += [
+            f"urls: {url!r} is not a base URL http(s)://host:port[/prefix]"
+            for url in self.urls
+            if not isinstance(url, str) or not _BASE_URL.fullmatch(url)
+        ]
+        for name, hook in self.fault_hooks.items():
+            if (
+                not isinstance(hook, dict)
+                or set(hook) != {"start", "stop"}
+                or not all(isinstance(c, str) and c.strip() for c in hook.values())
+            ):
+                problems.append(f"fault_hooks.{name} must be {{start: command, stop: command}}")
+        if self.variant != "production" or self.redis_persistence != "none":
+            problems.append(
+                "target=url is a deployment the workbench did not start: variant and "
+                "redis_persistence are not its to choose"
+            )
         return problems
 
     def _fault_problems(self) -> list[str]:
         problems = []
+        if self.target == "url":
+            if self.fault != "none" and self.fault not in self.fault_hooks:
+                hooks = ", ".join(sorted(self.fault_hooks)) or "none"
+                problems.append(
+                    f"the url target cannot inject {self.fault}: the workbench did not start it, "
+                    f"and its target file has no hook for it (hooks: {hooks}); add "
+                    f"faults: {{{self.fault}: {{start: command, stop: command}}}}"
+                )
+            return problems
         if self.fault != "none" and (self.target != "http" or self.store != "redis"):
             problems.append("faults act on what the workbench starts: use target=http, store=redis")
         if self.fault == "worker-kill" and self.workers < 2:

@@ -1,10 +1,15 @@
-"""Targets: what the clients talk to, started and torn down by the workbench.
+"""Targets: what the clients talk to, started and torn down by the workbench (or found running).
 
 ``engine`` is a deployment inside this process (memory store, memory LTM); ``http`` is a real
 ``kato serve`` child process on a free loopback port with ``workers`` uvicorn workers, backed by
 the memory store (one worker) or by Redis — an embedded redis-server the workbench starts itself,
 so faults can be injected into it. Both are context managers yielding a :class:`Deployment`;
 everything they start is stopped on exit, also on Ctrl-C or a failed run.
+
+``url`` is a deployment already running (:mod:`kato.lab.remote`): nothing is started or stopped;
+its capabilities are probed first (a ``ValueError`` if it does not speak the session API, or
+cannot give what the spec asks: retries without ``unique_id`` replay), its clients spread their
+requests over its ``urls`` round robin, and the sessions the run created are deleted at the end.
 
 Redis runs with the spec's ``redis_persistence``. For the ``redis-latency`` fault the workbench
 also runs a :class:`~kato.lab.proxy.LatencyProxy` between the service and Redis, and the service
@@ -16,6 +21,7 @@ AOF in its ``--data-dir``), which a restart of the service must find again.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -23,7 +29,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +37,7 @@ from typing import Any
 from kato.core import Kato
 from kato.lab.clients import EngineClient, HttpClient, LabClient
 from kato.lab.proxy import LatencyProxy
+from kato.lab.remote import FULL, Capabilities, delete_sessions, probe
 from kato.lab.spec import Experiment
 from kato.nodes import MemoryNodes
 from kato.processes import die_with_parent, free_port
@@ -52,6 +59,8 @@ class Deployment:
     extra: dict[str, Any] = field(default_factory=dict)
     #: The latency proxy between the service and Redis (``redis-latency`` runs only).
     proxy: LatencyProxy | None = None
+    #: What the target serves beyond the session API (all of it, unless a url target lacks it).
+    capabilities: Capabilities = FULL
 
 
 @dataclass
@@ -210,6 +219,10 @@ def deploy(spec: Experiment, *, redis_persistence: str | None = None) -> Iterato
         kato = Kato(Settings(), MemorySessionStore(), MemoryNodes())
         yield Deployment(lambda: EngineClient(kato), {"target": "engine", "workers": 1})
         return
+    if spec.target == "url":
+        with _found(spec) as deployment:
+            yield deployment
+        return
     with contextlib.ExitStack() as stack:
         env: dict[str, str] = {}
         redis = None
@@ -238,15 +251,8 @@ def deploy(spec: Experiment, *, redis_persistence: str | None = None) -> Iterato
             if spec.lost_responses > 0:
                 args += ["--lose-responses", str(spec.lost_responses)]
         server = stack.enter_context(serve(*args, env=env, program=program))
-        connections = max(2, 64 // max(spec.concurrency, 1))
         yield Deployment(
-            lambda: HttpClient(
-                server.url,
-                timeout_s=spec.timeout_s,
-                connections=connections,
-                retries=spec.client_retries,
-                idempotency=spec.idempotency,
-            ),
+            lambda: _client(spec, server.url),
             {
                 "target": "http",
                 "workers": spec.workers,
@@ -258,3 +264,38 @@ def deploy(spec: Experiment, *, redis_persistence: str | None = None) -> Iterato
             redis=redis,
             proxy=proxy,
         )
+
+
+def _client(spec: Experiment, urls: str | Sequence[str], **options: Any) -> HttpClient:
+    """A client of ``spec``'s run: its timeout and retries, pools of about 64 connections in all."""
+    return HttpClient(
+        urls,
+        timeout_s=spec.timeout_s,
+        connections=max(2, 64 // max(spec.concurrency, 1)),
+        retries=spec.client_retries,
+        idempotency=spec.idempotency,
+        **options,
+    )
+
+
+@contextlib.contextmanager
+def _found(spec: Experiment) -> Iterator[Deployment]:
+    """The url target: probe it, hand out clients over its urls, delete what the run created."""
+    capabilities = probe(spec.urls, timeout=spec.timeout_s)
+    if spec.client_retries > 0 and spec.idempotency and not capabilities.idempotency:
+        raise ValueError(
+            f"client_retries needs unique_id replay, which {spec.urls[0]} does not do (an "
+            "observe sent twice with one unique_id was applied twice): retries would double "
+            "observations"
+        )
+    rotation = itertools.count()
+    created: set[str] = set()
+    info = {"target": "url", "urls": list(spec.urls), "capabilities": capabilities.to_dict()}
+    try:
+        yield Deployment(
+            lambda: _client(spec, spec.urls, rotation=rotation, created=created),
+            info,
+            capabilities=capabilities,
+        )
+    finally:
+        delete_sessions(list(spec.urls), sorted(created), timeout=spec.timeout_s)

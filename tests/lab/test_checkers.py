@@ -530,6 +530,28 @@ def test_count_bounds_during_a_create_and_a_delete() -> None:
     ]
 
 
+def _with_baseline(text: str) -> list[Op]:
+    """The history ``text`` whose first op (a count) is a url target's baseline count."""
+    ops = list(build(text))
+    ops[0].args["baseline"] = True
+    return ops
+
+
+def test_counts_on_a_store_holding_others_are_judged_from_the_baseline() -> None:
+    ok = _with_baseline("c0 count 5 ok; c1 create s1 ok; c2 count 6 ok; c1 delete s1 ok")
+    assert count_cases(ok) == []
+    off = _with_baseline("c0 count 5 ok; c1 create s1 ok; c2 count 5 ok; c2 count 7 ok")
+    assert [(c["expected"], c["seen"]) for c in count_cases(off)] == [([6, 6], 5), ([6, 6], 7)]
+    # without the baseline op the same counts are judged from an empty store: anomalies
+    assert len(count_cases(build("c1 create s1 ok; c2 count 6 ok"))) == 1
+
+
+def test_a_baseline_count_that_failed_leaves_the_counts_undecided() -> None:
+    result = counts(_with_baseline("c0 count 5 unknown; c1 create s1 ok; c2 count 6 ok"))
+    assert result.valid == "unknown"
+    assert [example["kind"] for example in result.examples] == ["count-baseline"]
+
+
 def test_count_must_drop_expired_sessions() -> None:
     h = build("c1 create s1 ttl=1 ok @0-1ms; c2 count 1 ok @0.5s-0.501s; c2 count 1 ok @5s-5.001s")
     assert count_cases(h) == [{"kind": "count", "op": 3, "expected": [0, 0], "seen": 1}]

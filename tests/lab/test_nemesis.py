@@ -20,10 +20,10 @@ import pytest
 
 from kato.lab.checkers import check, dishonest_error_cases, faults, lost_update_cases
 from kato.lab.history import History, Op
-from kato.lab.nemesis import WorkerKill, nemesis_for
+from kato.lab.nemesis import CommandHook, WorkerKill, nemesis_for
 from kato.lab.proxy import LatencyProxy
 from kato.lab.run import run
-from kato.lab.runner import execute
+from kato.lab.runner import NoopClient, execute
 from kato.lab.scenarios import plan
 from kato.lab.spec import FAULTS, Experiment
 from kato.lab.targets import Deployment, ServerProcess, deploy
@@ -348,3 +348,20 @@ def test_a_failed_fault_call_leaves_the_verdict_unknown() -> None:
     verdict = faults(h)
     assert verdict.valid == "unknown"
     assert verdict.examples[0]["kind"] == "fault-failed"
+
+
+def test_a_url_target_faults_through_its_command_hooks(tmp_path: Path) -> None:
+    marker = tmp_path / "paused"
+    spec = Experiment(
+        target="url",
+        urls=("http://127.0.0.1:1",),
+        fault="redis-pause",
+        fault_hooks={"redis-pause": {"start": f"touch {marker}", "stop": f"rm {marker}"}},
+    )
+    nemesis = nemesis_for(spec, Deployment(NoopClient, {}))
+    assert nemesis is not None
+    assert isinstance(nemesis.fault, CommandHook) and nemesis.fault.name == "redis-pause"
+    assert nemesis.fault.start()["command"] == f"touch {marker}" and marker.exists()
+    assert nemesis.fault.stop()["returncode"] == 0 and not marker.exists()
+    with pytest.raises(RuntimeError, match=r"stop hook 'rm .*' exited 1"):
+        nemesis.fault.stop()  # the marker is gone: the command fails, and says so

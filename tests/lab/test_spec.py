@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from kato.lab.spec import NOOP, Experiment, variant_names
@@ -87,3 +89,41 @@ def test_a_json_or_yaml_int_is_a_valid_float_and_all_problems_are_reported_at_on
     assert spec.rate == 400
     with pytest.raises(ValueError, match=r"scenario must be .*; target must be"):
         Experiment(scenario="x", target="y")
+
+
+_HOOK = {"start": "docker pause redis", "stop": "docker unpause redis"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"target": "url"}, "target=url needs urls"),
+        ({"target": "url", "urls": ["localhost:8000"]}, "is not a base URL"),
+        ({"target": "url", "urls": ["http://h:1?x=1"]}, "is not a base URL"),
+        ({"urls": ["http://h:1"]}, "urls needs target=url"),
+        ({"target": "http", "store": "redis", "fault_hooks": {"x": _HOOK}}, "fault_hooks needs"),
+        ({"target": "url", "urls": ["http://h:1"], "fault": "redis-pause"}, "cannot inject"),
+        (
+            {"target": "url", "urls": ["http://h:1"], "fault_hooks": {"p": {"start": "x"}}},
+            r"fault_hooks.p must be \{start: command, stop: command\}",
+        ),
+        ({"target": "url", "urls": ["http://h:1"], "variant": "r2-process-lock"}, "not its"),
+    ],
+)
+def test_a_url_target_is_checked(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Experiment(**changes)  # type: ignore[arg-type]
+
+
+def test_a_url_target_with_a_hook_runs_that_fault_and_round_trips() -> None:
+    spec = NOOP.with_(
+        target="url",
+        urls=["http://10.0.0.5:8000", "https://kato.example/api"],
+        fault="redis-pause",
+        fault_hooks={"redis-pause": _HOOK, "node-kill": _HOOK},
+    )
+    assert spec.urls == ("http://10.0.0.5:8000", "https://kato.example/api")
+    assert Experiment.from_dict(json.loads(spec.to_json())) == spec
+    assert spec.with_(fault="node-kill").fault == "node-kill"  # a hook may name its own fault
+    with pytest.raises(ValueError, match="fault must be one of"):
+        NOOP.with_(fault="node-kill")

@@ -27,7 +27,9 @@ it into a :class:`Verdict`:
 
 Validity is ``True``, ``False`` or ``"unknown"`` (something could not be decided, e.g. a session
 never read, or a checker that raised); :func:`compose` merges them with ``False`` >
-``"unknown"`` > ``True``. Outcomes follow the history's contract: ``ok`` happened, ``fail``
+``"unknown"`` > ``True``. A run on a target that could not serve some check (a url target
+without ``/sessions/count``, …) lists it as skipped, and is ``"partial"`` rather than ``True``
+(:func:`check`). Outcomes follow the history's contract: ``ok`` happened, ``fail``
 certainly did not, ``unknown`` may have happened at any time after its invocation — so every
 checker reports only what no correct store could have produced. The fields read from each
 operation are listed in :data:`FIELDS`.
@@ -35,8 +37,8 @@ operation are listed in :data:`FIELDS`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
 
 from kato.lab.checkers._counts import count_cases, counts, failed_count_cases, frequency_cases
 from kato.lab.checkers._faults import FaultWindow, dishonest_error_cases, fault_windows, faults
@@ -65,6 +67,7 @@ from kato.lab.history import Op
 __all__ = [
     "ALL",
     "FIELDS",
+    "PARTIAL",
     "STM_MAX_EVENTS",
     "Case",
     "Checker",
@@ -115,10 +118,13 @@ FIELDS: dict[str, str] = {
     "clear_stm": "empties the STM",
     "clear_all": "empties the STM",
     "get_pattern": "args {node_id, pattern_name}; value {frequency}",
-    "count": "args {trailing_slash?}; value {count}; error_code on a failed count",
+    "count": "args {trailing_slash?, baseline?}; value {count}; error_code on a failed count",
     "fault": "args {name, phase: start|stop}; value {replacement?} (worker-kill stop)",
     "*": "error_code SESSION_NOT_FOUND on a failed session op (read-your-writes)",
 }
+
+#: A run's validity when every checker that ran passed but some check could not run.
+PARTIAL: Final = "partial"
 
 #: Every checker by name, in report order.
 ALL: dict[str, Checker] = {
@@ -132,10 +138,21 @@ ALL: dict[str, Checker] = {
 }
 
 
-def check(history: Iterable[Op]) -> dict[str, Any]:
+def check(history: Iterable[Op], *, skipped: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Run every checker of :data:`ALL` over ``history``; the ``verdicts.json`` document.
 
-    ``{"valid": true|false|"unknown", "checkers": [{"name", "valid", "anomalies", "examples",
-    "counts"} (+ "error" if that checker raised), …]}``
+    ``{"valid": true|false|"unknown"|"partial", "checkers": [{"name", "valid", "anomalies",
+    "examples", "counts"} (+ "error" if that checker raised), …], "skipped": [{"check",
+    "reason"}, …]}``
+
+    ``skipped``: checks the target could not run, by name, with the reason
+    (:meth:`kato.lab.remote.Capabilities.skipped`). They are listed under ``"skipped"`` (absent
+    when nothing was skipped), and a run whose checkers all passed is then ``"partial"``, never
+    ``true``: ``false`` still means an anomaly, ``"unknown"`` something undecided.
     """
-    return compose(ALL)(history).to_dict()
+    report = compose(ALL)(history).to_dict()
+    if skipped:
+        report["skipped"] = [{"check": name, "reason": why} for name, why in skipped.items()]
+        if report["valid"] is True:
+            report["valid"] = PARTIAL
+    return report

@@ -21,6 +21,12 @@ A count refused as if it named a session (``kind: "count-failed"``)::
 
     c1 count /sessions/count/ fail SESSION_NOT_FOUND   the path was read as a session id (R10)
 
+A store that did not start empty (the ``url`` target: a deployment not the workbench's) is read
+first by a *baseline* count (``args {"baseline": true}``, before any create): its value is the
+sessions of others, assumed to stay for the whole run (no other traffic), and every later count
+is judged against the bounds plus it. A baseline that did not succeed leaves the counts
+undecided (``kind: "count-baseline"``: the checker is ``unknown``, not valid).
+
 ``/sessions/count`` names no session, so no correct service answers it SESSION_NOT_FOUND,
 whatever the spelling (``args.trailing_slash``) or the sessions that exist.
 
@@ -59,15 +65,37 @@ def count_cases(
     """
     index = as_index(history)
     bounds = _SessionBounds.of(index, default_ttl_seconds=default_ttl_seconds, sliding=sliding)
+    others = _baseline(index)
+    if others is None and _undecided_baselines(index):
+        return []  # the sessions of others are not known: no count can be judged
     cases: list[Case] = []
     for op in index.counts:
-        if op.outcome != "ok" or op.complete_ns is None:
+        if op.outcome != "ok" or op.complete_ns is None or op.args.get("baseline"):
             continue
         seen = op.value["count"]
-        low, high = bounds.at(op.invoke_ns, op.complete_ns)
+        low, high = ((others or 0) + bound for bound in bounds.at(op.invoke_ns, op.complete_ns))
         if not low <= seen <= high:
             cases.append({"kind": "count", "op": op.op_id, "expected": [low, high], "seen": seen})
     return cases
+
+
+def _baseline(index: HistoryIndex) -> int | None:
+    """The sessions of others a baseline count saw (``None``: no ok baseline count)."""
+    for op in index.counts:
+        if op.args.get("baseline") and op.outcome == "ok":
+            return int(op.value["count"])
+    return None
+
+
+def _undecided_baselines(index: HistoryIndex) -> list[Case]:
+    """A baseline count that did not succeed: the counts after it cannot be judged."""
+    if _baseline(index) is not None:
+        return []
+    return [
+        {"kind": "count-baseline", "op": op.op_id, "expected": "a count", "seen": op.outcome}
+        for op in index.counts
+        if op.args.get("baseline")
+    ]
 
 
 def failed_count_cases(history: Iterable[Op]) -> list[Case]:
@@ -135,9 +163,11 @@ def counts(
     by_count = count_cases(index, default_ttl_seconds=default_ttl_seconds, sliding=sliding)
     by_frequency = frequency_cases(index)
     failed = failed_count_cases(index)
+    undecided = _undecided_baselines(index)
     return verdict(
         "counts",
         by_count + failed + by_frequency,
+        undecided=undecided,
         counts={
             "counts": sum(1 for op in index.counts if op.outcome == "ok"),
             "get_patterns": sum(1 for op in index.get_patterns if op.outcome == "ok"),

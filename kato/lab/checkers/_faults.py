@@ -22,7 +22,8 @@ Anomalies (``kind``):
 
 - ``dishonest-error``: during or after a window, a 5xx other than 503 ``STORE_UNAVAILABLE``. An
   outage must be reported as what it is;
-- ``worker-not-replaced``: a ``worker-kill`` whose ``stop`` saw no replacement worker.
+- ``worker-not-replaced``: a ``worker-kill`` whose ``stop`` saw no replacement worker
+  (``value.replacement`` null; a command hook's stop reports none and is not judged).
 
 A ``SESSION_NOT_FOUND`` on a session that certainly existed is the ``read_your_writes``
 checker's anomaly; here such ops are listed per window (``not_found``) and counted
@@ -229,7 +230,8 @@ def faults(history: Iterable[Op]) -> Verdict:
             window.name == "worker-kill"
             and stop is not None
             and stop.outcome == "ok"
-            and stop.value.get("replacement") is None
+            and "replacement" in stop.value  # a fault that watched for one (not a command hook)
+            and stop.value["replacement"] is None
         ):
             cases.append(
                 {
