@@ -249,8 +249,7 @@ class Explorer:
         frame = pd.DataFrame(self.rows)
         frame["runs"] = frame[["store", "variant", "fault"]].astype(str).agg("/".join, axis=1)
         figure = plots.failure_rate_vs_concurrency(frame, by="runs", rate="error_rate")
-        _concurrency_ticks(figure.axes[0], frame["concurrency"])
-        figure.set_size_inches(9, 3.6)  # as wide as the live plot above it
+        _readable(figure, frame["concurrency"])
         self.curve.value = _png(figure)
         self.curve.layout.display = None
         self.runs.value = _runs_html(self.rows)
@@ -277,11 +276,18 @@ def _runs_html(rows: Sequence[dict[str, Any]]) -> str:
     return f"<p class='kato-explorer-count'>{len(rows)} run(s) on the curve</p>{shown}"
 
 
-def _concurrency_ticks(axes: Any, concurrency: Any) -> None:
-    """Ticks at the concurrencies run, written as numbers (not powers of two)."""
+def _readable(figure: Figure, concurrency: Any) -> None:
+    """The curve as the explorer shows it: as wide as the live plot above it, ticks at the
+    concurrencies run (numbers, not powers of two), points on zero clear of the axis, and the
+    legend beside the plot, where it hides no point."""
+    axes = figure.axes[0]
+    figure.set_size_inches(9, 3.6)
     values = sorted({int(c) for c in concurrency})
     axes.set_xticks(values, [str(c) for c in values])
     axes.minorticks_off()
+    axes.set_ylim(bottom=-0.03 * axes.get_ylim()[1])
+    axes.legend(title="store/variant/fault", fontsize="small", loc="upper left",
+                bbox_to_anchor=(1.0, 1.0))  # fmt: skip
 
 
 def _png(figure: Figure) -> bytes:

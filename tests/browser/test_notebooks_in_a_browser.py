@@ -172,7 +172,7 @@ def _shot(watched: Watched, path: Path) -> None:
 
 
 def test_pressing_run_in_the_explorer_adds_a_point_to_the_failure_curve(
-    lab: Lab, watched: Watched, tmp_path: Path
+    watched: Watched, lab: Lab, tmp_path: Path
 ) -> None:
     source = lab.root / "02-concurrency-explorer.ipynb"
     text = source.read_text()
@@ -217,7 +217,7 @@ def test_pressing_run_in_the_explorer_adds_a_point_to_the_failure_curve(
     assert watched.errors == []
 
 
-def test_the_quick_start_shows_its_tables(lab: Lab, watched: Watched, tmp_path: Path) -> None:
+def test_the_quick_start_shows_its_tables(watched: Watched, lab: Lab, tmp_path: Path) -> None:
     page = watched.page
     _run_all_cells(page, lab, "01-quickstart.ipynb")
     tables = page.locator(".jp-RenderedHTMLCommon table.dataframe")
