@@ -103,7 +103,11 @@ class Explorer:
     (:attr:`curve`) and the table of those runs headed by their count (:attr:`runs`) are redrawn:
     each Run adds a point a person can see and count. Display it with
     ``display(explorer.widget)``; :meth:`run` does what the button does (headless notebooks
-    call it directly). Its parts carry the CSS classes ``kato-explorer-<name>``."""
+    call it directly). Its parts carry the CSS classes ``kato-explorer-<name>``.
+
+    A redraw holds the interpreter for a fraction of a second, and an ``engine`` run shares
+    this kernel's interpreter: its latencies carry those pauses (an ``http`` run's server does
+    not). Measure latency with ``kato lab run`` or the experiments, not the live plot."""
 
     def __init__(self, spec: Experiment, *, refresh_s: float = 0.5, **changes: Any) -> None:
         try:
@@ -156,8 +160,8 @@ class Explorer:
             [controls, self.progress, self.status, self.live, self.curve, self.runs, self.output]
         )
         # Stable names for what a person (and tests/browser) looks for on the page.
-        for name in ("widget", "button", "concurrency", "progress", "status", "live", "curve",
-                     "runs"):  # fmt: skip
+        for name in ("widget", "button", "concurrency", "operations", "progress", "status",
+                     "live", "curve", "runs"):  # fmt: skip
             getattr(self, name).add_class(f"kato-explorer-{name}")
         self.checked()
 
@@ -210,7 +214,8 @@ class Explorer:
         live = LivePlot()
         title = f"{spec.scenario} ×{spec.concurrency} on {spec.target}/{spec.store}"
         self.progress.max, self.progress.value = max(total, 1), 0
-        self.status.value = f"running {html.escape(title)}…"
+        # The plan can hold fewer operations than asked (shared-session stops at the STM budget).
+        self.status.value = f"running {html.escape(title)}: {total} operations planned…"
         self.button.disabled = True
 
         def show() -> None:
@@ -247,7 +252,7 @@ class Explorer:
         self.rows.append(figures)
         self.last = result
         frame = pd.DataFrame(self.rows)
-        frame["runs"] = frame[["store", "variant", "fault"]].astype(str).agg("/".join, axis=1)
+        frame["runs"] = frame[list(_LINE)].astype(str).agg("/".join, axis=1)
         figure = plots.failure_rate_vs_concurrency(frame, by="runs", rate="error_rate")
         _readable(figure, frame["concurrency"])
         self.curve.value = _png(figure)
@@ -260,9 +265,12 @@ class Explorer:
         return result
 
 
+#: What makes runs one line of the curve (the rest, concurrency above all, varies along it).
+_LINE = ("scenario", "store", "variant", "fault")
+
 #: The columns of the runs table under the curve.
-_RUN_COLUMNS = ("concurrency", "store", "variant", "fault", "workers", "ops", "error_rate",
-                "anomalies", "valid", "p99_ms")  # fmt: skip
+_RUN_COLUMNS = ("concurrency", *_LINE, "workers", "ops", "error_rate", "anomalies", "valid",
+                "p99_ms")  # fmt: skip
 
 
 def _runs_html(rows: Sequence[dict[str, Any]]) -> str:
@@ -286,7 +294,7 @@ def _readable(figure: Figure, concurrency: Any) -> None:
     axes.set_xticks(values, [str(c) for c in values])
     axes.minorticks_off()
     axes.set_ylim(bottom=-0.03 * axes.get_ylim()[1])
-    axes.legend(title="store/variant/fault", fontsize="small", loc="upper left",
+    axes.legend(title="/".join(_LINE), fontsize="small", loc="upper left",
                 bbox_to_anchor=(1.0, 1.0))  # fmt: skip
 
 

@@ -191,11 +191,26 @@ def test_pressing_run_in_the_explorer_adds_a_point_to_the_failure_curve(
     expect(curve).to_be_hidden()  # nothing to draw yet, and no broken image
     _shot(watched, tmp_path / "explorer-before.png")
 
+    # A run long enough to watch (shared-session plans at most its STM budget, 900-odd
+    # operations: seconds here): the button waits, the status says what runs and how many
+    # operations it plans, and the progress bar counts them all.
+    operations = explorer.locator(".kato-explorer-operations input")
+    operations.fill("20000")
+    operations.press("Enter")
     run = explorer.locator(".kato-explorer-button")
     run.click()
+    expect(run).to_be_disabled()
+    running = r"running shared-session ×8 on engine/memory: \d+ operations planned"
+    expect(status).to_contain_text(re.compile(running))
+    progress = explorer.locator(".kato-explorer-progress .widget-label")
+    expect(progress).to_have_text(re.compile(r"[1-9]\d* ops"))
+    _shot(watched, tmp_path / "explorer-running.png")
     expect(rows).to_have_count(1)
-    expect(count).to_have_text("1 run(s) on the curve")
     expect(status).to_contain_text("valid = True")
+    ran = re.search(r"valid = True, (\d+) ops", status.inner_text())
+    assert ran is not None and int(ran.group(1)) > 200, status.inner_text()
+    expect(progress).to_have_text(f"{ran.group(1)} ops")  # the bar counted every operation
+    expect(count).to_have_text("1 run(s) on the curve")
     expect(curve).to_be_visible()
     first = curve.get_attribute("src")
 
