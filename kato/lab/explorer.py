@@ -7,7 +7,6 @@ that refuses its fields) are reported in the status line, never as a traceback.
 
 from __future__ import annotations
 
-import contextlib
 import html
 import json
 import threading
@@ -183,9 +182,7 @@ class Explorer:
         try:
             return self.spec()
         except ValueError as exc:
-            self.status.value = (
-                f"<b style='color:#b00'>cannot run this experiment: {html.escape(str(exc))}</b>"
-            )
+            self.status.value = _alarm(f"cannot run this experiment: {exc}")
             return None
 
     def run(self) -> Any:
@@ -199,10 +196,12 @@ class Explorer:
         return self._run(spec, int(plan(spec).size))
 
     def _clicked(self, _: Any) -> None:
-        """The Run button: a failure is already shown in the status line, where a person looks
-        (an exception raised here would go to JupyterLab's log console, out of sight)."""
-        with contextlib.suppress(Exception):
+        """The Run button: a failure is shown in the status line, where a person looks (raised
+        from here it would only reach JupyterLab's log console, out of sight)."""
+        try:
             self.run()
+        except Exception as exc:
+            self.status.value = _alarm(f"the run failed: {type(exc).__name__}: {exc}")
 
     def _run(self, spec: Experiment, total: int) -> Any:
         import pandas as pd
@@ -237,12 +236,6 @@ class Explorer:
         drawer.start()
         try:
             result = run(spec, on_op=live.add)
-        except Exception as exc:
-            self.status.value = (
-                f"<b style='color:#b00'>{html.escape(title)} failed: "
-                f"{html.escape(f'{type(exc).__name__}: {exc}')}</b>"
-            )
-            raise
         finally:
             done.set()
             drawer.join()
@@ -271,6 +264,11 @@ _LINE = ("scenario", "store", "variant", "fault")
 #: The columns of the runs table under the curve.
 _RUN_COLUMNS = ("concurrency", *_LINE, "workers", "ops", "error_rate", "anomalies", "valid",
                 "p99_ms")  # fmt: skip
+
+
+def _alarm(text: str) -> str:
+    """``text`` as the status line shows what stops a run: bold and red."""
+    return f"<b style='color:#b00'>{html.escape(text)}</b>"
 
 
 def _runs_html(rows: Sequence[dict[str, Any]]) -> str:
