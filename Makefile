@@ -8,12 +8,13 @@ BIN = $(VENV)/bin
 .PHONY: venv demo lab test browser bench lint clean
 
 # $(call apt_install,COMMANDS,PACKAGES): install Debian's PACKAGES unless every one of COMMANDS
-# is on PATH; only as root with apt-get (its package lists fetched first when it has none), and
-# quietly. Otherwise a note says what is missing; the target goes on either way.
+# is on PATH; only as root with apt-get, quietly, fetching the package lists first only when
+# installing without them fails (none yet, or stale). Otherwise a note says what is missing; the
+# target goes on either way.
+apt = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null 2>&1
 apt_install = for c in $(1); do command -v $$c >/dev/null || missing=1; done; \
 	[ -z "$$missing" ] || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
-	  { ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 || apt-get update -qq >/dev/null; } && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; } || \
+	  { $(call apt,$(2)) || { apt-get update -qq >/dev/null && $(call apt,$(2)); }; }; } || \
 	echo "note: $(2) not installed (needs root and apt-get); what needs $(1) skips or falls back" >&2
 
 venv: $(VENV)/.installed
