@@ -5,7 +5,17 @@ PYTHON ?= python3
 VENV = .venv
 BIN = $(VENV)/bin
 
-.PHONY: venv demo test bench lint clean
+.PHONY: venv demo lab test browser bench lint clean
+
+# $(call apt_install,COMMANDS,PACKAGES): install Debian's PACKAGES unless every one of COMMANDS
+# is on PATH; only as root with apt-get, quietly, fetching the package lists first only when
+# installing without them fails (none yet, or stale). Otherwise a note says what is missing; the
+# target goes on either way.
+apt = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null 2>&1
+apt_install = for c in $(1); do command -v $$c >/dev/null || missing=1; done; \
+	[ -z "$$missing" ] || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  { $(call apt,$(2)) || { apt-get update -qq >/dev/null && $(call apt,$(2)); }; }; } || \
+	echo "note: $(2) not installed (needs root and apt-get); what needs $(1) skips or falls back" >&2
 
 venv: $(VENV)/.installed
 
@@ -26,17 +36,25 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	$(BIN)/kato lab sweep experiments/GRID.yaml
 
+# JupyterLab on notebooks/ (notebooks/README.md says the order to read them in). Its python3
+# kernel is the venv's interpreter, so the notebooks import this checkout's KATO. Jupyter
+# refuses root unless told (a container's usual user).
+lab: venv
+	$(BIN)/jupyter lab $$([ "$$(id -u)" = 0 ] && echo --allow-root) notebooks/
+
 # The README's test command (and CI's): lint first, then the whole suite.
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest
+
+# What tests/browser needs beside the dev extra (Playwright): Debian's chromium, installed when
+# apt-get can (root); otherwise those tests are skipped, each with the reason.
+browser:
+	@$(call apt_install,chromium,chromium)
 
 # Benchmarks (≈ 10 min on 2 cores). The reference rates need wrk and redis-benchmark (Debian's
 # wrk and redis-tools): installed here when apt-get can, else kato bench says which are absent.
 bench: venv
-	@command -v wrk >/dev/null && command -v redis-benchmark >/dev/null || \
-		{ command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
-		  apt-get install -y -qq wrk redis-tools >/dev/null; } || \
-		echo "note: wrk/redis-benchmark not installed; kato bench falls back and says so" >&2
+	@$(call apt_install,wrk redis-benchmark,wrk redis-tools)
 	$(BIN)/kato bench
 
 lint: venv

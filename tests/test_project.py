@@ -141,3 +141,20 @@ def test_make_test_lints_before_the_suite() -> None:
     assert test is not None and lint is not None
     assert "lint" in test.group(1).split()
     assert "ruff check" in lint.group(1) and "mypy" in lint.group(1)
+
+
+def test_make_lab_opens_the_notebooks_and_make_test_installs_the_browser_tests_needs() -> None:
+    """``make lab`` is the README's way into the notebooks; ``make test`` sets up what
+    tests/browser drives (chromium from apt-get, Playwright from the dev extra)."""
+    makefile = (ROOT / "Makefile").read_text()
+    lab = re.search(r"^lab:(.*)\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+    assert lab is not None and "venv" in lab.group(1).split()
+    assert re.search(r"\$\(BIN\)/jupyter lab .*notebooks/$", lab.group(2), re.MULTILINE)
+    test = re.search(r"^test:(.*)$", makefile, re.MULTILINE)
+    browser = re.search(r"^browser:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+    assert test is not None and "browser" in test.group(1).split()
+    assert browser is not None and "apt_install,chromium,chromium" in browser.group(1)
+    dev = _pyproject()["project"]["optional-dependencies"]["dev"]
+    assert "playwright" in {_requirement_name(r) for r in dev}
+    assert "make lab" in README.read_text()
+    assert "make lab" in (ROOT / "notebooks" / "README.md").read_text()

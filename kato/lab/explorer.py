@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 import json
 import threading
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,10 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["Explorer", "LivePlot"]
+
+#: A plot's layout: hidden until there is something to show (an empty image shows as broken),
+#: then at its own size (stretched to the page's width it blurs).
+_HIDDEN = {"display": "none", "align_self": "flex-start"}
 
 
 class LivePlot:
@@ -61,13 +64,16 @@ class LivePlot:
             totals[outcome] = len(mine)
             if mine:
                 latency.scatter(*zip(*mine, strict=True), s=6, color=colour, label=outcome)
-        latency.set_xlabel("completed at (s)")
+        latency.set_xlabel("time since the first operation started (s)")
         latency.set_ylabel("latency (ms)")
         latency.set_title(title or "operations as they complete")
-        if points:
-            latency.legend(fontsize="small")
+        latency.grid(alpha=0.3)
+        if points:  # beside the plot, where it hides no point
+            latency.legend(title="outcome", fontsize="small", loc="upper left",
+                           bbox_to_anchor=(1.0, 1.0))  # fmt: skip
         counts.bar(list(totals), list(totals.values()), color=list(colours.values()))
-        counts.set_title(f"{len(points)} operations")
+        counts.set_ylabel("operations")
+        counts.set_title(f"outcomes of {len(points)} operations")
         return _png(figure)
 
 
@@ -90,12 +96,19 @@ class Explorer:
     The controls start from ``spec`` changed by ``changes`` (a notebook's parameters); if those
     contradict each other (``Experiment`` refuses them: say variant ``r1-read-writeback`` on
     the ``engine`` target) the reason is shown in :attr:`status` and :meth:`run` refuses until
-    the controls are fixed. Each run adds a row to :attr:`rows`; the curve of error and anomaly
-    rate vs concurrency over all runs so far is redrawn after each. Display it with
+    the controls are fixed. While a run goes, :attr:`progress` counts its operations and
+    :attr:`live` redraws every ``refresh_s``; after it, :attr:`status` gives the verdict, the run
+    is a new row of :attr:`rows`, and the curve of error rate vs concurrency over all runs so far
+    (:attr:`curve`) and the table of those runs headed by their count (:attr:`runs`) are redrawn:
+    each Run adds a point a person can see and count. Display it with
     ``display(explorer.widget)``; :meth:`run` does what the button does (headless notebooks
-    call it directly)."""
+    call it directly). Its parts carry the CSS classes ``kato-explorer-<name>``.
 
-    def __init__(self, spec: Experiment, *, refresh_s: float = 0.25, **changes: Any) -> None:
+    A redraw holds the interpreter for a fraction of a second, and an ``engine`` run shares
+    this kernel's interpreter: its latencies carry those pauses (an ``http`` run's server does
+    not). Measure latency with ``kato lab run`` or the experiments, not the live plot."""
+
+    def __init__(self, spec: Experiment, *, refresh_s: float = 0.5, **changes: Any) -> None:
         try:
             import ipywidgets as w
         except ImportError:
@@ -127,12 +140,14 @@ class Explorer:
         self.operations = w.BoundedIntText(value=fields["operations"], min=1, max=100_000,
                                            description="operations")  # fmt: skip
         self.button = w.Button(description="Run", button_style="primary", icon="play")
+        self.button.tooltip = "run this experiment and add a point to the curve"
         self.progress = w.IntProgress(value=0, min=0, max=1, description="0 ops")
-        self.status = w.HTML("")
-        self.live = w.Image(format="png")
-        self.curve = w.Image(format="png")
+        self.status = w.HTML("press <b>Run</b> to run this experiment")
+        self.live = w.Image(format="png", layout=_HIDDEN)
+        self.curve = w.Image(format="png", layout=_HIDDEN)
+        self.runs = w.HTML(_runs_html([]))
         self.output = w.Output()
-        self.button.on_click(lambda _: self.run())
+        self.button.on_click(self._clicked)
         controls = w.VBox(
             [
                 w.HBox([self.scenario, self.target, self.store]),
@@ -141,8 +156,12 @@ class Explorer:
             ]
         )
         self.widget = w.VBox(
-            [controls, self.progress, self.status, self.live, self.curve, self.output]
+            [controls, self.progress, self.status, self.live, self.curve, self.runs, self.output]
         )
+        # Stable names for what a person (and tests/browser) looks for on the page.
+        for name in ("widget", "button", "concurrency", "operations", "progress", "status",
+                     "live", "curve", "runs"):  # fmt: skip
+            getattr(self, name).add_class(f"kato-explorer-{name}")
         self.checked()
 
     def spec(self) -> Experiment:
@@ -163,9 +182,7 @@ class Explorer:
         try:
             return self.spec()
         except ValueError as exc:
-            self.status.value = (
-                f"<b style='color:#b00'>cannot run this experiment: {html.escape(str(exc))}</b>"
-            )
+            self.status.value = _alarm(f"cannot run this experiment: {exc}")
             return None
 
     def run(self) -> Any:
@@ -178,6 +195,14 @@ class Explorer:
             return None
         return self._run(spec, int(plan(spec).size))
 
+    def _clicked(self, _: Any) -> None:
+        """The Run button: a failure is shown in the status line, where a person looks (raised
+        from here it would only reach JupyterLab's log console, out of sight)."""
+        try:
+            self.run()
+        except Exception as exc:
+            self.status.value = _alarm(f"the run failed: {type(exc).__name__}: {exc}")
+
     def _run(self, spec: Experiment, total: int) -> Any:
         import pandas as pd
 
@@ -188,37 +213,87 @@ class Explorer:
         live = LivePlot()
         title = f"{spec.scenario} ×{spec.concurrency} on {spec.target}/{spec.store}"
         self.progress.max, self.progress.value = max(total, 1), 0
-        self.status.value = f"running {html.escape(title)}…"
+        # The plan can hold fewer operations than asked (shared-session stops at the STM budget).
+        self.status.value = f"running {html.escape(title)}: {total} operations planned…"
         self.button.disabled = True
-        drawn = [0.0]
 
-        def on_op(op: Op) -> None:
-            live.add(op)
+        def show() -> None:
             self.progress.value = min(len(live), self.progress.max)
             self.progress.description = f"{len(live)} ops"
-            now = time.monotonic()
-            if now - drawn[0] >= self.refresh_s:
-                drawn[0] = now
-                self.live.value = live.png(title)
+            self.live.value = live.png(title)
+            self.live.layout.display = None
 
+        # Drawing takes far longer than an operation: a thread of its own redraws every
+        # refresh_s, so the runner's loop only records (a draw per operation would slow the
+        # run and inflate the latencies it measures).
+        done = threading.Event()
+
+        def redraw() -> None:
+            while not done.wait(self.refresh_s):
+                show()
+
+        drawer = threading.Thread(target=redraw, name="kato-explorer-draw", daemon=True)
+        drawer.start()
         try:
-            result = run(spec, on_op=on_op)
+            result = run(spec, on_op=live.add)
         finally:
+            done.set()
+            drawer.join()
             self.button.disabled = False
-        self.live.value = live.png(title)
-        self.progress.value = self.progress.max
+        show()
         figures = row(result)
         self.rows.append(figures)
         self.last = result
         frame = pd.DataFrame(self.rows)
-        frame["runs"] = frame[["store", "variant", "fault"]].astype(str).agg("/".join, axis=1)
+        frame["runs"] = frame[list(_LINE)].astype(str).agg("/".join, axis=1)
         figure = plots.failure_rate_vs_concurrency(frame, by="runs", rate="error_rate")
+        _readable(figure, frame["concurrency"])
         self.curve.value = _png(figure)
+        self.curve.layout.display = None
+        self.runs.value = _runs_html(self.rows)
         self.status.value = (
             f"{html.escape(title)}: valid = <b>{result.valid}</b>, {figures['ops']} ops, "
             f"error rate {figures['error_rate']:.3f}, p99 {figures['p99_ms'] or 0:.1f} ms"
         )
         return result
+
+
+#: What makes runs one line of the curve (the rest, concurrency above all, varies along it).
+_LINE = ("scenario", "store", "variant", "fault")
+
+#: The columns of the runs table under the curve.
+_RUN_COLUMNS = ("concurrency", *_LINE, "workers", "ops", "error_rate", "anomalies", "valid",
+                "p99_ms")  # fmt: skip
+
+
+def _alarm(text: str) -> str:
+    """``text`` as the status line shows what stops a run: bold and red."""
+    return f"<b style='color:#b00'>{html.escape(text)}</b>"
+
+
+def _runs_html(rows: Sequence[dict[str, Any]]) -> str:
+    """The runs so far (each a point of the curve) as an HTML table, headed by their count."""
+    if not rows:
+        return "<p class='kato-explorer-count'>no runs yet: each Run adds a point to the curve</p>"
+    import pandas as pd
+
+    table = pd.DataFrame(list(rows), columns=list(_RUN_COLUMNS)).round(3)
+    shown = str(table.to_html(index=False, na_rep="", classes="kato-explorer-table"))
+    return f"<p class='kato-explorer-count'>{len(rows)} run(s) on the curve</p>{shown}"
+
+
+def _readable(figure: Figure, concurrency: Any) -> None:
+    """The curve as the explorer shows it: as wide as the live plot above it, ticks at the
+    concurrencies run (numbers, not powers of two), points on zero clear of the axis, and the
+    legend beside the plot, where it hides no point."""
+    axes = figure.axes[0]
+    figure.set_size_inches(9, 3.6)
+    values = sorted({int(c) for c in concurrency})
+    axes.set_xticks(values, [str(c) for c in values])
+    axes.minorticks_off()
+    axes.set_ylim(bottom=-0.03 * axes.get_ylim()[1])
+    axes.legend(title="/".join(_LINE), fontsize="small", loc="upper left",
+                bbox_to_anchor=(1.0, 1.0))  # fmt: skip
 
 
 def _png(figure: Figure) -> bytes:

@@ -193,3 +193,21 @@ def test_the_explorer_refuses_a_zoo_variant_on_the_engine_target() -> None:
     assert "target=http" in explorer.status.value
     assert explorer.run() is None
     assert explorer.rows == [] and explorer.last is None
+
+
+def test_each_explorer_run_adds_a_point_and_a_counted_row() -> None:
+    """What tests/browser reads from the page: the plots appear once there is data, and the
+    table under the curve counts the runs."""
+    explorer = Explorer(NOOP, target="engine", store="memory", concurrency=2, operations=40)
+    assert "no runs yet" in explorer.runs.value
+    assert explorer.curve.layout.display == "none" and explorer.live.layout.display == "none"
+    explorer.run()
+    explorer.concurrency.value = 3
+    assert explorer.run() is not None
+    assert "2 run(s) on the curve" in explorer.runs.value
+    assert explorer.runs.value.count("</tr>") == 3  # the header and one row per run
+    assert explorer.curve.layout.display is None
+    assert bytes(explorer.curve.value).startswith(b"\x89PNG")
+    assert explorer.live.layout.display is None and "valid = <b>True</b>" in explorer.status.value
+    assert [r["concurrency"] for r in explorer.rows] == [2, 3]
+    assert not explorer.button.disabled and explorer.progress.value == explorer.progress.max
