@@ -50,6 +50,9 @@ class Settings:
     ltm_path: str = "kato-ltm.sqlite3"
     #: The MongoDB of the ``mongo`` LTM.
     mongo_url: str | None = None
+    #: Seconds one LTM operation waits (SQLite's write lock, a MongoDB server) before the LTM
+    #: is reported unavailable; a learn's effects then stay in its session's outbox.
+    ltm_timeout: float = 10.0
     #: Request bodies larger than this are refused with 413 before they are parsed.
     max_body_bytes: int = 4 * 1024 * 1024
     #: Worker processes the service runs with (reported by ``/status``).
@@ -81,6 +84,8 @@ class Settings:
                 errors[name] = f"must be >= 0 (0: no limit), got {getattr(self, name)}"
         if not 0 <= self.rate_limit < float("inf"):
             errors["rate_limit"] = f"must be >= 0 requests/s (0: off), got {self.rate_limit}"
+        if not 0 < self.ltm_timeout < float("inf"):
+            errors["ltm_timeout"] = f"must be > 0 seconds, got {self.ltm_timeout}"
         if self.ltm not in LTM_BACKENDS:
             errors["ltm"] = f"must be one of {', '.join(LTM_BACKENDS)}, got {self.ltm!r}"
         if self.store == "memory" and self.workers > 1:
@@ -163,6 +168,7 @@ class Settings:
             "ltm": read("LTM", str, bare=False),
             "ltm_path": read("LTM_PATH", str, bare=False),
             "mongo_url": read("MONGO_URL", str, bare=False),
+            "ltm_timeout": read("LTM_TIMEOUT", float, bare=False),
             "max_body_bytes": read("MAX_BODY_BYTES", int, bare=False),
             "workers": read("WORKERS", int, bare=False),
             "max_sessions": read("MAX_SESSIONS", int, bare=False),

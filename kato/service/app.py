@@ -8,6 +8,8 @@ hands to uvicorn (each worker process calls it).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -52,23 +54,34 @@ def _open_session_store(settings: Settings, metrics: Metrics) -> SessionStore:
 
 
 def create_app(
-    settings: Settings | None = None, *, session_store: SessionStore | None = None
+    settings: Settings | None = None,
+    *,
+    session_store: SessionStore | None = None,
+    outbox: bool = True,
 ) -> FastAPI:
     """A KATO service app for ``settings`` (defaults: in-memory store, one worker).
 
     ``session_store`` replaces the store the settings name (tests use it to put a store that
-    fails on purpose behind the service).
+    fails on purpose behind the service); ``outbox=False`` is the bug zoo's R11 (see
+    :class:`~kato.core.Kato`). The lifespan runs this worker's outbox drainer.
     """
     settings = settings or Settings()
     metrics = Metrics()
     inner = session_store if session_store is not None else _open_session_store(settings, metrics)
     store = ObservedSessionStore(inner, metrics, settings.store)
-    kato = Kato(settings, store, open_nodes(settings.ltm_location))
+    nodes = open_nodes(settings.ltm_location, timeout=settings.ltm_timeout)
+    kato = Kato(settings, store, nodes, outbox=outbox)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await kato.close()
+        drainer = asyncio.create_task(kato.drain_forever(), name="kato-outbox-drainer")
+        try:
+            yield
+        finally:
+            drainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await drainer
+            await kato.close()
 
     app = FastAPI(
         title="KATO",

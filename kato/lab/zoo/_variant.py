@@ -144,5 +144,11 @@ class StoreLayer:
     async def count(self) -> int:
         return await self.inner.count()
 
+    async def outbox(self, limit: int) -> list[tuple[str, float]]:
+        return await self.inner.outbox(limit)
+
+    async def settled(self, session_id: str, mark: float) -> None:
+        await self.inner.settled(session_id, mark)
+
     async def close(self) -> None:
         await self.inner.close()
