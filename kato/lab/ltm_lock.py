@@ -1,15 +1,15 @@
 """Hold SQLite's write lock on an LTM file from another process, as a backup tool or a second
-writer does: ``python -m kato.lab.ltm_lock PATH`` prints ``locked`` once it holds the lock and
-releases it when its standard input closes.
+writer does.
 
-:class:`LTMLock` runs it as a child process: the nemesis's ``ltm-lock`` fault, the outbox tests
-and ``kato bench ltm-stall`` use it. Reads of the file go on meanwhile (WAL mode); every write
-waits for the lock, up to the service's LTM timeout.
+:class:`LTMLock` runs :data:`HOLDER` (stdlib only, so it starts in milliseconds) as a child
+process: it prints ``locked`` once it holds the lock and releases it when its standard input
+closes. The nemesis's ``ltm-lock`` fault, the outbox tests and ``kato bench ltm-stall`` use it.
+Reads of the file go on meanwhile (WAL mode); every write waits for the lock, up to the
+service's LTM timeout.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,7 +19,18 @@ from typing import Any
 
 from kato.processes import die_with_parent
 
-__all__ = ["LTMLock", "main"]
+__all__ = ["HOLDER", "LTMLock"]
+
+#: The child's program (argument: the file): WAL mode as KATO opens it, so readers go on.
+HOLDER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+conn.execute("PRAGMA journal_mode = WAL")
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.buffer.read()
+conn.execute("ROLLBACK")
+"""
 
 
 class LTMLock:
@@ -33,7 +44,7 @@ class LTMLock:
         """Return once the other process holds the lock: ``{"pid", "path", "waited_ms"}``."""
         started = time.monotonic()
         process = subprocess.Popen(
-            [sys.executable, "-m", "kato.lab.ltm_lock", str(self.path)],
+            [sys.executable, "-c", HOLDER, str(self.path)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             preexec_fn=die_with_parent,  # a crashed caller leaves no lock behind
@@ -71,23 +82,9 @@ class LTMLock:
         return self
 
     def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Lock the file named by the one argument until standard input closes."""
-    (path,) = sys.argv[1:] if argv is None else argv
-    conn = sqlite3.connect(path, isolation_level=None, timeout=30)
-    conn.execute("PRAGMA journal_mode = WAL")  # as KATO opens it: readers go on
-    conn.execute("BEGIN IMMEDIATE")
-    print("locked", flush=True)
-    sys.stdin.buffer.read()
-    conn.execute("ROLLBACK")
-    conn.close()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -22,7 +22,13 @@ fault               start → stop                                           win
                     plain relay again
 ``worker-kill``     SIGKILL one uvicorn worker → wait until uvicorn's      one worker gone
                     supervisor has replaced it (``value.replacement``)
+``ltm-lock``        another process takes the SQLite LTM's write lock     LTM not writable
+                    (:class:`~kato.lab.ltm_lock.LTMLock`) → releases it
 ==================  =====================================================  ===================
+
+``ltm-pause`` and ``ltm-kill`` (SIGSTOP / SIGKILL of the MongoDB LTM's ``nx-27017`` server) are
+named in :data:`~kato.lab.spec.FAULTS` but refused by the spec: the http target runs the SQLite
+LTM only.
 
 Which scenarios suit: the run must still be issuing operations when the fault starts and after it
 ends, so use an open-loop ``rate`` (the schedule then spans ``operations / rate`` seconds and the
@@ -38,11 +44,13 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from kato.lab.ltm_lock import LTMLock
 from kato.lab.proxy import LatencyProxy
 from kato.stores.redis_server import RedisServer
 
@@ -52,6 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Fault",
+    "LTMLockFault",
     "Nemesis",
     "RedisKill",
     "RedisLatency",
@@ -85,6 +94,9 @@ class Nemesis:
     for_s: float
 
 
+T = TypeVar("T")
+
+
 def _started(redis: RedisServer) -> subprocess.Popen[bytes]:
     if redis.process is None or redis.process.poll() is not None:
         raise RuntimeError("the workbench's redis-server is not running")
@@ -99,16 +111,17 @@ _SPAWNER: ThreadPoolExecutor | None = None
 _SPAWNER_LOCK = threading.Lock()
 
 
-def _spawn(redis: RedisServer) -> None:
+def _spawn(start: Callable[[], T]) -> T:
+    """``start()`` on the spawner thread (for anything that starts a child process)."""
     global _SPAWNER
     with _SPAWNER_LOCK:
         if _SPAWNER is None:
             _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kato-lab-spawner")
-    _SPAWNER.submit(redis.start).result()
+    return _SPAWNER.submit(start).result()
 
 
 def _restart(redis: RedisServer, port: int) -> dict[str, Any]:
-    _spawn(redis)
+    _spawn(redis.start)
     if redis.port != port:  # the old port was taken meanwhile: the service cannot follow
         raise RuntimeError(f"redis-server came back on port {redis.port}, not {port}")
     return {"pid": _started(redis).pid, "port": redis.port}
@@ -192,6 +205,22 @@ class RedisLatency:
         return {"latency_ms": 0.0, "jitter_ms": 0.0}
 
 
+class LTMLockFault:
+    """Another process holds the SQLite LTM's write lock for the window: reads go on, every
+    write of the service waits for the lock up to its LTM timeout, then fails."""
+
+    name = "ltm-lock"
+
+    def __init__(self, path: Path) -> None:
+        self.lock = LTMLock(path)
+
+    def start(self) -> dict[str, Any]:
+        return _spawn(self.lock.start)  # the holder must outlive the runner's thread
+
+    def stop(self) -> dict[str, Any]:
+        return self.lock.stop()
+
+
 def children(pid: int) -> list[int]:
     """The child processes of ``pid`` (from ``/proc``), or ``[]``."""
     path = Path(f"/proc/{pid}/task/{pid}/children")
@@ -263,6 +292,10 @@ def nemesis_for(spec: Experiment, deployment: Deployment) -> Nemesis | None:
         if deployment.server is None:
             raise ValueError("worker-kill needs the http target")
         fault = WorkerKill(deployment.server)
+    elif spec.fault == "ltm-lock":
+        if deployment.ltm_path is None:
+            raise ValueError("ltm-lock needs the SQLite LTM deploy() starts (store=redis)")
+        fault = LTMLockFault(deployment.ltm_path)
     elif spec.fault == "redis-latency":
         if deployment.proxy is None:
             raise ValueError("redis-latency needs the latency proxy deploy() starts for it")

@@ -34,7 +34,19 @@ SCENARIOS = (
 TARGETS = ("engine", "http")
 STORES = ("memory", "redis")
 #: The nemesis's faults (:mod:`kato.lab.nemesis`); ``none`` runs without one.
-FAULTS = ("none", "redis-restart", "redis-kill", "redis-pause", "redis-latency", "worker-kill")
+FAULTS = (
+    "none",
+    "redis-restart",
+    "redis-kill",
+    "redis-pause",
+    "redis-latency",
+    "worker-kill",
+    "ltm-lock",
+    "ltm-pause",
+    "ltm-kill",
+)
+#: Faults of the MongoDB LTM's server, which the workbench's targets do not run yet.
+MONGO_FAULTS = ("ltm-pause", "ltm-kill")
 
 #: The types a field may hold, by its annotation (an int is a valid float: JSON and YAML write
 #: ``rate: 400``).
@@ -183,6 +195,11 @@ class Experiment:
             problems.append("faults act on what the workbench starts: use target=http, store=redis")
         if self.fault == "worker-kill" and self.workers < 2:
             problems.append("worker-kill needs workers >= 2 (one worker has no supervisor)")
+        if self.fault in MONGO_FAULTS:
+            problems.append(
+                f"{self.fault} acts on the MongoDB LTM's server, and the workbench's http target "
+                "runs the SQLite LTM: use ltm-lock"
+            )
         return problems
 
     def fault_start_s(self) -> float:

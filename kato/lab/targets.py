@@ -8,7 +8,10 @@ everything they start is stopped on exit, also on Ctrl-C or a failed run.
 
 Redis runs with the spec's ``redis_persistence``. For the ``redis-latency`` fault the workbench
 also runs a :class:`~kato.lab.proxy.LatencyProxy` between the service and Redis, and the service
-is given the proxy's address as ``KATO_REDIS_URL``.
+is given the proxy's address as ``KATO_REDIS_URL``. Behind Redis the service's LTM is SQLite, in
+a data directory the workbench makes (``Deployment.ltm_path``); for the ``ltm-lock`` fault the
+service waits at most ``LTM_FAULT_TIMEOUT_S`` for its write lock, so a fault window of a second
+outlasts it.
 """
 
 from __future__ import annotations
@@ -36,7 +39,10 @@ from kato.sessions import MemorySessionStore
 from kato.settings import Settings
 from kato.stores.redis_server import RedisServer
 
-__all__ = ["Deployment", "ServerProcess", "deploy", "serve"]
+__all__ = ["LTM_FAULT_TIMEOUT_S", "Deployment", "ServerProcess", "deploy", "serve"]
+
+#: ``KATO_LTM_TIMEOUT`` of the service under an LTM fault (seconds).
+LTM_FAULT_TIMEOUT_S = 0.2
 
 
 @dataclass
@@ -50,6 +56,8 @@ class Deployment:
     extra: dict[str, Any] = field(default_factory=dict)
     #: The latency proxy between the service and Redis (``redis-latency`` runs only).
     proxy: LatencyProxy | None = None
+    #: The service's SQLite LTM file (``store="redis"`` runs only).
+    ltm_path: Path | None = None
 
 
 @dataclass
@@ -179,8 +187,14 @@ def deploy(spec: Experiment, *, redis_persistence: str | None = None) -> Iterato
         env: dict[str, str] = {}
         redis = None
         proxy = None
+        ltm_path = None
         args = ["--workers", str(spec.workers), "--store", spec.store, "--log-level", "warning"]
         if spec.store == "redis":
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kato-data-")))
+            ltm_path = data_dir / "ltm.sqlite3"
+            args += ["--data-dir", str(data_dir)]
+            if spec.fault.startswith("ltm-"):
+                env["KATO_LTM_TIMEOUT"] = str(LTM_FAULT_TIMEOUT_S)
             redis = stack.enter_context(RedisServer(persistence=persistence))  # type: ignore[arg-type]
             env["KATO_REDIS_URL"] = redis.url
             if spec.fault == "redis-latency":
@@ -217,4 +231,5 @@ def deploy(spec: Experiment, *, redis_persistence: str | None = None) -> Iterato
             server=server,
             redis=redis,
             proxy=proxy,
+            ltm_path=ltm_path,
         )

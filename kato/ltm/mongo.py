@@ -357,8 +357,9 @@ class MongoLTM:
                 with self._nodes.client().start_session() as session:
                     return bool(
                         session.with_transaction(
-                            lambda s: self._claim(effect_id, s, done=True)
-                            and self._apply_all(effects, s)
+                            lambda s: (
+                                self._claim(effect_id, s, done=True) and self._apply_all(effects, s)
+                            )
                         )
                     )
             if not self._claim(effect_id, None, done=False):

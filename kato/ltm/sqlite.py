@@ -385,10 +385,13 @@ class SQLiteLTM:
                 raise RuntimeError("apply() was called inside a snapshot of the same thread")
             conn.execute("BEGIN IMMEDIATE")
             try:
-                if effect_id is not None and not conn.execute(
-                    "INSERT OR IGNORE INTO applied_effects (node_id, effect_id) VALUES (?, ?)",
-                    (self.node_id, effect_id),
-                ).rowcount:
+                if (
+                    effect_id is not None
+                    and not conn.execute(
+                        "INSERT OR IGNORE INTO applied_effects (node_id, effect_id) VALUES (?, ?)",
+                        (self.node_id, effect_id),
+                    ).rowcount
+                ):
                     conn.execute("ROLLBACK")
                     return False
                 conn.execute("INSERT OR IGNORE INTO nodes (node_id) VALUES (?)", (self.node_id,))
