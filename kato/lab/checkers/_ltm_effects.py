@@ -13,10 +13,11 @@ What happened: ok learns (by their ``pattern_name``) and ok observes with an
 ``auto_learned_pattern``; also an *unknown* learn whose session shows that it took effect — the
 next op on its session, by the same client, is an ok ``read_stm`` of an empty STM, the ops on
 that session since the previous learn being ok observes of that client, or reads (so the learn
-of exactly those events emptied it). Such a learn's pattern is the one those events make. An unknown learn
-whose next read still shows those events certainly did not happen; any other unknown learn may
-have happened, once, with any pattern of its node. Only the last ok ``get_pattern`` of a
-pattern, invoked after every other op of the run, is judged (the run's end).
+of exactly those events emptied it). Such a learn's pattern is the one those events make. An
+unknown learn whose next read still shows those events certainly did not happen; any other
+unknown learn may have happened, once, with any pattern of its node. Only the last ok
+``get_pattern`` of a pattern, invoked after every other op of the run, is judged (the run's
+end).
 """
 
 from __future__ import annotations
@@ -151,8 +152,8 @@ def ltm_effects(history: Iterable[Op]) -> Verdict:
     """Checker: each pattern's final frequency counts its learns exactly once.
 
     Counts: ``patterns`` (judged), ``acknowledged`` (ok learns and auto-learns), ``inferred``
-    (unknown learns shown to have happened), ``maybe`` (unknown learns undecided), ``lost``,
-    ``counted_twice``.
+    (unknown learns shown to have happened), ``maybe`` (unknown learns undecided), ``lost`` and
+    ``counted_twice`` (patterns), ``lost_learns`` (learns missing from those patterns).
     """
     index = as_index(history)
     happened = _learns(index)
@@ -167,5 +168,8 @@ def ltm_effects(history: Iterable[Op]) -> Verdict:
             "maybe": sum(happened.maybe.values()),
             "lost": sum(1 for case in cases if case["kind"] == "lost"),
             "counted_twice": sum(1 for case in cases if case["kind"] == "counted_twice"),
+            "lost_learns": sum(
+                case["expected"][0] - case["seen"] for case in cases if case["kind"] == "lost"
+            ),
         },
     )
