@@ -378,19 +378,19 @@ class MongoLTM:
     def _claim(self, effect_id: str | None, session: ClientSession | None, *, done: bool) -> bool:
         """Record ``effect_id`` in ``applied``; ``False`` if it is there already.
 
-        In a transaction a failed insert would abort it, so the id is looked up first; two
-        transactions inserting the same id conflict, and the retried one finds it.
+        An upsert that inserts nothing when the id exists: no write error, which would abort a
+        transaction; two transactions recording the same id conflict, and the retried one
+        finds it. Outside a transaction two racing upserts may meet the unique index instead.
         """
         if effect_id is None:
             return True
-        applied = self._db().applied
-        if session is not None and applied.find_one({"_id": effect_id}, session=session):
-            return False
         try:
-            applied.insert_one({"_id": effect_id, "done": done}, session=session)
+            result = self._db().applied.update_one(
+                {"_id": effect_id}, {"$setOnInsert": {"done": done}}, upsert=True, session=session
+            )
         except DuplicateKeyError:
             return False
-        return True
+        return result.upserted_id is not None
 
     def _ensure_indexes(self) -> None:
         if not self._indexed:
