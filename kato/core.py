@@ -75,6 +75,8 @@ __all__ = [
     "EFFECTS_WAIT_S",
     "LTM_WRITERS",
     "NODE_ID_PATTERN",
+    "PROBE_FRESH_S",
+    "PROBE_STALE_S",
     "PROBE_WAIT_S",
     "Kato",
     "check_node_id",
@@ -90,6 +92,10 @@ DRAIN_INTERVAL_S = 0.5
 LTM_WRITERS = 4
 #: Seconds ``/health`` waits for the LTM probe before it calls the LTM stalled.
 PROBE_WAIT_S = 0.25
+#: Seconds between two LTM probes, at most (``/health`` may be polled often).
+PROBE_FRESH_S = 0.5
+#: Seconds a finished probe's verdict may answer ``/health`` while the next probe runs.
+PROBE_STALE_S = 2.0
 NODE_ID_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
 Body = dict[str, Any]
 
@@ -180,6 +186,9 @@ class Kato:
         #: Drains that outlived their request's wait (kept referenced until they end).
         self._draining: set[asyncio.Task[None]] = set()
         self._probe: asyncio.Future[str | None] | None = None
+        self._probed_at = 0.0
+        #: When the last probe finished, and what it found (an error code, or what it raised).
+        self._verdict: tuple[float, str | BaseException | None] | None = None
         #: The error code of the last LTM write, if it failed (``None`` once one succeeds).
         self._write_error: str | None = None
 
@@ -297,7 +306,13 @@ class Kato:
 
     async def _probe_ltm(self) -> str | None:
         """``None`` if the LTM answers and takes writes, else why not (see :meth:`health`);
-        raises ``StoreUnavailableError`` if it does not answer at all."""
+        raises ``StoreUnavailableError`` if it does not answer at all.
+
+        The probe runs in its own thread, at most one at a time and at most every
+        ``PROBE_FRESH_S``; a call answers with the last probe's verdict while it is younger than
+        ``PROBE_STALE_S`` (the next one runs meanwhile), else waits for the running one up to
+        ``PROBE_WAIT_S``. So ``/health`` never waits on the LTM while it is polled often.
+        """
 
         def probe() -> str | None:
             self.nodes.ping()
@@ -307,12 +322,30 @@ class Kato:
                 return "LTM_NOT_WRITABLE"
             return None
 
-        if self._probe is None or self._probe.done():  # a stalled probe is not started twice
+        now = time.monotonic()
+        idle = self._probe is None or self._probe.done()
+        if idle and now - self._probed_at >= PROBE_FRESH_S:
             self._probe = asyncio.get_running_loop().run_in_executor(self._prober, probe)
+            self._probe.add_done_callback(self._probed)
+            self._probed_at = now
+        if self._verdict is not None and now - self._verdict[0] < PROBE_STALE_S:
+            return self._verdict_of(self._verdict[1])
+        assert self._probe is not None
         try:
             return await asyncio.wait_for(asyncio.shield(self._probe), PROBE_WAIT_S)
         except TimeoutError:
             return "LTM_STALLED"
+
+    def _probed(self, probe: asyncio.Future[str | None]) -> None:
+        if not probe.cancelled():
+            error = probe.exception()
+            self._verdict = (time.monotonic(), error if error is not None else probe.result())
+
+    @staticmethod
+    def _verdict_of(verdict: str | BaseException | None) -> str | None:
+        if isinstance(verdict, BaseException):
+            raise verdict
+        return verdict
 
     async def close(self) -> None:
         """Close the session store and the node stores (the service's shutdown).

@@ -62,6 +62,7 @@ import json
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -85,8 +86,9 @@ __all__ = ["SQLiteLTM", "SQLiteNodes", "sqlite_errors"]
 
 log = logging.getLogger("kato")
 
-#: How long :meth:`SQLiteNodes.check_writable` waits for the write lock.
-PROBE_WAIT_S = 0.05
+#: How :meth:`SQLiteNodes.check_writable` tries the write lock: attempts, and the pause between.
+PROBE_TRIES = 3
+PROBE_PAUSE_S = 0.005
 
 _SELECT_PATTERN = "SELECT name, events, frequency, emotives, metadata FROM patterns"
 
@@ -133,16 +135,24 @@ class SQLiteNodes:
     def check_writable(self) -> None:
         """Raise ``StoreUnavailableError`` unless the write lock can be taken at once.
 
-        Takes SQLite's write lock (``BEGIN IMMEDIATE``) waiting at most ``PROBE_WAIT_S`` and
-        releases it without writing: another process holding the lock (a backup, a second
-        writer) makes it fail, while reads would still answer.
+        Takes SQLite's write lock (``BEGIN IMMEDIATE``) and releases it without writing, trying
+        ``PROBE_TRIES`` times ``PROBE_PAUSE_S`` apart (a learn holds the lock for well under a
+        millisecond): another process holding the lock (a backup, a second writer) makes it
+        fail, while reads would still answer.
         """
         with sqlite_errors("write probe", self.path):
             conn = self._connections.get()
-            conn.execute(f"PRAGMA busy_timeout = {int(PROBE_WAIT_S * 1000)}")
+            conn.execute("PRAGMA busy_timeout = 0")
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.execute("ROLLBACK")
+                for attempt in range(PROBE_TRIES):
+                    try:
+                        conn.execute("BEGIN IMMEDIATE")
+                        conn.execute("ROLLBACK")
+                        return
+                    except sqlite3.OperationalError:
+                        if attempt == PROBE_TRIES - 1:
+                            raise
+                        time.sleep(PROBE_PAUSE_S)
             finally:
                 conn.execute(f"PRAGMA busy_timeout = {int(self._connections.timeout * 1000)}")
 
