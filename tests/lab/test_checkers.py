@@ -681,3 +681,6 @@ def test_ltm_effects_an_unknown_learn_its_session_shows_happened_must_count() ->
     # no read after it: the learn may or may not have happened
     assert ltm_effects(build(shown + f"c9 get n1 {AB} 1 ok")).valid is True
     assert ltm_effects(build(shown + f"c9 get n1 {AB} 0 ok")).valid is True
+    # a pattern never written is NOT_FOUND: its frequency is 0
+    missing = build(shown + f"c1 read s1 [] ok; c9 get n1 {AB} 0 fail:NOT_FOUND")
+    assert [c["kind"] for c in ltm_effects_cases(missing)] == ["lost"]

@@ -15,9 +15,9 @@ next op on its session, by the same client, is an ok ``read_stm`` of an empty ST
 that session since the previous learn being ok observes of that client, or reads (so the learn
 of exactly those events emptied it). Such a learn's pattern is the one those events make. An
 unknown learn whose next read still shows those events certainly did not happen; any other
-unknown learn may have happened, once, with any pattern of its node. Only the last ok
+unknown learn may have happened, once, with any pattern of its node. Only the last
 ``get_pattern`` of a pattern, invoked after every other op of the run, is judged (the run's
-end).
+end); one that failed ``NOT_FOUND`` read a frequency of 0.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def ltm_effects_cases(history: Iterable[Op]) -> list[Case]:
     for op in _final_reads(index):
         node, name = op.args.get("node_id"), str(op.args["pattern_name"])
         key = (node if isinstance(node, str) else None, pattern_key(name))
-        seen = op.value["frequency"]
+        seen = op.value["frequency"] if op.outcome == "ok" else 0  # NOT_FOUND: never learned
         low, high = happened.low(key), happened.high(key)
         if low <= seen <= high:
             continue
@@ -137,13 +137,15 @@ def ltm_effects_cases(history: Iterable[Op]) -> list[Case]:
 
 
 def _final_reads(index: HistoryIndex) -> list[Op]:
-    """Per pattern, its last ok ``get_pattern`` if it was invoked after every other op."""
+    """Per pattern, its last ``get_pattern`` if it was invoked after every other op and found
+    it (ok) or found it missing (``NOT_FOUND``: frequency 0)."""
     last_other = max(
         (op.invoke_ns for op in index if op.f not in ("get_pattern", "fault")), default=0
     )
     final: dict[tuple[object, object], Op] = {}
     for op in index.get_patterns:
-        if op.outcome == "ok" and op.invoke_ns > last_other and "pattern_name" in op.args:
+        answered = op.outcome == "ok" or op.error_code == "NOT_FOUND"
+        if answered and op.invoke_ns > last_other and "pattern_name" in op.args:
             final[(op.args.get("node_id"), op.args["pattern_name"])] = op
     return list(final.values())
 
