@@ -102,26 +102,20 @@ def stall_rows(seconds: float = 10.0) -> list[Row]:
         "health_p50_ms": statistics.median(during["health"]),
         "health_polls": len(during["health"]),
     }
+    goals = {"health": Goal("ours", "<=", 50.0), "observe": None}
+    names = {"health": "stall.health.p99", "observe": "stall.observe_other_node.p99"}
+    references = {"health": "/health p99 before the lock", "observe": "the same observes before"}
     return [
         Row(
             section="ltm-stall",
-            name="stall.health.p99",
-            ours=_p99(during["health"]),
-            reference=_p99(before["health"]),
+            name=names[key],
+            ours=_p99(during[key]),
+            reference=_p99(before[key]),
             unit="ms",
-            reference_is="/health p99 before the lock",
-            goal=Goal("ours", "<=", 50.0),
+            reference_is=references[key],
+            goal=goals[key],
             note=note,
             extra=extra,
-        ),
-        Row(
-            section="ltm-stall",
-            name="stall.observe_other_node.p99",
-            ours=_p99(during["observe"]),
-            reference=_p99(before["observe"]),
-            unit="ms",
-            reference_is="the same observes before the lock",
-            note=note,
-            extra=extra,
-        ),
+        )
+        for key in ("health", "observe")
     ]
