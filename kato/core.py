@@ -391,6 +391,8 @@ class Kato:
                 pass  # deleted or expired: its pending effects went with it (see delete)
             await self.sessions.settled(session_id, mark)
             settled += 1
+        if settled:
+            log.info("outbox drainer settled %d sessions", settled)
         return settled
 
     async def _drain(self, record: SessionRecord) -> None:

@@ -3,8 +3,9 @@
 The engine never writes long-term memory itself. An operation returns *effects*
 (:class:`LearnPattern`, :class:`RegisterVector`, :class:`ClearNode`); the caller commits them
 with the session write (its outbox) and applies them to the node's store under an effect id,
-which the store records with them so that no id is applied twice (``apply(effect_id=…)``). Reads go through the
-small :class:`LTMView` protocol, so any store (in memory, SQLite, MongoDB) can serve predictions.
+which the store records with them so that no id is applied twice (``apply(effect_id=…)``).
+Reads go through the small :class:`LTMView` protocol, so any store (in memory, SQLite, MongoDB)
+can serve predictions.
 
 :class:`MemoryLTM` is both the in-memory store and the overlay the engine uses inside one
 operation: ``MemoryLTM(base=view)`` answers reads from ``view`` plus the effects applied to the
