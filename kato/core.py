@@ -3,24 +3,49 @@
 Every operation of the HTTP API is a method here and returns exactly the API's response body,
 so the HTTP service and the in-process client are both thin shells over this class and cannot
 drift apart. A state-changing operation is one atomic read-modify-write of the session
-(``SessionStore.update``) around a pure engine step; the step's node effects are applied after
-the session write has committed, once.
+(``SessionStore.update``) around a pure engine step.
+
+**Effects exactly once** (sessions.md guarantee 3). The step's LTM effects are committed inside
+the session record, in its outbox (:mod:`kato.sessions.outbox`), under the id
+``<session id>:<version>``; after the commit they are drained: applied to the node's LTM, which
+records the id in the same transaction and never applies an id twice. The request that
+committed them waits for that at most ``EFFECTS_WAIT_S`` and answers anyway: its effects are as
+durable as its session write. Whatever is still pending is drained by the next request on the
+session (which, meanwhile, computes against the LTM *plus* its own pending effects, so it reads
+its own learns) and by :meth:`Kato.drain_forever`, the background drainer each worker runs. A
+retry with the same ``unique_id`` replays the first reply and drains, never applies again.
+
+**Nothing blocks the event loop.** Engine steps (LTM snapshot reads, predictions) run in worker
+threads (``kato.sessions.compute``); LTM writes run on this object's own bounded executor, so a
+locked or stalled LTM holds up only the requests that wait for their own effects; node reads
+run in threads; the health probe has its own thread and answers within ``PROBE_WAIT_S``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from kato import engine
-from kato.engine import EngineConfig, LTMView, Observation, SessionState, Step
+from kato.engine import (
+    Effect,
+    EngineConfig,
+    LTMView,
+    MemoryLTM,
+    Observation,
+    SessionState,
+    Step,
+)
 from kato.engine.state import json_problem
 from kato.exceptions import (
     InvalidConfigError,
@@ -28,6 +53,7 @@ from kato.exceptions import (
     NotFoundError,
     PatternNotFoundError,
     SessionNotFoundError,
+    StoreUnavailableError,
     ValidationError,
     echo,
 )
@@ -37,16 +63,41 @@ from kato.sessions import (
     ChangeFn,
     Lease,
     Outcome,
+    Pending,
     SessionRecord,
     SessionStore,
+    effect_id,
     looks_like_session_id,
     new_session_id,
 )
 from kato.settings import MIN_SESSION_TTL, Settings, ttl_problem
 
-__all__ = ["NODE_ID_PATTERN", "Kato", "check_node_id"]
+__all__ = [
+    "DRAIN_INTERVAL_S",
+    "EFFECTS_WAIT_S",
+    "LTM_WRITERS",
+    "NODE_ID_PATTERN",
+    "PROBE_FRESH_S",
+    "PROBE_STALE_S",
+    "PROBE_WAIT_S",
+    "Kato",
+    "check_node_id",
+]
 
+log = logging.getLogger("kato")
 T = TypeVar("T")
+#: Seconds a request waits for its own LTM effects to be applied before it answers anyway.
+EFFECTS_WAIT_S = 2.0
+#: Seconds between two passes of the background drainer.
+DRAIN_INTERVAL_S = 0.5
+#: Threads that apply LTM effects (per process); more waiting applies queue.
+LTM_WRITERS = 4
+#: Seconds ``/health`` waits for the LTM probe before it calls the LTM stalled.
+PROBE_WAIT_S = 0.25
+#: Seconds between two LTM probes, at most (``/health`` may be polled often).
+PROBE_FRESH_S = 0.5
+#: Seconds a finished probe's verdict may answer ``/health`` while the next probe runs.
+PROBE_STALE_S = 2.0
 NODE_ID_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
 #: What can name a pattern: ``PTRN|<hash>`` or ``<hash>`` (lower-case hex); anything else
 #: is answered 404 ``PATTERN_NOT_FOUND`` without asking the store.
@@ -98,6 +149,26 @@ def _cognition(state: SessionState) -> Body:
     }
 
 
+def _with_pending(view: LTMView, pending: tuple[Pending, ...]) -> LTMView:
+    """``view`` as it will be once ``pending`` is applied (an overlay; ``view`` is untouched)."""
+    if not pending:
+        return view
+    overlay = MemoryLTM(base=view)
+    for entry in pending:
+        overlay.apply(entry.effects)
+    return overlay
+
+
+def _without(applied: set[str]) -> ChangeFn[None]:
+    """The change that drops the pending entries in ``applied`` from a record."""
+
+    def change(record: SessionRecord) -> Change[None]:
+        left = tuple(entry for entry in record.pending if entry.effect_id not in applied)
+        return Change(replace(record, pending=left), None)
+
+    return change
+
+
 def check_node_id(node_id: object) -> str:
     """Return ``node_id`` if it is 1–128 characters of ``A-Z a-z 0-9 _ . -``; else raise."""
     if not isinstance(node_id, str) or NODE_ID_PATTERN.fullmatch(node_id) is None:
@@ -116,10 +187,32 @@ class Kato:
     await kato.observe(session["session_id"], {"strings": ["hello"]})
     """
 
-    def __init__(self, settings: Settings, sessions: SessionStore, nodes: NodeStores) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: SessionStore,
+        nodes: NodeStores,
+        *,
+        outbox: bool = True,
+    ) -> None:
+        """``outbox=False`` applies a step's effects after the commit with nothing kept if that
+        fails: the earlier system's R11, for the bug zoo only."""
         self.settings = settings
         self.sessions = sessions
         self.nodes = nodes
+        self.outbox = outbox
+        self._writer = ThreadPoolExecutor(LTM_WRITERS, thread_name_prefix="kato-ltm-write")
+        self._prober = ThreadPoolExecutor(1, thread_name_prefix="kato-ltm-probe")
+        #: Applies in flight in this process, by effect id (a second drainer joins the first).
+        self._applying: dict[str, asyncio.Future[bool]] = {}
+        #: Drains that outlived their request's wait (kept referenced until they end).
+        self._draining: set[asyncio.Task[None]] = set()
+        self._probe: asyncio.Future[str | None] | None = None
+        self._probed_at = 0.0
+        #: When the last probe finished, and what it found (an error code, or what it raised).
+        self._verdict: tuple[float, str | BaseException | None] | None = None
+        #: The error code of the last LTM write, if it failed (``None`` once one succeeds).
+        self._write_error: str | None = None
 
     # -- session lifecycle -------------------------------------------------------------------
     async def create_session(
@@ -170,7 +263,13 @@ class Kato:
         return {"exists": exists, "expired": False, "session_id": session_id}
 
     async def delete_session(self, session_id: str) -> Body:
+        """Delete a session once its pending LTM effects are applied (503 while they cannot be:
+        deleting it then would lose acknowledged learns)."""
         self._check_id(session_id)
+        record = (await self.sessions.get(session_id, touch=False)).record
+        if record.pending:
+            with _about(session_id):
+                await self._drain(record)
         await self.sessions.delete(session_id)
         return {"status": "deleted", "session_id": session_id}
 
@@ -191,10 +290,18 @@ class Kato:
 
     # -- service -----------------------------------------------------------------------------
     async def health(self, *, started: float, issues: Sequence[str] = ()) -> Body:
-        """``GET /health``: the stores the service uses (sessions, LTM), each ``ok`` or
-        ``down``; ``unhealthy`` if one is down, else ``degraded`` if there are ``issues`` (the
-        monitor's, e.g. a full disk), else ``healthy``. ``issues`` lists every problem, in
-        words. ``started`` is the service's monotonic start."""
+        """``GET /health``: the stores the service uses (sessions, LTM), each ``ok``,
+        ``degraded`` or ``down``; ``unhealthy`` if one is down, else ``degraded`` if one is
+        degraded or there are ``issues`` (the monitor's, e.g. a full disk), else ``healthy``.
+        ``issues`` in the answer lists every problem, in words. ``started`` is the service's
+        monotonic start.
+
+        The LTM is ``degraded`` while it answers reads but cannot be written (a held write lock:
+        ``LTM_NOT_WRITABLE``; a failed last write: its code) or does not answer the probe
+        within ``PROBE_WAIT_S`` (``LTM_STALLED``); learns then wait in their sessions' outboxes.
+        The probe runs in its own thread, so an LTM stall never delays the session store's
+        check, nor blames it.
+        """
         checks: Body = {
             "store": {"status": "ok", "backend": self.settings.store},
             "ltm": {"status": "ok", "backend": self.settings.ltm},
@@ -205,17 +312,20 @@ class Kato:
         except KatoError as exc:
             checks["store"].update(status="down", error=exc.code)
         try:
-            await asyncio.to_thread(self.nodes.ping)
+            problem = await self._probe_ltm() or self._write_error
         except KatoError as exc:
             checks["ltm"].update(status="down", error=exc.code)
-        down = any(check["status"] != "ok" for check in checks.values())
+        else:
+            if problem is not None:
+                checks["ltm"].update(status="degraded", error=problem)
+        statuses = {check["status"] for check in checks.values()}
         problems = [
-            f"{name} ({check['backend']}) down: {check['error']}"
+            f"{name} ({check['backend']}) {check['status']}: {check['error']}"
             for name, check in checks.items()
             if check["status"] != "ok"
         ] + list(issues)
         return {
-            "status": "unhealthy" if down else "degraded" if problems else "healthy",
+            "status": "unhealthy" if "down" in statuses else "degraded" if problems else "healthy",
             "checks": checks,
             "active_sessions": active,
             "uptime_seconds": round(time.monotonic() - started, 3),
@@ -227,12 +337,135 @@ class Kato:
             "issues": problems,
         }
 
+    async def _probe_ltm(self) -> str | None:
+        """``None`` if the LTM answers and takes writes, else why not (see :meth:`health`);
+        raises ``StoreUnavailableError`` if it does not answer at all.
+
+        The probe runs in its own thread, at most one at a time and at most every
+        ``PROBE_FRESH_S``; a call answers with the last probe's verdict while it is younger than
+        ``PROBE_STALE_S`` (the next one runs meanwhile), else waits for the running one up to
+        ``PROBE_WAIT_S``. So ``/health`` never waits on the LTM while it is polled often.
+        """
+
+        def probe() -> str | None:
+            self.nodes.ping()
+            try:
+                self.nodes.check_writable()
+            except StoreUnavailableError:
+                return "LTM_NOT_WRITABLE"
+            return None
+
+        now = time.monotonic()
+        idle = self._probe is None or self._probe.done()
+        if idle and now - self._probed_at >= PROBE_FRESH_S:
+            self._probe = asyncio.get_running_loop().run_in_executor(self._prober, probe)
+            self._probe.add_done_callback(self._probed)
+            self._probed_at = now
+        if self._verdict is not None and now - self._verdict[0] < PROBE_STALE_S:
+            return self._verdict_of(self._verdict[1])
+        assert self._probe is not None
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._probe), PROBE_WAIT_S)
+        except TimeoutError:
+            return "LTM_STALLED"
+
+    def _probed(self, probe: asyncio.Future[str | None]) -> None:
+        if not probe.cancelled():
+            error = probe.exception()
+            self._verdict = (time.monotonic(), error if error is not None else probe.result())
+
+    @staticmethod
+    def _verdict_of(verdict: str | BaseException | None) -> str | None:
+        if isinstance(verdict, BaseException):
+            raise verdict
+        return verdict
+
     async def close(self) -> None:
-        """Close the session store and the node stores (the service's shutdown)."""
+        """Close the session store and the node stores (the service's shutdown).
+
+        Applies still waiting on the LTM are abandoned: their effects stay in their sessions'
+        outboxes for another worker's drainer or the sessions' next requests.
+        """
+        self._writer.shutdown(wait=False, cancel_futures=True)
+        self._prober.shutdown(wait=False, cancel_futures=True)
         try:
             await self.sessions.close()
         finally:
             await asyncio.to_thread(self.nodes.close)
+
+    # -- the outbox --------------------------------------------------------------------------
+    async def drain_forever(self, interval: float = DRAIN_INTERVAL_S) -> None:
+        """The background drainer each worker runs: :meth:`drain_outbox` every ``interval``
+        seconds, until cancelled, so effects of a session nobody touches again are applied."""
+        while True:
+            try:
+                await self.drain_outbox()
+            except KatoError as exc:
+                log.warning("outbox drain stopped: %s (%s)", exc.code, exc)
+            except Exception:
+                log.exception("outbox drain failed")
+            await asyncio.sleep(interval)
+
+    async def drain_outbox(self, limit: int = 100) -> int:
+        """One pass over the sessions the store's outbox index names (oldest first): apply
+        each one's pending effects, drop them from its record, and drop it from the index.
+        Returns how many sessions were settled. Raises if the LTM or the store fails."""
+        settled = 0
+        for session_id, mark in await self.sessions.outbox(limit):
+            try:
+                lease = await self.sessions.get(session_id)  # restarts the TTL while pending
+                if lease.record.pending:
+                    await self._drain(lease.record)
+                    applied = {entry.effect_id for entry in lease.record.pending}
+                    outcome = await self._update(session_id, _without(applied))
+                    if outcome.lease.record.pending:
+                        continue  # a newer write committed more; the next pass takes them
+            except SessionNotFoundError:
+                pass  # deleted or expired: its pending effects went with it (see delete)
+            await self.sessions.settled(session_id, mark)
+            settled += 1
+        if settled:
+            log.info("outbox drainer settled %d sessions", settled)
+        return settled
+
+    async def _drain(self, record: SessionRecord) -> None:
+        """Apply the record's pending effects, in order, each under its id (at most once)."""
+        ltm = self.nodes.ltm(record.node_id)
+        for entry in record.pending:
+            applying = self._applying.get(entry.effect_id)
+            if applying is None:
+                apply = functools.partial(ltm.apply, entry.effects, effect_id=entry.effect_id)
+                applying = asyncio.get_running_loop().run_in_executor(self._writer, apply)
+                self._applying[entry.effect_id] = applying
+                applying.add_done_callback(functools.partial(self._applied, entry.effect_id))
+            await asyncio.shield(applying)
+
+    def _applied(self, key: str, done: asyncio.Future[bool]) -> None:
+        self._applying.pop(key, None)
+        error = None if done.cancelled() else done.exception()
+        if error is None:
+            self._write_error = None
+        elif isinstance(error, KatoError):
+            self._write_error = error.code
+            log.warning("LTM effects %s not applied yet: %s", key, error)
+
+    async def _settle(self, record: SessionRecord) -> None:
+        """Drain ``record``'s pending effects, waiting at most ``EFFECTS_WAIT_S``; what is not
+        applied by then stays pending (the drain goes on, and the drainer retries a failure)."""
+        if not record.pending:
+            return
+        task = asyncio.ensure_future(self._drain(record))
+        self._draining.add(task)
+        task.add_done_callback(self._drained)
+        with contextlib.suppress(TimeoutError, StoreUnavailableError):
+            await asyncio.wait_for(asyncio.shield(task), EFFECTS_WAIT_S)
+
+    def _drained(self, task: asyncio.Task[None]) -> None:
+        self._draining.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            if not isinstance(error, StoreUnavailableError):
+                log.error("draining an outbox failed", exc_info=error)
 
     async def get_session_config(self, session_id: str) -> Body:
         lease = await self._get(session_id)
@@ -377,34 +610,44 @@ class Kato:
         }
 
     async def get_pattern(self, node_id: str, name: str) -> Body:
-        check_node_id(node_id)
+        """A pattern as the node's LTM holds it now: a learn still pending in a session's
+        outbox is not counted yet (see the module docstring)."""
+        ltm = self.nodes.ltm(check_node_id(node_id))
         if PATTERN_NAME.fullmatch(name) is None:
             raise PatternNotFoundError(
                 f"Pattern {echo(name)} not found: a pattern name is PTRN|<hex> or <hex>"
             )
-        pattern = self.nodes.ltm(node_id).pattern(engine.bare_pattern_name(name))
+        pattern = await asyncio.to_thread(ltm.pattern, engine.bare_pattern_name(name))
         if pattern is None:
             raise NotFoundError(f"Pattern {echo(name)} not found")
         return {"pattern": {"status": "okay", "pattern": pattern.to_document()}, "node_id": node_id}
 
     async def list_patterns(self, node_id: str, *, offset: int = 0, limit: int = 100) -> Body:
         ltm = self.nodes.ltm(check_node_id(node_id))
-        page = ltm.patterns(offset=offset, limit=limit)
-        return {
-            "node_id": node_id,
-            "patterns": [p.to_document() for p in page],
-            "offset": offset,
-            "limit": limit,
-            "total": ltm.pattern_count(),
-        }
+
+        def read() -> Body:
+            page = ltm.patterns(offset=offset, limit=limit)
+            return {
+                "node_id": node_id,
+                "patterns": [p.to_document() for p in page],
+                "offset": offset,
+                "limit": limit,
+                "total": ltm.pattern_count(),
+            }
+
+        return await asyncio.to_thread(read)
 
     async def symbol_stats(self, node_id: str) -> Body:
         ltm = self.nodes.ltm(check_node_id(node_id))
-        return {
-            "node_id": node_id,
-            "symbols": [s.to_dict() for s in ltm.all_symbol_stats()],
-            "totals": ltm.totals().to_dict(),
-        }
+
+        def read() -> Body:
+            return {
+                "node_id": node_id,
+                "symbols": [s.to_dict() for s in ltm.all_symbol_stats()],
+                "totals": ltm.totals().to_dict(),
+            }
+
+        return await asyncio.to_thread(read)
 
     # -- helpers -----------------------------------------------------------------------------
     def _config(self, record: SessionRecord) -> EngineConfig:
@@ -416,8 +659,11 @@ class Kato:
             raise SessionNotFoundError(session_id)
 
     async def _get(self, session_id: str) -> Lease:
+        """Read a session (a read drains its pending effects too)."""
         self._check_id(session_id)
-        return await self.sessions.get(session_id)
+        lease = await self.sessions.get(session_id)
+        await self._settle(lease.record)
+        return lease
 
     async def _state(self, session_id: str) -> SessionState:
         return (await self._get(session_id)).record.state
@@ -437,24 +683,41 @@ class Kato:
         unique_id: str | None = None,
         reply: Callable[[SessionRecord, Step], Body] | None = None,
     ) -> tuple[SessionRecord, Step | None, Body]:
-        """One engine step as one atomic session update, then its node effects, once.
+        """One engine step as one atomic session update whose record carries the step's LTM
+        effects (the outbox), then a drain of them (see the module docstring).
 
-        The step reads the node's LTM through one consistent snapshot. With a ``unique_id``
-        that was applied before, nothing is computed or applied, and the first reply returns.
+        The step reads the node's LTM through one consistent snapshot, plus the session's own
+        effects that are still pending; pending entries the LTM has recorded are dropped from
+        the record. With a ``unique_id`` that was applied before, nothing is computed, the
+        session's pending effects are drained, and the first reply returns.
         """
 
         def change(record: SessionRecord) -> Change[Step]:
-            with self.nodes.ltm(record.node_id).snapshot() as ltm:
-                step = compute(record, ltm)
+            ltm = self.nodes.ltm(record.node_id)
+            with ltm.snapshot() as view:
+                pending = record.pending
+                if pending:
+                    done = ltm.applied([entry.effect_id for entry in pending])
+                    pending = tuple(p for p in pending if p.effect_id not in done)
+                step = compute(record, _with_pending(view, pending))
+            if step.effects and self.outbox:
+                entry = Pending(effect_id(record.session_id, record.version + 1), step.effects)
+                pending = (*pending, entry)
             body = reply(record, step) if reply is not None else None
-            return Change(replace(record, state=step.state), step, body)
+            return Change(replace(record, state=step.state, pending=pending), step, body)
 
         outcome = await self._update(session_id, change, unique_id=unique_id)
         record = outcome.lease.record
+        await self._settle(record)
         if outcome.value is None:
             return record, None, dict(outcome.replayed or {})
-        self.nodes.ltm(record.node_id).apply(outcome.value.effects)
+        if not self.outbox:  # R11: nothing kept if this fails
+            await self._apply_now(record.node_id, outcome.value.effects)
         return record, outcome.value, {}
+
+    async def _apply_now(self, node_id: str, effects: tuple[Effect, ...]) -> None:
+        ltm = self.nodes.ltm(node_id)
+        await asyncio.get_running_loop().run_in_executor(self._writer, ltm.apply, effects)
 
     async def _apply_step(
         self, session_id: str, compute: Callable[[SessionRecord, LTMView], Step]

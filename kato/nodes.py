@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import AbstractContextManager
 from typing import Protocol
 
-from kato.engine import LTMStore, MemoryLTM
+from kato.engine import Effect, LTMStore, LTMView, MemoryLTM, Pattern, SymbolStats, Totals
 
 __all__ = ["MemoryNodes", "NodeStores", "open_nodes"]
 
 
 class NodeStores(Protocol):
-    """Gives the long-term memory store of a node; nodes never see each other's patterns."""
+    """Gives the long-term memory store of a node; nodes never see each other's patterns.
+
+    Every call may block (a locked file, a slow server): :class:`~kato.core.Kato` makes them
+    from worker threads, never on the event loop.
+    """
 
     def ltm(self, node_id: str) -> LTMStore: ...
 
@@ -18,31 +26,97 @@ class NodeStores(Protocol):
         """Return if the stores answer; raise ``StoreUnavailableError`` if they do not."""
         ...
 
+    def check_writable(self) -> None:
+        """Return if the stores take writes now; raise ``StoreUnavailableError`` if not."""
+        ...
+
     def close(self) -> None:
         """Release this process's connections (the service's shutdown calls it)."""
         ...
+
+
+class _LockedLTM:
+    """A :class:`MemoryLTM` that threads share: one lock around each read, snapshot and apply
+    (the service computes steps and applies effects in worker threads)."""
+
+    def __init__(self) -> None:
+        self._ltm = MemoryLTM()
+        self._lock = threading.RLock()
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[LTMView]:
+        with self._lock:
+            yield self._ltm
+
+    def snapshot(self) -> AbstractContextManager[LTMView]:
+        return self._snapshot()
+
+    def candidates(self, symbols: Collection[str]) -> list[Pattern]:
+        with self._lock:
+            return self._ltm.candidates(symbols)
+
+    def pattern(self, name: str) -> Pattern | None:
+        with self._lock:
+            return self._ltm.pattern(name)
+
+    def symbol_stats(self, symbols: Collection[str]) -> dict[str, SymbolStats]:
+        with self._lock:
+            return self._ltm.symbol_stats(symbols)
+
+    def totals(self) -> Totals:
+        with self._lock:
+            return self._ltm.totals()
+
+    def apply(self, effects: Iterable[Effect], *, effect_id: str | None = None) -> bool:
+        with self._lock:
+            return self._ltm.apply(effects, effect_id=effect_id)
+
+    def applied(self, effect_ids: Collection[str]) -> set[str]:
+        with self._lock:
+            return self._ltm.applied(effect_ids)
+
+    def patterns(self, *, offset: int = 0, limit: int | None = None) -> list[Pattern]:
+        with self._lock:
+            return self._ltm.patterns(offset=offset, limit=limit)
+
+    def pattern_count(self) -> int:
+        with self._lock:
+            return self._ltm.pattern_count()
+
+    def all_symbol_stats(self) -> list[SymbolStats]:
+        with self._lock:
+            return self._ltm.all_symbol_stats()
+
+    def vector(self, name: str) -> tuple[float, ...] | None:
+        with self._lock:
+            return self._ltm.vector(name)
 
 
 class MemoryNodes:
     """Every node's LTM in this process's memory (for one process: notebooks, tests)."""
 
     def __init__(self) -> None:
-        self._nodes: dict[str, MemoryLTM] = {}
+        self._nodes: dict[str, _LockedLTM] = {}
+        self._lock = threading.Lock()
 
     def ltm(self, node_id: str) -> LTMStore:
-        store = self._nodes.get(node_id)
-        if store is None:
-            store = self._nodes[node_id] = MemoryLTM()
-        return store
+        with self._lock:
+            store = self._nodes.get(node_id)
+            if store is None:
+                store = self._nodes[node_id] = _LockedLTM()
+            return store
 
     def ping(self) -> None:
         """Memory always answers."""
+
+    def check_writable(self) -> None:
+        """Memory always takes writes."""
 
     def close(self) -> None:
         """Nothing to release: the patterns live as long as this object."""
 
 
-def open_nodes(location: str) -> NodeStores:
+def open_nodes(location: str, *, timeout: float | None = None) -> NodeStores:
     """The node stores a location names; nothing is opened until a node is used.
 
     - ``"memory"``: :class:`MemoryNodes` (one process only);
@@ -51,7 +125,9 @@ def open_nodes(location: str) -> NodeStores:
       processes share;
     - ``"mongodb://…"`` or ``"mongodb+srv://…"``: :class:`kato.ltm.mongo.MongoNodes`.
 
-    Raises ``ValueError`` for anything else. pymongo is imported only for a MongoDB location.
+    ``timeout``: seconds an LTM operation waits (for SQLite's write lock, for a MongoDB server)
+    before the store is reported unavailable (``None``: the store's default). Raises
+    ``ValueError`` for an unknown location. pymongo is imported only for a MongoDB location.
     """
     if location in ("memory", "memory://"):
         return MemoryNodes()
@@ -62,11 +138,13 @@ def open_nodes(location: str) -> NodeStores:
         path = path.removeprefix("//")
         if not path:
             raise ValueError(f"no file in LTM location {location!r}")
-        return SQLiteNodes(path)
+        return SQLiteNodes(path) if timeout is None else SQLiteNodes(path, timeout=timeout)
     if location.startswith(("mongodb://", "mongodb+srv://")):
         from kato.ltm.mongo import MongoNodes
 
-        return MongoNodes(location)
+        if timeout is None:
+            return MongoNodes(location)
+        return MongoNodes(location, timeout_ms=int(timeout * 1000))
     raise ValueError(
         f"unknown LTM location {location!r}: use 'memory', 'sqlite:PATH' or 'mongodb://…'"
     )

@@ -294,5 +294,11 @@ class ObservedSessionStore:
     async def count(self) -> int:
         return await self._observe("count", self.inner.count)
 
+    async def outbox(self, limit: int) -> list[tuple[str, float]]:
+        return await self._observe("outbox", lambda: self.inner.outbox(limit))
+
+    async def settled(self, session_id: str, mark: float) -> None:
+        await self._observe("settled", lambda: self.inner.settled(session_id, mark))
+
     async def close(self) -> None:
         await self.inner.close()

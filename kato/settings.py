@@ -50,6 +50,9 @@ class Settings:
     ltm_path: str = "kato-ltm.sqlite3"
     #: The MongoDB of the ``mongo`` LTM.
     mongo_url: str | None = None
+    #: Seconds one LTM operation waits (SQLite's write lock, a MongoDB server) before the LTM
+    #: is reported unavailable; a learn's effects then stay in its session's outbox.
+    ltm_timeout: float = 10.0
     #: Request bodies larger than this are refused with 413 before they are parsed.
     max_body_bytes: int = 4 * 1024 * 1024
     #: Bytes of request bodies one worker may be receiving at once (their ``Content-Length``;
@@ -108,6 +111,8 @@ class Settings:
             errors["sample_seconds"] = f"must be in (0, 3600] seconds, got {self.sample_seconds}"
         if not 0 <= self.health_limit_percent <= 100:
             errors["health_limit_percent"] = f"must be in [0, 100], got {self.health_limit_percent}"
+        if not 0 < self.ltm_timeout < float("inf"):
+            errors["ltm_timeout"] = f"must be > 0 seconds, got {self.ltm_timeout}"
         if self.ltm not in LTM_BACKENDS:
             errors["ltm"] = f"must be one of {', '.join(LTM_BACKENDS)}, got {self.ltm!r}"
         if self.store == "memory" and self.workers > 1:
@@ -201,6 +206,7 @@ class Settings:
             "ltm": read("LTM", str, bare=False),
             "ltm_path": read("LTM_PATH", str, bare=False),
             "mongo_url": read("MONGO_URL", str, bare=False),
+            "ltm_timeout": read("LTM_TIMEOUT", float, bare=False),
             "max_body_bytes": read("MAX_BODY_BYTES", int, bare=False),
             "max_bodies_in_flight": read("MAX_BODIES_IN_FLIGHT", int, bare=False),
             "body_timeout_s": read("BODY_TIMEOUT_S", float, bare=False),

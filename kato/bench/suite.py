@@ -14,7 +14,9 @@ Sections, in the order they run (each starts and stops what it measures):
 * ``http`` — observe, get-STM and predictions beside a trivial endpoint at 1, 2 and 4 workers
   (``wrk``); the store's round trips per observe from its counters;
 * ``contention`` — observes into one session beside the same load over many, at 4 workers, and
-  how many of them failed.
+  how many of them failed;
+* ``ltm-stall`` — ``/health`` and another node's observes during a 10 s SQLite LTM write lock
+  beside the same before it, on one worker (:mod:`kato.bench.stall`).
 
 It writes ``bench.csv`` (columns :data:`kato.bench.rows.COLUMNS` plus per-row extras),
 ``bench.png`` and ``environment.json`` into ``results/bench-<time>/``, prints the table, and
@@ -39,7 +41,7 @@ from kato.lab.folders import new_folder
 
 __all__ = ["SECTIONS", "Sizes", "add_arguments", "main", "run_suite"]
 
-SECTIONS = ("engine", "workbench", "store", "http", "contention")
+SECTIONS = ("engine", "workbench", "store", "http", "contention", "ltm-stall")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,7 @@ class Sizes:
     workers: tuple[int, ...]
     contention_workers: int
     seconds: float
+    stall_seconds: float
 
     @classmethod
     def full(cls) -> Sizes:
@@ -68,11 +71,12 @@ class Sizes:
             (1, 2, 4),
             4,
             6.0,
+            10.0,
         )
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls((1_000, 10_000), 50, 2_000, (10_000,), 10_000, 2_000, (1, 2), 2, 2.0)
+        return cls((1_000, 10_000), 50, 2_000, (10_000,), 10_000, 2_000, (1, 2), 2, 2.0, 3.0)
 
 
 def _engine(sizes: Sizes) -> list[Row]:
@@ -131,12 +135,19 @@ def _contention(sizes: Sizes) -> list[Row]:
     return contention_rows(sizes.contention_workers, seconds=sizes.seconds)
 
 
+def _stall(sizes: Sizes) -> list[Row]:
+    from kato.bench.stall import stall_rows
+
+    return stall_rows(sizes.stall_seconds)
+
+
 _RUNNERS: dict[str, Callable[[Sizes], list[Row]]] = {
     "engine": _engine,
     "workbench": _workbench,
     "store": _store,
     "http": _http,
     "contention": _contention,
+    "ltm-stall": _stall,
 }
 
 

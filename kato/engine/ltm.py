@@ -1,9 +1,11 @@
 """Long-term memory: the records of a node, the effects that change them, and an in-memory store.
 
 The engine never writes long-term memory itself. An operation returns *effects*
-(:class:`LearnPattern`, :class:`RegisterVector`, :class:`ClearNode`) and the caller applies them
-to the node's store after the session write has committed, exactly once. Reads go through the
-small :class:`LTMView` protocol, so any store (in memory, SQLite, MongoDB) can serve predictions.
+(:class:`LearnPattern`, :class:`RegisterVector`, :class:`ClearNode`); the caller commits them
+with the session write (its outbox) and applies them to the node's store under an effect id,
+which the store records with them so that no id is applied twice (``apply(effect_id=…)``).
+Reads go through the small :class:`LTMView` protocol, so any store (in memory, SQLite, MongoDB)
+can serve predictions.
 
 :class:`MemoryLTM` is both the in-memory store and the overlay the engine uses inside one
 operation: ``MemoryLTM(base=view)`` answers reads from ``view`` plus the effects applied to the
@@ -176,8 +178,17 @@ class LTMStore(LTMView, Protocol):
         """
         ...
 
-    def apply(self, effects: Iterable[Effect]) -> None:
-        """Apply a step's effects as one atomic unit, each exactly once (§7.1, §7.6)."""
+    def apply(self, effects: Iterable[Effect], *, effect_id: str | None = None) -> bool:
+        """Apply a step's effects as one atomic unit, each exactly once (§7.1, §7.6).
+
+        With an ``effect_id`` the id is recorded in the same atomic unit, and effects whose id
+        was recorded before are not applied again: ``False`` then (``True`` when applied). That
+        is what lets a session's outbox be drained more than once (sessions.md guarantee 3).
+        """
+        ...
+
+    def applied(self, effect_ids: Collection[str]) -> set[str]:
+        """Those of ``effect_ids`` that :meth:`apply` recorded (inside a snapshot: as of it)."""
         ...
 
     def patterns(self, *, offset: int = 0, limit: int | None = None) -> list[Pattern]: ...
@@ -227,9 +238,11 @@ class MemoryLTM:
 
     def __init__(self, base: LTMView | None = None) -> None:
         self._base = base
+        self._applied: set[str] = set()
         self._reset()
 
     def _reset(self) -> None:
+        """Forget the node's records; the applied effect ids stay (a clear is an effect too)."""
         self._patterns: dict[str, Pattern] = {}
         self._index: dict[str, set[str]] = {}
         self._symbols: dict[str, SymbolStats] = {}
@@ -297,8 +310,15 @@ class MemoryLTM:
     def vector(self, name: str) -> tuple[float, ...] | None:
         return self._vectors.get(name)
 
+    def applied(self, effect_ids: Collection[str]) -> set[str]:
+        return {effect_id for effect_id in effect_ids if effect_id in self._applied}
+
     # -- writes ------------------------------------------------------------------------------
-    def apply(self, effects: Iterable[Effect]) -> None:
+    def apply(self, effects: Iterable[Effect], *, effect_id: str | None = None) -> bool:
+        if effect_id is not None:
+            if effect_id in self._applied:
+                return False
+            self._applied.add(effect_id)
         for effect in effects:
             if isinstance(effect, LearnPattern):
                 self._learn(effect)
@@ -309,6 +329,7 @@ class MemoryLTM:
                 self._reset()
             else:  # pragma: no cover - the Effect union is closed
                 raise TypeError(f"unknown effect {effect!r}")
+        return True
 
     def _learn(self, effect: LearnPattern) -> None:
         previous = self.pattern(effect.name)

@@ -54,7 +54,10 @@ def _value(f: str, body: dict[str, Any]) -> dict[str, Any]:
     if f == "create":
         return {"session_id": body["session_id"]}
     if f == "observe":
-        return {"time": body["time"], "stm_length": body["stm_length"]}
+        value = {"time": body["time"], "stm_length": body["stm_length"]}
+        if body.get("auto_learned_pattern"):
+            value["auto_learned_pattern"] = body["auto_learned_pattern"]
+        return value
     if f == "read_stm":
         return {"stm": body["stm"]}
     if f == "read_session":

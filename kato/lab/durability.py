@@ -1,27 +1,33 @@
-"""Durability: how many acknowledged observations each fault loses, per Redis persistence.
+"""Durability: how many acknowledged operations each fault loses, per Redis persistence.
 
 ``durability(root)`` runs one experiment per cell of Redis persistence {``none`` (no AOF, no
 RDB), AOF ``everysec``, AOF ``always``} × fault {``redis-restart`` (SIGTERM, restart),
 ``redis-kill`` (SIGKILL, restart on the same port and data directory), ``worker-kill`` (SIGKILL
 one uvicorn worker), ``service-restart`` (stop ``kato serve`` and start it again with the same
-``--data-dir``, its own embedded Redis keeping the AOF there)}: :data:`DURABILITY`,
-``many-sessions`` in open loop, so observes are acknowledged before, during and after the fault,
-and every session is read at the end (retried while the service recovers). The
-``no_lost_updates`` checker then decides, for every acknowledged observation, whether it
-survived: a session Redis forgot is read as ``SESSION_NOT_FOUND`` and all its acknowledged
-observations count as lost.
+``--data-dir``, its own embedded Redis keeping the AOF there), ``ltm-lock`` (another process
+holds the SQLite LTM's write lock)}.
+
+Session faults run :data:`DURABILITY`, ``many-sessions`` in open loop, so observes are
+acknowledged before, during and after the fault, and every session is read at the end
+(retried while the service recovers). The ``no_lost_updates`` checker then decides, for every
+acknowledged observation, whether it survived: a session Redis forgot is read as
+``SESSION_NOT_FOUND`` and all its acknowledged observations count as lost. LTM faults run
+:data:`LTM_DURABILITY`, ``learn-race`` (learns round after round, across the fault window), and
+the ``ltm_effects`` checker counts the learns that happened (acknowledged, or shown by their
+session) and how many of them each pattern's final frequency lacks.
 
 It writes ``root/durability-<stamp>/``: ``durability.csv`` (``persistence``, ``fault``,
-``acknowledged``, ``lost``, ``verdict`` — the checker's validity — and ``run``, the cell's run
-folder beside it, which ``kato lab check`` can judge again) and ``durability.md`` (the same as a
-Markdown table). The cells run through :mod:`kato.lab.grid`.
+``operation`` — what is counted: ``observe`` or ``learn`` —, ``acknowledged``, ``lost``,
+``verdict`` — the checker's validity — and ``run``, the cell's run folder beside it, which
+``kato lab check`` can judge again) and ``durability.md`` (the same as a Markdown table). The
+cells run through :mod:`kato.lab.grid`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kato.lab import grid
 from kato.lab.folders import new_folder
@@ -31,7 +37,7 @@ from kato.stores.redis_server import PERSISTENCE_MODES
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DURABILITY", "FAULTS", "SERVICE_RESTART_AT", "durability", "markdown"]
+__all__ = ["DURABILITY", "FAULTS", "LTM_DURABILITY", "SERVICE_RESTART_AT", "durability", "markdown"]
 
 #: Each cell's experiment: 3 s of schedule at 200 ops/s; the fault starts 0.9 s in (see
 #: :data:`SERVICE_RESTART_AT`), lasts 1 s.
@@ -46,11 +52,33 @@ DURABILITY = Experiment(
     fault_for_s=1.0,
     timeout_s=5,
 )
-FAULTS = ("redis-restart", "redis-kill", "worker-kill", "service-restart")
+FAULTS = ("redis-restart", "redis-kill", "worker-kill", "service-restart", "ltm-lock")
 #: Where in the schedule ``service-restart`` starts: later than the others (30 %), because
 #: ``kato serve`` takes seconds to come back, longer than the rest of the schedule, so only the
 #: observes acknowledged before the stop are there to be lost.
 SERVICE_RESTART_AT = 0.6
+#: LTM faults' experiment: eight clients learning in rounds; the lock starts 0.5 s in, for 1 s.
+LTM_DURABILITY = DURABILITY.with_(scenario="learn-race", rate=None, fault="ltm-lock")
+
+
+def _cell(fault: str, operations: int, persistence: str) -> Experiment:
+    base = LTM_DURABILITY if fault.startswith("ltm-") else DURABILITY
+    restart_at = (
+        SERVICE_RESTART_AT * operations / DURABILITY.rate
+        if fault == "service-restart" and DURABILITY.rate
+        else None
+    )
+    return base.with_(
+        operations=operations, redis_persistence=persistence, fault=fault, fault_at_s=restart_at
+    )
+
+
+def _losses(checker: dict[str, Any]) -> tuple[str, int, int]:
+    """What a cell counts: the operation, how many were acknowledged, how many were lost."""
+    counts = checker["counts"]
+    if checker["name"] == "no_lost_updates":
+        return "observe", counts["acknowledged"], counts["lost"]
+    return "learn", counts["acknowledged"] + counts["inferred"], counts["lost_learns"]
 
 
 def durability(
@@ -65,31 +93,23 @@ def durability(
     import pandas as pd
 
     specs = [
-        DURABILITY.with_(
-            operations=operations,
-            redis_persistence=mode,
-            fault=fault,
-            fault_at_s=(
-                SERVICE_RESTART_AT * operations / DURABILITY.rate
-                if fault == "service-restart" and DURABILITY.rate
-                else None
-            ),
-        )
-        for mode in persistence
-        for fault in faults
+        _cell(fault, operations, mode) for mode in persistence for fault in faults
     ]  # validated before anything starts
     folder = new_folder(root, "durability")
     rows = []
     for saved in grid.run_experiments(specs, folder, progress=progress, desc="durability"):
         spec, verdicts = saved.run.spec, saved.run.verdicts
-        lost = next(c for c in verdicts["checkers"] if c["name"] == "no_lost_updates")
+        judge = "ltm_effects" if spec.fault.startswith("ltm-") else "no_lost_updates"
+        checker = next(c for c in verdicts["checkers"] if c["name"] == judge)
+        operation, acknowledged, lost = _losses(checker)
         rows.append(
             {
                 "persistence": spec.redis_persistence,
                 "fault": spec.fault,
-                "acknowledged": lost["counts"]["acknowledged"],
-                "lost": lost["counts"]["lost"],
-                "verdict": lost["valid"],
+                "operation": operation,
+                "acknowledged": acknowledged,
+                "lost": lost,
+                "verdict": checker["valid"],
                 "run": saved.folder.name,
             }
         )
@@ -100,8 +120,8 @@ def durability(
 
 
 def markdown(table: pd.DataFrame) -> str:
-    """The table as README shows it: persistence, fault, acknowledged, lost, verdict."""
-    shown = table[["persistence", "fault", "acknowledged", "lost", "verdict"]].rename(
-        columns={"persistence": "Redis persistence", "acknowledged": "acknowledged observes"}
-    )
+    """The table as README shows it: persistence, fault, operation, acknowledged, lost,
+    verdict."""
+    columns = ["persistence", "fault", "operation", "acknowledged", "lost", "verdict"]
+    shown = table[columns].rename(columns={"persistence": "Redis persistence"})
     return str(shown.to_markdown(index=False))

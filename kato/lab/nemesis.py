@@ -27,6 +27,8 @@ fault               start → stop                                           win
 ``service-restart`` SIGTERM ``kato serve`` (it stops its own embedded      service down
                     Redis) → start the same command again (same port,
                     ``--data-dir``, AOF) and wait until it answers
+``ltm-lock``        another process takes the SQLite LTM's write lock     LTM not writable
+                    (:class:`~kato.lab.ltm_lock.LTMLock`) → releases it
 ==================  =====================================================  ===================
 
 A deployment the workbench did not start (the ``url`` target) is reached only through commands
@@ -34,6 +36,10 @@ its operator gives (``fault_hooks``, from a target file): :class:`CommandHook` r
 ``start`` command when the window opens and its ``stop`` command when it closes, the way Jepsen
 drives its nemesis through commands on real nodes. A url spec with a fault but no hook for it is
 refused when the spec is made.
+
+``ltm-pause`` and ``ltm-kill`` (SIGSTOP / SIGKILL of the MongoDB LTM's ``nx-27017`` server) are
+named in :data:`~kato.lab.spec.FAULTS` but refused by the spec: the http target runs the SQLite
+LTM only.
 
 Which scenarios suit: the run must still be issuing operations when the fault starts and after it
 ends, so use an open-loop ``rate`` (the schedule then spans ``operations / rate`` seconds and the
@@ -53,8 +59,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from kato.lab.ltm_lock import LTMLock
 from kato.lab.proxy import LatencyProxy
 from kato.stores.redis_server import RedisServer
 
@@ -65,6 +72,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CommandHook",
     "Fault",
+    "LTMLockFault",
     "Nemesis",
     "RedisKill",
     "RedisLatency",
@@ -99,6 +107,9 @@ class Nemesis:
     for_s: float
 
 
+T = TypeVar("T")
+
+
 def _started(redis: RedisServer) -> subprocess.Popen[bytes]:
     if redis.process is None or redis.process.poll() is not None:
         raise RuntimeError("the workbench's redis-server is not running")
@@ -113,12 +124,14 @@ _SPAWNER: ThreadPoolExecutor | None = None
 _SPAWNER_LOCK = threading.Lock()
 
 
-def _spawn(start: Callable[[], object]) -> None:
+def _spawn(start: Callable[[], T]) -> T:
+    """``start()`` on the spawner thread (for anything that starts a child process)."""
     global _SPAWNER
     with _SPAWNER_LOCK:
         if _SPAWNER is None:
             _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kato-lab-spawner")
-    _SPAWNER.submit(start).result()
+    return _SPAWNER.submit(start).result()
+
 
 
 def _restart(redis: RedisServer) -> dict[str, Any]:
@@ -226,6 +239,22 @@ class CommandHook:
         return self._run("stop")
 
 
+class LTMLockFault:
+    """Another process holds the SQLite LTM's write lock for the window: reads go on, every
+    write of the service waits for the lock up to its LTM timeout, then fails."""
+
+    name = "ltm-lock"
+
+    def __init__(self, path: Path) -> None:
+        self.lock = LTMLock(path)
+
+    def start(self) -> dict[str, Any]:
+        return _spawn(self.lock.start)  # the holder must outlive the runner's thread
+
+    def stop(self) -> dict[str, Any]:
+        return self.lock.stop()
+
+
 def children(pid: int) -> list[int]:
     """The child processes of ``pid`` (from ``/proc``), or ``[]``."""
     path = Path(f"/proc/{pid}/task/{pid}/children")
@@ -320,6 +349,10 @@ def nemesis_for(spec: Experiment, deployment: Deployment) -> Nemesis | None:
         if deployment.server is None:
             raise ValueError(f"{spec.fault} needs the http target")
         fault = (WorkerKill if spec.fault == "worker-kill" else ServiceRestart)(deployment.server)
+    elif spec.fault == "ltm-lock":
+        if deployment.ltm_path is None:
+            raise ValueError("ltm-lock needs the SQLite LTM deploy() starts (store=redis)")
+        fault = LTMLockFault(deployment.ltm_path)
     elif spec.fault == "redis-latency":
         if deployment.proxy is None:
             raise ValueError("redis-latency needs the latency proxy deploy() starts for it")

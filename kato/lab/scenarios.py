@@ -15,7 +15,8 @@ scenario                  each client …                                reveals
 ``many-sessions``         observes into its own session                isolation, order
 ``read-after-create``     creates, reads on another connection         write→read visibility
 ``ttl``                   keeps some short-TTL sessions alive, idles   expiry, sliding extension
-``learn-race``            learns the same sequence in its own session  LTM frequency == learns
+``learn-race``            learns the round's sequence in its own        LTM frequency == learns
+                          session, round after round (R11)
 ``mixed``                 a weighted mix of everything                 throughput and latency
 ``delete-race``           observes into each session while one deletes  resurrection (R4)
                           it mid-burst; every session read at the end
@@ -31,10 +32,21 @@ from typing import Any
 
 from kato.lab.spec import Experiment
 
-__all__ = ["LEARNED_SEQUENCE", "STM_BUDGET", "Plan", "Step", "plan"]
+__all__ = ["LEARNED_SEQUENCE", "STM_BUDGET", "Plan", "Step", "learned_sequence", "plan"]
 
-#: The sequence every client of ``learn-race`` learns.
+#: The sequence every client of ``learn-race`` learns in its first round.
 LEARNED_SEQUENCE = ("alpha", "beta", "gamma")
+#: Operations of one ``learn-race`` round (three observes, the learn, a read of the STM).
+LEARN_ROUND_OPS = 5
+#: The pause after each ``learn-race`` round, so the rounds span a fault window.
+LEARN_ROUND_PAUSE_S = 0.1
+
+
+def learned_sequence(round_number: int) -> tuple[str, ...]:
+    """The sequence every client of ``learn-race`` learns in round ``round_number``."""
+    if round_number == 0:
+        return LEARNED_SEQUENCE
+    return tuple(f"{symbol}{round_number}" for symbol in LEARNED_SEQUENCE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,13 +172,24 @@ def _ttl(spec: Experiment, rng: random.Random) -> Plan:
 
 
 def _learn_race(spec: Experiment, rng: random.Random) -> Plan:
+    """Every client learns round ``r``'s sequence in its own session, then reads its STM (which
+    shows whether a learn that got no answer took effect), then pauses; at the end every
+    session is read (which drains what it still has pending) and every round's pattern."""
+    rounds = max(1, spec.operations // (spec.concurrency * LEARN_ROUND_OPS))
     setup = [_create(f"s{c}") for c in range(spec.concurrency)]
-    programs = [
-        [_observe(f"s{c}", symbol) for symbol in LEARNED_SEQUENCE]
-        + [Step("learn", f"s{c}", {"node_id": "{node}"})]
-        for c in range(spec.concurrency)
+    programs = []
+    for c in range(spec.concurrency):
+        slot, steps = f"s{c}", []
+        for r in range(rounds):
+            steps += [_observe(slot, symbol) for symbol in learned_sequence(r)]
+            steps += [Step("learn", slot, {"node_id": "{node}"}), Step("read_stm", slot)]
+            steps.append(Step("sleep", args={"s": LEARN_ROUND_PAUSE_S}))
+        programs.append(steps)
+    final = [Step("read_stm", f"s{c}") for c in range(spec.concurrency)]
+    final += [
+        Step("get_pattern", None, {"node_id": "{node}", "sequence": list(learned_sequence(r))})
+        for r in range(rounds)
     ]
-    final = [Step("get_pattern", None, {"node_id": "{node}", "sequence": list(LEARNED_SEQUENCE)})]
     return Plan(setup, programs, final)
 
 

@@ -49,7 +49,12 @@ FAULTS = (
     "redis-latency",
     "worker-kill",
     "service-restart",
+    "ltm-lock",
+    "ltm-pause",
+    "ltm-kill",
 )
+#: Faults of the MongoDB LTM's server, which the workbench's targets do not run yet.
+MONGO_FAULTS = ("ltm-pause", "ltm-kill")
 
 #: A base URL of the url target: scheme, host, optional port and path prefix, no query.
 _BASE_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
@@ -244,6 +249,11 @@ class Experiment:
             problems.append("faults act on what the workbench starts: use target=http, store=redis")
         if self.fault == "worker-kill" and self.workers < 2:
             problems.append("worker-kill needs workers >= 2 (one worker has no supervisor)")
+        if self.fault in MONGO_FAULTS:
+            problems.append(
+                f"{self.fault} acts on the MongoDB LTM's server, and the workbench's http target "
+                "runs the SQLite LTM: use ltm-lock"
+            )
         return problems
 
     def fault_start_s(self) -> float:

@@ -15,7 +15,10 @@ Redis runs with the spec's ``redis_persistence``. For the ``redis-latency`` faul
 also runs a :class:`~kato.lab.proxy.LatencyProxy` between the service and Redis, and the service
 is given the proxy's address as ``KATO_REDIS_URL``. For the ``service-restart`` fault the
 workbench starts no Redis: ``kato serve`` runs its own embedded one (``--redis-persistence``, the
-AOF in its ``--data-dir``), which a restart of the service must find again.
+AOF in its ``--data-dir``), which a restart of the service must find again. Behind Redis the
+service's LTM is SQLite, in a data directory the workbench makes (``Deployment.ltm_path``); for
+the ``ltm-lock`` fault the service waits at most ``LTM_FAULT_TIMEOUT_S`` for its write lock, so a
+fault window of a second outlasts it.
 """
 
 from __future__ import annotations
@@ -45,7 +48,10 @@ from kato.sessions import MemorySessionStore
 from kato.settings import Settings
 from kato.stores.redis_server import RedisServer
 
-__all__ = ["Deployment", "ServerProcess", "deploy", "serve"]
+__all__ = ["LTM_FAULT_TIMEOUT_S", "Deployment", "ServerProcess", "deploy", "serve"]
+
+#: ``KATO_LTM_TIMEOUT`` of the service under an LTM fault (seconds).
+LTM_FAULT_TIMEOUT_S = 0.2
 
 
 @dataclass
@@ -61,6 +67,8 @@ class Deployment:
     proxy: LatencyProxy | None = None
     #: What the target serves beyond the session API (all of it, unless a url target lacks it).
     capabilities: Capabilities = FULL
+    #: The service's SQLite LTM file (``store="redis"`` runs only).
+    ltm_path: Path | None = None
 
 
 @dataclass
@@ -227,7 +235,14 @@ def deploy(spec: Experiment, *, redis_persistence: str | None = None) -> Iterato
         env: dict[str, str] = {}
         redis = None
         proxy = None
+        ltm_path = None
         args = ["--workers", str(spec.workers), "--store", spec.store, "--log-level", "warning"]
+        if spec.store == "redis":
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kato-data-")))
+            ltm_path = data_dir / "ltm.sqlite3"
+            args += ["--data-dir", str(data_dir)]
+            if spec.fault.startswith("ltm-"):
+                env["KATO_LTM_TIMEOUT"] = str(LTM_FAULT_TIMEOUT_S)
         if spec.store == "redis" and spec.fault == "service-restart":
             # kato serve runs (and supervises) its own Redis, its AOF in the data directory the
             # restarted server is given again; an empty KATO_REDIS_URL names none
@@ -263,6 +278,7 @@ def deploy(spec: Experiment, *, redis_persistence: str | None = None) -> Iterato
             server=server,
             redis=redis,
             proxy=proxy,
+            ltm_path=ltm_path,
         )
 
 

@@ -1,7 +1,8 @@
 """Long-term memory on real stores: where each node's patterns live outside one process.
 
 The engine reads a node's LTM through :class:`~kato.engine.LTMView` and changes it only through
-effects that :meth:`~kato.engine.LTMStore.apply` applies once, after the session commit. This
+effects that :meth:`~kato.engine.LTMStore.apply` applies once per effect id, drained from the
+committed session's outbox (:mod:`kato.sessions.outbox`). This
 package holds the stores that several worker processes share:
 
 - :mod:`kato.ltm.sqlite` — :class:`~kato.ltm.sqlite.SQLiteNodes`, the embedded default: one

@@ -20,7 +20,7 @@ from kato.exceptions import StoreUnavailableError
 
 __all__ = ["SCHEMA_VERSION", "Connections", "sqlite_errors"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS nodes (
@@ -61,6 +61,11 @@ CREATE TABLE IF NOT EXISTS symbol_emotives (
     total REAL NOT NULL,
     UNIQUE (node_id, symbol, key)
 );
+CREATE TABLE IF NOT EXISTS applied_effects (
+    node_id TEXT NOT NULL,
+    effect_id TEXT NOT NULL,
+    PRIMARY KEY (node_id, effect_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS vectors (
     node_id TEXT NOT NULL,
     name TEXT NOT NULL,

@@ -16,6 +16,7 @@ are not valid database names), holding::
     symbols          {_id: symbol, frequency, pattern_member_frequency}
     symbol_emotives  {_id: [symbol, key] JSON, symbol, key, total, order}      index on symbol
     vectors          {_id: VCTR name, vector: JSON}
+    applied          {_id: effect id, done}   (the outbox ids ``apply`` has applied)
 
 The pattern name is ``_id``, so the always-present unique ``_id`` index is the unique index on
 the name. Candidates come from the multikey index on ``patterns.symbols``.
@@ -39,6 +40,14 @@ symbol records, the pattern, then the version. Each write is atomic and every co
 counts exactly, but a learn is not all-or-nothing: a crash or lost connection between writes
 leaves it partly applied, and a ``clear_all`` racing a learn can leave part of that learn
 behind. That is this mode's stated limitation.
+
+**Applying an effect id once.** ``apply(effects, effect_id=…)`` inserts ``{_id: effect_id}``
+into ``applied``; the unique ``_id`` index lets only one insert of an id succeed. With
+transactions the insert is part of the transaction, so the id is recorded exactly when the
+effects are. Without them the insert comes first, as a claim (``done: false``), and is marked
+``done`` after the effects: a second drainer of the same outbox entry finds the claim and applies
+nothing; an apply that fails midway deletes its claim so a later drain applies the effects again
+(possibly a second time for the writes that had landed: the standalone mode's limitation above).
 
 **Snapshots** (§7.3). Snapshot reads need a replica set, so consistency is checked instead:
 every learn and every clear increments the node's ``version`` before and after its writes
@@ -75,7 +84,7 @@ from typing import Any
 from pymongo import MongoClient, ReturnDocument, UpdateOne
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
-from pymongo.errors import ConnectionFailure, ExecutionTimeout
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, ExecutionTimeout
 
 from kato.engine import (
     ClearNode,
@@ -218,6 +227,10 @@ class MongoNodes:
         with mongo_errors("ping"):
             self.client().admin.command("ping")
 
+    def check_writable(self) -> None:
+        """The server takes writes whenever it answers: the same as :meth:`ping`."""
+        self.ping()
+
     def close(self) -> None:
         with self._lock:
             if self._client is not None and self._pid == os.getpid():
@@ -326,19 +339,58 @@ class MongoLTM:
             doc = self._db().vectors.find_one({"_id": name})
         return None if doc is None else tuple(float(x) for x in json.loads(doc["vector"]))
 
+    def applied(self, effect_ids: Collection[str]) -> set[str]:
+        with self._errors("applied"):
+            docs = self._db().applied.find({"_id": {"$in": list(effect_ids)}, "done": True})
+            return {str(doc["_id"]) for doc in docs}
+
     # -- writes ------------------------------------------------------------------------------
-    def apply(self, effects: Iterable[Effect]) -> None:
-        """Apply a step's effects: one transaction if the server has them, else in order."""
+    def apply(self, effects: Iterable[Effect], *, effect_id: str | None = None) -> bool:
+        """Apply a step's effects: one transaction if the server has them, else in order;
+        ``False`` (nothing applied) if ``effect_id`` was applied or claimed before."""
         effects = list(effects)
         if not effects:
-            return
+            return True
         with self._errors("apply"):
             self._ensure_indexes()
             if self._nodes.uses_transactions():
                 with self._nodes.client().start_session() as session:
-                    session.with_transaction(lambda s: self._apply_all(effects, s))
-            else:
+                    return bool(
+                        session.with_transaction(
+                            lambda s: (
+                                self._claim(effect_id, s, done=True) and self._apply_all(effects, s)
+                            )
+                        )
+                    )
+            if not self._claim(effect_id, None, done=False):
+                return False
+            try:
                 self._apply_all(effects, None)
+            except BaseException:
+                if effect_id is not None:
+                    with contextlib.suppress(Exception):
+                        self._db().applied.delete_one({"_id": effect_id, "done": False})
+                raise
+            if effect_id is not None:
+                self._db().applied.update_one({"_id": effect_id}, {"$set": {"done": True}})
+            return True
+
+    def _claim(self, effect_id: str | None, session: ClientSession | None, *, done: bool) -> bool:
+        """Record ``effect_id`` in ``applied``; ``False`` if it is there already.
+
+        An upsert that inserts nothing when the id exists: no write error, which would abort a
+        transaction; two transactions recording the same id conflict, and the retried one
+        finds it. Outside a transaction two racing upserts may meet the unique index instead.
+        """
+        if effect_id is None:
+            return True
+        try:
+            result = self._db().applied.update_one(
+                {"_id": effect_id}, {"$setOnInsert": {"done": done}}, upsert=True, session=session
+            )
+        except DuplicateKeyError:
+            return False
+        return result.upserted_id is not None
 
     def _ensure_indexes(self) -> None:
         if not self._indexed:
@@ -347,7 +399,7 @@ class MongoLTM:
             db.symbol_emotives.create_index("symbol")
             self._indexed = True
 
-    def _apply_all(self, effects: list[Effect], session: ClientSession | None) -> None:
+    def _apply_all(self, effects: list[Effect], session: ClientSession | None) -> bool:
         db = self._db()
         for effect in effects:
             if isinstance(effect, LearnPattern):
@@ -363,6 +415,7 @@ class MongoLTM:
                 self._clear(db, session)
             else:  # pragma: no cover - the Effect union is closed
                 raise TypeError(f"unknown effect {effect!r}")
+        return True
 
     def _clear(self, db: Database[Document], session: ClientSession | None) -> None:
         """Empty the node's collections; the ``meta`` document stays, so ``version`` never

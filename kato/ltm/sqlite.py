@@ -22,12 +22,16 @@ Tables (``node_id`` leads every key)::
     symbols          node_id, symbol │ frequency, pattern_member_frequency
     symbol_emotives  node_id, symbol, key │ total  (rowid keeps the keys' first-seen order)
     vectors          node_id, name │ vector JSON  (the VCTR registry)
+    applied_effects  node_id, effect_id            (the outbox ids ``apply`` has applied)
 
 **Concurrency** (engine.md §7). The file is in WAL mode with a busy timeout, and each thread
 of each process has its own connection (a connection is used by no other thread, and never
 across a ``fork``).
 
-- ``apply(effects)`` runs every effect of a step in one ``BEGIN IMMEDIATE`` transaction: the
+- ``apply(effects, effect_id=…)`` runs every effect of a step in one ``BEGIN IMMEDIATE``
+  transaction, and records ``effect_id`` in ``applied_effects`` in that same transaction: an id
+  found there already means the effects were applied before, and the transaction applies
+  nothing (a session's outbox may be drained by a request and a drainer at once). The
   write lock is taken before anything is read, so learns from any number of processes are
   serialised and each is applied exactly once and entirely (§7.1), and a ``clear_all`` racing a
   learn lands wholly before or after it (§7.6). Counters are SQL increments and upserts
@@ -58,6 +62,7 @@ import json
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -80,6 +85,10 @@ from kato.ltm._sqlite_db import Connections, sqlite_errors
 __all__ = ["SQLiteLTM", "SQLiteNodes", "sqlite_errors"]
 
 log = logging.getLogger("kato")
+
+#: How :meth:`SQLiteNodes.check_writable` tries the write lock: attempts, and the pause between.
+PROBE_TRIES = 3
+PROBE_PAUSE_S = 0.005
 
 _SELECT_PATTERN = "SELECT name, events, frequency, emotives, metadata FROM patterns"
 
@@ -122,6 +131,30 @@ class SQLiteNodes:
         """Raise ``StoreUnavailableError`` unless the database answers a query."""
         with sqlite_errors("ping", self.path):
             self._connections.get().execute("SELECT 1").fetchone()
+
+    def check_writable(self) -> None:
+        """Raise ``StoreUnavailableError`` unless the write lock can be taken at once.
+
+        Takes SQLite's write lock (``BEGIN IMMEDIATE``) and releases it without writing, trying
+        ``PROBE_TRIES`` times ``PROBE_PAUSE_S`` apart (a learn holds the lock for well under a
+        millisecond): another process holding the lock (a backup, a second writer) makes it
+        fail, while reads would still answer.
+        """
+        with sqlite_errors("write probe", self.path):
+            conn = self._connections.get()
+            conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                for attempt in range(PROBE_TRIES):
+                    try:
+                        conn.execute("BEGIN IMMEDIATE")
+                        conn.execute("ROLLBACK")
+                        return
+                    except sqlite3.OperationalError:
+                        if attempt == PROBE_TRIES - 1:
+                            raise
+                        time.sleep(PROBE_PAUSE_S)
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {int(self._connections.timeout * 1000)}")
 
     def close(self) -> None:
         """Close every connection of this process; the next operation opens a new one."""
@@ -209,6 +242,14 @@ class _Reader:
         ).fetchone()
         return None if row is None else tuple(float(x) for x in json.loads(row[0]))
 
+    def applied(self, effect_ids: Collection[str]) -> set[str]:
+        rows = self._conn.execute(
+            "SELECT effect_id FROM applied_effects"
+            " WHERE node_id = ?1 AND effect_id IN (SELECT value FROM json_each(?2))",
+            (self._node, json.dumps(list(effect_ids))),
+        )
+        return {row[0] for row in rows}
+
     def _emotives(self, where: str, params: tuple[str, ...]) -> dict[str, dict[str, float]]:
         found: dict[str, dict[str, float]] = {}
         rows = self._conn.execute(
@@ -262,6 +303,10 @@ class _View:
     def vector(self, name: str) -> tuple[float, ...] | None:
         with sqlite_errors("vector", self._path):
             return self._reader.vector(name)
+
+    def applied(self, effect_ids: Collection[str]) -> set[str]:
+        with sqlite_errors("applied", self._path):
+            return self._reader.applied(effect_ids)
 
 
 class SQLiteLTM:
@@ -333,18 +378,32 @@ class SQLiteLTM:
         with self._snapshot() as view:
             return view.vector(name)
 
+    def applied(self, effect_ids: Collection[str]) -> set[str]:
+        with self._snapshot() as view:
+            return view.applied(effect_ids)
+
     # -- writes ------------------------------------------------------------------------------
-    def apply(self, effects: Iterable[Effect]) -> None:
-        """Apply ``effects`` in order as one ``BEGIN IMMEDIATE`` transaction (all or none)."""
+    def apply(self, effects: Iterable[Effect], *, effect_id: str | None = None) -> bool:
+        """Apply ``effects`` in order as one ``BEGIN IMMEDIATE`` transaction (all or none),
+        recording ``effect_id`` in it; ``False`` (nothing applied) if it was recorded before."""
         effects = list(effects)
         if not effects:
-            return
+            return True
         with sqlite_errors("apply", self._connections.path):
             conn = self._connections.get()
             if conn.in_transaction:
                 raise RuntimeError("apply() was called inside a snapshot of the same thread")
             conn.execute("BEGIN IMMEDIATE")
             try:
+                if (
+                    effect_id is not None
+                    and not conn.execute(
+                        "INSERT OR IGNORE INTO applied_effects (node_id, effect_id) VALUES (?, ?)",
+                        (self.node_id, effect_id),
+                    ).rowcount
+                ):
+                    conn.execute("ROLLBACK")
+                    return False
                 conn.execute("INSERT OR IGNORE INTO nodes (node_id) VALUES (?)", (self.node_id,))
                 for effect in effects:
                     self._apply_one(conn, effect)
@@ -356,6 +415,7 @@ class SQLiteLTM:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+        return True
 
     def _apply_one(self, conn: sqlite3.Connection, effect: Effect) -> None:
         if isinstance(effect, LearnPattern):

@@ -56,18 +56,23 @@ def _open_session_store(settings: Settings, metrics: Metrics) -> SessionStore:
 
 
 def create_app(
-    settings: Settings | None = None, *, session_store: SessionStore | None = None
+    settings: Settings | None = None,
+    *,
+    session_store: SessionStore | None = None,
+    outbox: bool = True,
 ) -> FastAPI:
     """A KATO service app for ``settings`` (defaults: in-memory store, one worker).
 
     ``session_store`` replaces the store the settings name (tests use it to put a store that
-    fails on purpose behind the service).
+    fails on purpose behind the service); ``outbox=False`` is the bug zoo's R11 (see
+    :class:`~kato.core.Kato`). The lifespan runs this worker's outbox drainer.
     """
     settings = settings or Settings()
     metrics = Metrics()
     inner = session_store if session_store is not None else _open_session_store(settings, metrics)
     store = ObservedSessionStore(inner, metrics, settings.store)
-    kato = Kato(settings, store, open_nodes(settings.ltm_location))
+    nodes = open_nodes(settings.ltm_location, timeout=settings.ltm_timeout)
+    kato = Kato(settings, store, nodes, outbox=outbox)
     disk = os.path.dirname(os.path.abspath(settings.ltm_path)) if settings.ltm == "sqlite" else "."
     monitor = Monitor(
         metrics,
@@ -79,13 +84,15 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         monitor.sample()
-        sampling = asyncio.create_task(monitor.run())
+        sampling = asyncio.create_task(monitor.run(), name="kato-monitor")
+        drainer = asyncio.create_task(kato.drain_forever(), name="kato-outbox-drainer")
         try:
             yield
         finally:
-            sampling.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sampling
+            for task in (sampling, drainer):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await kato.close()
 
     app = FastAPI(

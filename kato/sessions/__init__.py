@@ -6,8 +6,9 @@ A session is one user's short-term context on one node. Stores implement
 
 from kato.sessions.ids import looks_like_session_id, new_session_id
 from kato.sessions.memory import MemorySessionStore
+from kato.sessions.outbox import Pending, effect_id
 from kato.sessions.record import SessionRecord
-from kato.sessions.store import Change, ChangeFn, Lease, Outcome, SessionStore
+from kato.sessions.store import Change, ChangeFn, Lease, Outcome, SessionStore, compute
 
 __all__ = [
     "Change",
@@ -15,8 +16,11 @@ __all__ = [
     "Lease",
     "MemorySessionStore",
     "Outcome",
+    "Pending",
     "SessionRecord",
     "SessionStore",
+    "compute",
+    "effect_id",
     "looks_like_session_id",
     "new_session_id",
 ]

@@ -1,12 +1,14 @@
 """The in-memory session store: one process only (a notebook, the in-process client, tests).
 
-It keeps every guarantee of sessions.md within its process: ``change`` runs with no ``await``
-between read and write, so each update is atomic on the event loop. It cannot be shared by
-several worker processes, and the service refuses to start it behind more than one.
+It keeps every guarantee of sessions.md within its process: ``change`` runs in a worker thread
+on the record read, and the result is written only if the session still holds that very record
+(else it is computed again), so each update is atomic. It cannot be shared by several worker
+processes, and the service refuses to start it behind more than one.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -16,7 +18,7 @@ from typing import Any, TypeVar
 from kato.engine import SnapshotChanged
 from kato.exceptions import SessionLimitError, SessionNotFoundError
 from kato.sessions.record import SessionRecord
-from kato.sessions.store import Change, ChangeFn, Lease, Outcome
+from kato.sessions.store import Change, ChangeFn, Lease, Outcome, compute
 
 __all__ = ["MemorySessionStore"]
 
@@ -46,6 +48,9 @@ class MemorySessionStore:
         self._sessions: dict[str, tuple[SessionRecord, float]] = {}
         #: Per session, the replies of updates made with a ``unique_id`` (oldest first).
         self._replies: dict[str, OrderedDict[str, Mapping[str, Any]]] = {}
+        #: The outbox index: sessions whose record carries pending effects, by mark.
+        self._outbox: dict[str, float] = {}
+        self._marks = itertools.count(1)
 
     def _lease(self, record: SessionRecord, deadline: float) -> Lease:
         return Lease(record, self._wall() + (deadline - self._clock()))
@@ -95,13 +100,29 @@ class MemorySessionStore:
     async def update(
         self, session_id: str, change: ChangeFn[T], *, unique_id: str | None = None
     ) -> Outcome[T]:
-        record, deadline = self._live(session_id)
+        while True:
+            record, deadline = self._live(session_id)
+            replies = self._replies.setdefault(session_id, OrderedDict())
+            if unique_id is not None and unique_id in replies:
+                deadline = self._deadline(record, deadline)
+                self._sessions[session_id] = (record, deadline)
+                return Outcome(self._lease(record, deadline), None, replayed=replies[unique_id])
+            changed = await compute(lambda read: self._run(change, read), record)
+            current = self._sessions.get(session_id)
+            if current is None:
+                raise SessionNotFoundError(session_id, f"Session '{session_id}' was deleted")
+            if current[0] is record:  # nobody wrote meanwhile
+                return self._commit(session_id, record, current[1], changed, unique_id)
+
+    def _commit(
+        self,
+        session_id: str,
+        record: SessionRecord,
+        deadline: float,
+        changed: Change[T],
+        unique_id: str | None,
+    ) -> Outcome[T]:
         replies = self._replies.setdefault(session_id, OrderedDict())
-        if unique_id is not None and unique_id in replies:
-            deadline = self._deadline(record, deadline)
-            self._sessions[session_id] = (record, deadline)
-            return Outcome(self._lease(record, deadline), None, replayed=replies[unique_id])
-        changed = self._run(change, record)
         new = replace(changed.record, version=record.version + 1)
         deadline = self._deadline(new, deadline)
         self._sessions[session_id] = (new, deadline)
@@ -109,6 +130,8 @@ class MemorySessionStore:
             replies[unique_id] = changed.reply
             while len(replies) > self._applied_limit:
                 replies.popitem(last=False)
+        if new.pending:
+            self._outbox[session_id] = next(self._marks)
         return Outcome(self._lease(new, deadline), changed.value)
 
     @staticmethod
@@ -140,6 +163,13 @@ class MemorySessionStore:
     async def count(self) -> int:
         return self._drop_expired()
 
+    async def outbox(self, limit: int) -> list[tuple[str, float]]:
+        return sorted(self._outbox.items(), key=lambda item: item[1])[:limit]
+
+    async def settled(self, session_id: str, mark: float) -> None:
+        if self._outbox.get(session_id) == mark:
+            del self._outbox[session_id]
+
     def _drop_expired(self) -> int:
         """Forget expired sessions; the number of live ones."""
         now = self._clock()
@@ -152,3 +182,4 @@ class MemorySessionStore:
     async def close(self) -> None:
         self._sessions.clear()
         self._replies.clear()
+        self._outbox.clear()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kato.engine import SessionState
+from kato.sessions.outbox import Pending
 
 __all__ = ["SessionRecord"]
 
@@ -18,6 +19,8 @@ class SessionRecord:
 
     Expiry is not stored here: the store's own TTL is the only clock (sessions.md guarantee 5).
     The replies remembered for idempotent retries live beside the record, in the store.
+    ``pending`` is the session's outbox: LTM effects committed with it and maybe not applied
+    yet (:mod:`kato.sessions.outbox`), oldest first.
     """
 
     session_id: str
@@ -28,8 +31,10 @@ class SessionRecord:
     config: Mapping[str, Any] = field(default_factory=dict)
     state: SessionState = field(default_factory=SessionState)
     version: int = 0
+    pending: tuple[Pending, ...] = ()
 
     def to_json(self) -> str:
+        outbox = {"pending": [p.to_dict() for p in self.pending]} if self.pending else {}
         return json.dumps(
             {
                 "session_id": self.session_id,
@@ -40,6 +45,7 @@ class SessionRecord:
                 "config": self.config,
                 "state": self.state.to_dict(),
                 "version": self.version,
+                **outbox,
             },
             separators=(",", ":"),
         )
@@ -56,4 +62,5 @@ class SessionRecord:
             config=data["config"],
             state=SessionState.from_dict(data["state"]),
             version=data["version"],
+            pending=tuple(Pending.from_dict(item) for item in data.get("pending", ())),
         )

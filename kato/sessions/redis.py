@@ -7,6 +7,8 @@ in one slot and the store also runs on Redis Cluster):
 * ``P:{S}:ids`` / ``P:{S}:idq`` — replies remembered for idempotent retries (hash) and their
   ids, oldest last (list), trimmed to ``applied_limit``;
 * ``P:sessions`` — the session index: a sorted set of ids scored by expiry time (ms);
+* ``P:outbox`` — the outbox index: ids of sessions whose record carries pending LTM effects,
+  scored by the time (ms) of the latest write that committed some;
 * ``{P:sessions}:node:N`` — with a per-node limit, node ``N``'s ids (in the index's slot).
 
 How each guarantee of sessions.md holds:
@@ -15,7 +17,10 @@ How each guarantee of sessions.md holds:
 2. *Atomic updates*: read (``v``, ``d``) → compute → a Lua compare-and-set that writes only if
    ``v`` is unchanged; a conflict re-reads and recomputes, with jittered backoff, at most
    ``max_attempts`` times (then :class:`~kato.exceptions.ConflictError`; never a livelock).
-3. *Effects once*: ``change`` is pure; the caller applies effects after the committed write.
+3. *Effects once*: ``change`` is pure (it runs in a worker thread); its LTM effects are part of
+   the record it writes (the outbox), and a write that carries pending effects indexes its
+   session in ``P:outbox`` right after it commits, so the drainer finds it (a process that
+   dies in between leaves the effects to the session's next request).
 4. *No resurrection*: the compare-and-set refuses a missing key; only ``create`` makes one.
 5. *One clock*: the key's TTL is the expiry. Every access restarts it inside the same script
    (``PEXPIRE``); ``expires_at`` is derived from ``PTTL``.
@@ -69,7 +74,7 @@ from kato.engine import SnapshotChanged
 from kato.exceptions import ConflictError, SessionLimitError, SessionNotFoundError
 from kato.sessions.ids import looks_like_session_id
 from kato.sessions.record import SessionRecord
-from kato.sessions.store import Change, ChangeFn, Lease, Outcome
+from kato.sessions.store import Change, ChangeFn, Lease, Outcome, compute
 from kato.stores.redis_errors import redis_errors
 
 __all__ = [
@@ -153,6 +158,13 @@ if max_node > 0 then
 end
 redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1])
 return {0}
+"""
+
+# KEYS: outbox index   ARGV: id, mark -> 1 dropped, 0 indexed anew since (kept)
+_SETTLED = """
+local mark = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if mark and tonumber(mark) == tonumber(ARGV[2]) then return redis.call('ZREM', KEYS[1], ARGV[1]) end
+return 0
 """
 
 # KEYS: doc   ARGV: version, doc, ttl ms
@@ -290,6 +302,7 @@ class RedisSessionStore:
         self.max_attempts = max_attempts
         self.prefix = key_prefix
         self.index_key = f"{key_prefix}:sessions"
+        self.outbox_key = f"{key_prefix}:outbox"
         self.max_sessions = max_sessions
         self.max_sessions_per_node = max_sessions_per_node
         self.queue_writers = queue_writers
@@ -308,6 +321,7 @@ class RedisSessionStore:
         self._read_script = self._redis.register_script(_READ)
         self._create_script = self._redis.register_script(_CREATE)
         self._index_script = self._redis.register_script(_INDEX)
+        self._settled_script = self._redis.register_script(_SETTLED)
         self._commit = commit(self)
         self._refresh = refresh(self) if refresh is not None else None
 
@@ -443,7 +457,7 @@ class RedisSessionStore:
                         self._lease(read.record, read.pttl_ms), None, replayed=read.earlier
                     )
                 try:
-                    changed = change(read.record)
+                    changed = await compute(change, read.record)
                 except SnapshotChanged:
                     await self._back_off(attempt)
                     continue
@@ -463,6 +477,8 @@ class RedisSessionStore:
                 finally:
                     self.note_round_trip(len(write.doc) + len(reply))
                 if ttl is not None:
+                    if new.pending:
+                        await self._index_outbox(session_id)
                     return Outcome(self._lease(new, ttl), changed.value)
                 self.counters.conflicts += 1
                 if self._observer is not None:
@@ -473,6 +489,25 @@ class RedisSessionStore:
                 "attempts; nothing was applied",
                 session_id=session_id,
             )
+
+    async def _index_outbox(self, session_id: str) -> None:
+        """Index a session whose committed record carries pending effects (see guarantee 3)."""
+        with redis_errors("update", session_id):
+            await self._redis.zadd(self.outbox_key, {session_id: self._now_ms()}, gt=True)
+        self.note_round_trip(len(session_id))
+
+    async def outbox(self, limit: int) -> list[tuple[str, float]]:
+        with redis_errors("outbox"):
+            found: list[Any] = await self._redis.zrange(
+                self.outbox_key, 0, limit - 1, withscores=True
+            )
+        self.note_round_trip(0)
+        return [(member.decode(), float(score)) for member, score in found]
+
+    async def settled(self, session_id: str, mark: float) -> None:
+        with redis_errors("outbox", session_id):
+            await self._settled_script(keys=[self.outbox_key], args=[session_id, repr(mark)])
+        self.note_round_trip(len(session_id))
 
     @contextlib.asynccontextmanager
     async def _queued(self, session_id: str) -> AsyncIterator[None]:

@@ -4,8 +4,13 @@ A state-changing operation is ``store.update(session_id, change, unique_id=...)`
 reads the session, calls the pure function ``change(record) -> Change``, and commits the new
 record atomically against every other writer of that session, in any process. A store may call
 ``change`` more than once (an optimistic store does, after a conflict), so ``change`` must not
-have effects of its own: effects go into ``Change.value`` and are applied by the caller after
-the update returns, exactly once.
+have effects of its own: effects go into ``Change.value``, and LTM effects into the new
+record's outbox (``SessionRecord.pending``), which the caller drains after the update returns.
+A store may call ``change`` in a worker thread (it reads long-term memory and computes
+predictions), never on the event loop.
+
+The store indexes every session whose committed record carries pending effects
+(``outbox``), so a drainer finds them without scanning; ``settled`` drops one from the index.
 
 ``unique_id`` makes an update idempotent: the store remembers ``Change.reply`` under it, and a
 later update with the same id is not applied; its :class:`Outcome` carries the first reply in
@@ -14,13 +19,14 @@ later update with the same id is not applied; its :class:`Outcome` carries the f
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from kato.sessions.record import SessionRecord
 
-__all__ = ["Change", "ChangeFn", "Lease", "Outcome", "SessionStore"]
+__all__ = ["Change", "ChangeFn", "Lease", "Outcome", "SessionStore", "compute"]
 
 T = TypeVar("T")
 
@@ -55,6 +61,12 @@ class Outcome(Generic[T]):
 
 #: What ``update`` applies: a pure function of the session's record (see the module docstring).
 ChangeFn = Callable[[SessionRecord], Change[T]]
+
+
+async def compute(change: ChangeFn[T], record: SessionRecord) -> Change[T]:
+    """``change(record)`` in a worker thread: it may read a slow LTM and compute predictions,
+    and the event loop must keep serving every other request meanwhile."""
+    return await asyncio.to_thread(change, record)
 
 
 class SessionStore(Protocol):
@@ -94,6 +106,16 @@ class SessionStore(Protocol):
 
     async def count(self) -> int:
         """The exact number of live sessions, without scanning keys."""
+        ...
+
+    async def outbox(self, limit: int) -> list[tuple[str, float]]:
+        """Up to ``limit`` sessions whose record may carry pending effects, oldest first, each
+        with the mark it is indexed under (a session may also have gone since)."""
+        ...
+
+    async def settled(self, session_id: str, mark: float) -> None:
+        """Drop ``session_id`` from the outbox index if it is still indexed under ``mark`` (a
+        write that committed pending effects since has indexed it anew, and it stays)."""
         ...
 
     async def close(self) -> None:

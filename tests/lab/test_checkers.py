@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from kato.engine import pattern_name
 from kato.lab.checkers import (
     ALL,
     Verdict,
@@ -34,6 +35,8 @@ from kato.lab.checkers import (
     isolation_cases,
     linearizable_stm,
     lost_update_cases,
+    ltm_effects,
+    ltm_effects_cases,
     merge_valid,
     no_lost_updates,
     nonlinearizable_cases,
@@ -659,3 +662,47 @@ def test_checkers_take_any_iterable_of_ops() -> None:
 @pytest.mark.parametrize("name", list(ALL))
 def test_every_checker_passes_an_empty_history(name: str) -> None:
     assert ALL[name](History()).valid is True
+
+
+# -- ltm effects --------------------------------------------------------------------------------
+
+AB = pattern_name([["a"], ["b"]]).removeprefix("PTRN|")
+
+
+def test_ltm_effects_counts_acknowledged_learns_exactly() -> None:
+    h = build(
+        "c1 create s1 ok; c2 create s2 ok; c1 learn s1 P ok; c2 learn s2 P ok; c9 get n1 P 2 ok"
+    )
+    assert ltm_effects(h).valid is True
+    lost = build("c1 create s1 ok; c1 learn s1 P ok; c1 learn s1 P ok; c9 get n1 P 1 ok")
+    [case] = ltm_effects_cases(lost)
+    assert case | {"learns": None} == {
+        "kind": "lost",
+        "op": 4,
+        "node_id": "n1",
+        "pattern_name": "P",
+        "expected": [2, 2],
+        "seen": 1,
+        "learns": None,
+        "inferred": [],
+    }
+    twice = build("c1 create s1 ok; c1 learn s1 P ok; c9 get n1 P 2 ok")
+    assert [c["kind"] for c in ltm_effects_cases(twice)] == ["counted_twice"]
+
+
+def test_ltm_effects_an_unknown_learn_its_session_shows_happened_must_count() -> None:
+    shown = "c1 create s1 ok; c1 observe s1 a ok; c1 observe s1 b ok; c1 learn s1 X unknown;"
+    # the read after the learn shows the STM it emptied: the learn of [a][b] happened
+    lost = build(shown + f"c1 read s1 [] ok; c9 get n1 {AB} 0 ok")
+    [case] = ltm_effects_cases(lost)
+    assert (case["kind"], case["expected"], case["inferred"]) == ("lost", [1, 1], [4])
+    assert ltm_effects(build(shown + f"c1 read s1 [] ok; c9 get n1 {AB} 1 ok")).valid is True
+    # the read still shows [a][b]: the learn certainly did not happen
+    kept = build(shown + f"c1 read s1 [a b] ok; c9 get n1 {AB} 1 ok")
+    assert [c["kind"] for c in ltm_effects_cases(kept)] == ["counted_twice"]
+    # no read after it: the learn may or may not have happened
+    assert ltm_effects(build(shown + f"c9 get n1 {AB} 1 ok")).valid is True
+    assert ltm_effects(build(shown + f"c9 get n1 {AB} 0 ok")).valid is True
+    # a pattern never written is NOT_FOUND: its frequency is 0
+    missing = build(shown + f"c1 read s1 [] ok; c9 get n1 {AB} 0 fail:NOT_FOUND")
+    assert [c["kind"] for c in ltm_effects_cases(missing)] == ["lost"]

@@ -365,3 +365,43 @@ def test_a_url_target_faults_through_its_command_hooks(tmp_path: Path) -> None:
     assert nemesis.fault.stop()["returncode"] == 0 and not marker.exists()
     with pytest.raises(RuntimeError, match=r"stop hook 'rm .*' exited 1"):
         nemesis.fault.stop()  # the marker is gone: the command fails, and says so
+
+
+def test_ltm_lock_blocks_writers_not_readers_for_its_window(tmp_path: Path) -> None:
+    from kato.engine import EngineConfig, SessionState, learn
+    from kato.exceptions import StoreUnavailableError
+    from kato.lab.nemesis import LTMLockFault
+    from kato.ltm.sqlite import SQLiteNodes
+
+    nodes = SQLiteNodes(tmp_path / "ltm.sqlite3", timeout=0.1)
+    ltm = nodes.ltm("n")
+    effects = learn(SessionState(stm=(("a",), ("b",))), EngineConfig()).effects
+    ltm.apply(effects)
+    fault = LTMLockFault(tmp_path / "ltm.sqlite3")
+    started = fault.start()
+    try:
+        assert started["pid"] != 0
+        with pytest.raises(StoreUnavailableError):
+            ltm.apply(effects)
+        with pytest.raises(StoreUnavailableError):
+            nodes.check_writable()
+        assert ltm.pattern_count() == 1  # reads go on (WAL)
+    finally:
+        assert fault.stop()["released"] is True
+    nodes.check_writable()
+    ltm.apply(effects)
+    [pattern] = ltm.patterns()
+    assert pattern.frequency == 2
+    nodes.close()
+
+
+def test_spec_accepts_ltm_faults_only_where_they_run() -> None:
+    assert UNDER_FAULT.with_(fault="ltm-lock").fault == "ltm-lock"
+    with pytest.raises(ValueError, match="target=http, store=redis"):
+        Experiment(fault="ltm-lock")
+    for fault in ("ltm-pause", "ltm-kill"):
+        with pytest.raises(ValueError, match="runs the SQLite LTM"):
+            UNDER_FAULT.with_(fault=fault)
+    bare = Deployment(make_client=lambda: None, info={})  # type: ignore[arg-type,return-value]
+    with pytest.raises(ValueError, match="SQLite LTM"):
+        nemesis_for(UNDER_FAULT.with_(fault="ltm-lock"), bare)

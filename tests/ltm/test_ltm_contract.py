@@ -394,3 +394,20 @@ def test_predictions_are_byte_identical_to_memory_ltm(nodes: NodeStores) -> None
             assert json.dumps(got) == json.dumps(expected), (config, stm)
             compared += len(expected[0])
     assert compared > 50  # the comparison is about real predictions, not empty lists
+
+
+def test_an_effect_id_is_applied_once(backend: Any) -> None:
+    """Two stores of one backend (two processes, for the shared ones) drain the same outbox
+    entry: the id recorded with the effects makes the second apply a no-op."""
+    node = new_node()
+    first, second = backend.make().ltm(node), backend.make().ltm(node)
+    effects = learn(SessionState(stm=(("a",), ("b",))), EngineConfig()).effects
+    assert first.applied(["s:1"]) == set()
+    assert first.apply(effects, effect_id="s:1") is True
+    assert second.apply(effects, effect_id="s:1") is False
+    assert first.apply([ClearNode()], effect_id="s:2") is True
+    assert second.apply(effects, effect_id="s:3") is True
+    assert second.apply([ClearNode()], effect_id="s:2") is False
+    assert second.applied(["s:1", "s:2", "s:3", "s:4"]) == {"s:1", "s:2", "s:3"}
+    [pattern] = first.patterns()
+    assert pattern.frequency == 1

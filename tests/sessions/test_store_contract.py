@@ -16,14 +16,16 @@ from typing import Any
 
 import pytest
 
-from kato.engine import SessionState
+from kato.engine import ClearNode, LearnPattern, RegisterVector, SessionState
 from kato.exceptions import SessionLimitError, SessionNotFoundError
 from kato.sessions import (
     Change,
     Lease,
     MemorySessionStore,
+    Pending,
     SessionRecord,
     SessionStore,
+    effect_id,
     new_session_id,
 )
 from kato.sessions.redis import RedisSessionStore
@@ -309,3 +311,38 @@ def test_session_limits_count_sessions_kept_alive_by_reads(make_store: StoreFact
             await store.create(record(node="busy"))
 
     run(make_store, scenario, max_sessions_per_node=2)
+
+
+def test_pending_effects_travel_in_the_record_and_index_the_session(
+    make_store: StoreFactory,
+) -> None:
+    learn = LearnPattern("p", (("a",), ("b",)), {"joy": 0.5}, {"k": ("v",)}, 3)
+    vector = RegisterVector("VCTR|v", (0.1, -2.0))
+
+    def with_pending(rec: SessionRecord) -> Change[None]:
+        entry = Pending(effect_id(rec.session_id, rec.version + 1), (learn, vector, ClearNode()))
+        return Change(replace(rec, pending=(*rec.pending, entry)), None)
+
+    def settle(rec: SessionRecord) -> Change[None]:
+        return Change(replace(rec, pending=()), None)
+
+    async def scenario(store: SessionStore) -> None:
+        rec, other = record(), record()
+        await store.create(rec)
+        await store.create(other)
+        await store.update(other.session_id, append("x"))  # no pending effects: not indexed
+        assert await store.outbox(10) == []
+        await store.update(rec.session_id, with_pending)
+        pending = (await store.get(rec.session_id)).record.pending
+        assert [p.effect_id for p in pending] == [f"{rec.session_id}:1"]
+        assert pending[0].effects == (learn, vector, ClearNode())
+        [(indexed, mark)] = await store.outbox(10)
+        assert indexed == rec.session_id
+        await store.update(rec.session_id, with_pending)  # indexed anew: the old mark is stale
+        await store.settled(rec.session_id, mark)
+        [(_, newer)] = await store.outbox(10)
+        await store.update(rec.session_id, settle)
+        await store.settled(rec.session_id, newer)
+        assert await store.outbox(10) == []
+
+    run(make_store, scenario)

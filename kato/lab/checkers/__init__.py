@@ -22,6 +22,8 @@ it into a :class:`Verdict`:
 - ``isolation`` — :func:`isolation_cases`: a symbol sent only to another session;
 - ``counts`` — :func:`count_cases`, :func:`frequency_cases`: a session count or a pattern
   frequency outside the bounds the history implies;
+- ``ltm_effects`` — :func:`ltm_effects_cases`: a pattern whose final frequency in the LTM is
+  not the number of its learns that happened (lost, or counted twice: R11);
 - ``faults`` — :func:`dishonest_error_cases`: per fault window (:func:`fault_windows`), failures
   by code during and after it and the recovery time; a 5xx other than 503 STORE_UNAVAILABLE.
 
@@ -51,6 +53,7 @@ from kato.lab.checkers._lost_updates import (
     no_lost_updates,
     unexpected_cases,
 )
+from kato.lab.checkers._ltm_effects import ltm_effects, ltm_effects_cases
 from kato.lab.checkers._read_your_writes import read_your_writes, stale_read_cases
 from kato.lab.checkers._resurrection import resurrection, resurrection_cases
 from kato.lab.checkers._verdict import (
@@ -91,6 +94,8 @@ __all__ = [
     "isolation_cases",
     "linearizable_stm",
     "lost_update_cases",
+    "ltm_effects",
+    "ltm_effects_cases",
     "merge_valid",
     "no_lost_updates",
     "nonlinearizable_cases",
@@ -134,6 +139,7 @@ ALL: dict[str, Checker] = {
     "resurrection": resurrection,
     "isolation": isolation,
     "counts": counts,
+    "ltm_effects": ltm_effects,
     "faults": faults,
 }
 

@@ -1,4 +1,4 @@
-"""The bug zoo: each historical failure of sessions.md (R1–R10) rebuilt on purpose.
+"""The bug zoo: each historical failure of sessions.md (R1–R11) rebuilt on purpose.
 
 A variant is the production service with one broken part put back — a session store, an
 ASGI layer in front of the app — named after the failure it reproduces. ``kato lab`` serves one
@@ -20,13 +20,16 @@ r7-shared-processor           R7    lifecycle           isolation
 r8-swallowed-errors           R8    many-sessions       read_your_writes
 r9-retry-without-idempotency  R9    many-sessions †     linearizable_stm
 r10-path-middleware           R10   lifecycle           counts
+r11-effects-after-commit      R11   learn-race ×4 ‡     ltm_effects
 ============================  ====  ==================  ================
 
 (×4: four workers. †: 20 % of observe responses lost and a retrying client, in both runs; the
-production comparison's client sends an idempotency key.) Each variant's module docstring states
+production comparison's client sends an idempotency key. ‡: under the ``ltm-lock`` fault, in
+both runs.) Each variant's module docstring states
 the failure, its mechanism, and why the production store does not have it. Variants change the
 production store only through its documented seams (``commit``, ``refresh``, ``queue_writers``;
-see :mod:`kato.sessions.redis`) or a :class:`~kato.lab.zoo._variant.StoreLayer` in front of it.
+see :mod:`kato.sessions.redis`) or a :class:`~kato.lab.zoo._variant.StoreLayer` in front of it,
+or switch off the core's outbox (R11).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ VARIANTS: dict[str, Variant] = {
             "r8_swallowed_errors",
             "r9_retry_without_idempotency",
             "r10_path_middleware",
+            "r11_effects_after_commit",
         )
     )
 }

@@ -3,6 +3,7 @@
 A variant's store is production's, changed only through its documented seams
 (:mod:`kato.sessions.redis`: ``commit``, ``refresh``, ``queue_writers``) or wrapped in a
 :class:`StoreLayer` that overrides public calls; no variant reaches into the store's internals.
+A variant may also switch off the core's outbox (:class:`~kato.core.Kato`'s ``outbox`` seam).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Variant:
     flag it. ``store`` replaces the session store, ``app`` wraps the service app; either may be
     ``None`` (then production's is used). ``fix`` is what the production comparison changes
     besides the variant, when the failure lives outside the service (R9's client).
+    ``outbox=False`` applies LTM effects after the session commit with nothing kept (R11).
     """
 
     name: str
@@ -49,6 +51,7 @@ class Variant:
     store: StoreFactory | None = None
     app: AppWrapper | None = None
     fix: Mapping[str, Any] = field(default_factory=dict)
+    outbox: bool = True
 
     @classmethod
     def of(
@@ -60,6 +63,7 @@ class Variant:
         store: StoreFactory | None = None,
         app: AppWrapper | None = None,
         fix: Mapping[str, Any] | None = None,
+        outbox: bool = True,
         **spec: Any,
     ) -> Variant:
         """The variant zoo module ``module`` defines: its name is the module's
@@ -67,7 +71,7 @@ class Variant:
         of the module's docstring (``R1 — …``); ``spec``: the exposing experiment's fields."""
         failure, _, title = (sys.modules[module].__doc__ or "").partition("\n")[0].partition(" — ")
         name = module.rsplit(".", 1)[-1].replace("_", "-")
-        return cls(name, failure, title, scenario, checker, spec, store, app, fix or {})
+        return cls(name, failure, title, scenario, checker, spec, store, app, fix or {}, outbox)
 
     def experiment(self, **changes: Any) -> Experiment:
         """The experiment that exposes this variant (http target, Redis), with ``changes``."""
@@ -88,7 +92,7 @@ class Variant:
         from kato.service.app import create_app
 
         store = self.store(settings) if self.store is not None else None
-        app = create_app(settings, session_store=store)
+        app = create_app(settings, session_store=store, outbox=self.outbox)
         return self.app(app) if self.app is not None else app
 
 
@@ -143,6 +147,12 @@ class StoreLayer:
 
     async def count(self) -> int:
         return await self.inner.count()
+
+    async def outbox(self, limit: int) -> list[tuple[str, float]]:
+        return await self.inner.outbox(limit)
+
+    async def settled(self, session_id: str, mark: float) -> None:
+        await self.inner.settled(session_id, mark)
 
     async def close(self) -> None:
         await self.inner.close()
