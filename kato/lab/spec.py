@@ -267,6 +267,11 @@ class Experiment:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
+    def __hash__(self) -> int:
+        # ``fault_hooks`` is a dict (as a target file gives it): hash the spec by its canonical
+        # JSON, which equal specs share, so specs stay usable as keys and in caches.
+        return hash(self.to_json())
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Experiment:
         known = {f.name for f in fields(cls)}

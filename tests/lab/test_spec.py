@@ -127,3 +127,20 @@ def test_a_url_target_with_a_hook_runs_that_fault_and_round_trips() -> None:
     assert spec.with_(fault="node-kill").fault == "node-kill"  # a hook may name its own fault
     with pytest.raises(ValueError, match="fault must be one of"):
         NOOP.with_(fault="node-kill")
+
+
+
+def test_specs_are_hashable_by_value_also_with_fault_hooks() -> None:
+    """Specs key caches and dicts (the zoo's tests cache runs by spec): a dict-valued field must
+    not make them unhashable, and equal specs hash alike."""
+
+    def spec() -> Experiment:
+        hooks = {"redis-pause": {"start": "true", "stop": "true"}}
+        return Experiment(
+            target="url", urls=("http://127.0.0.1:1",), fault="redis-pause", fault_hooks=hooks
+        )
+
+    a, b = spec(), spec()
+    assert a == b and hash(a) == hash(b) and {a: 1}[b] == 1
+    assert hash(NOOP.with_(concurrency=3)) == hash(NOOP.with_(concurrency=3))
+    assert hash(NOOP.with_(concurrency=3)) != hash(NOOP.with_(concurrency=4))
