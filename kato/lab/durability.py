@@ -49,7 +49,7 @@ FAULTS = ("redis-restart", "redis-kill", "worker-kill")
 def durability(
     root: Path,
     *,
-    operations: int = DURABILITY.operations,
+    operations: int = DURABILITY.plan_operations,
     persistence: Sequence[str] = PERSISTENCE_MODES,
     faults: Sequence[str] = FAULTS,
     progress: bool = True,

@@ -5,7 +5,8 @@ A :class:`Fault` acts only on what the workbench itself started for the run — 
 service and Redis (:class:`~kato.lab.proxy.LatencyProxy`) and the ``kato serve`` process tree
 (:class:`~kato.lab.targets.ServerProcess`) — never on a process found by name or port. The
 runner (:func:`kato.lab.runner.execute`) plays the schedule: it calls ``start`` at
-``fault_start_s()`` after the clients start and ``stop`` ``fault_for_s`` later, in a thread, and
+``fault_start_s()`` after the clients start (or once a third of the operations have completed)
+and ``stop`` ``fault_length_s()`` later, in a thread, and
 records both calls as ``f="fault"`` ops of client ``"nemesis"`` (``args {name, phase}``, real
 invocation and completion times, ``value`` what the call did), so checkers and plots see the
 window. ``stop`` is called even if the run fails in between.
@@ -78,10 +79,11 @@ class Fault(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Nemesis:
-    """One fault window: ``fault`` starts ``at_s`` after the clients start, lasts ``for_s``."""
+    """One fault window: ``fault`` starts ``at_s`` after the clients start (``None``: once a
+    third of their operations have completed, so it falls inside the run), lasts ``for_s``."""
 
     fault: Fault
-    at_s: float
+    at_s: float | None
     for_s: float
 
 
@@ -280,4 +282,4 @@ def nemesis_for(spec: Experiment, deployment: Deployment) -> Nemesis | None:
             "redis-pause": RedisPause,
         }
         fault = kinds[spec.fault](deployment.redis)
-    return Nemesis(fault, spec.fault_start_s(), spec.fault_for_s)
+    return Nemesis(fault, spec.fault_start_s(), spec.fault_length_s())
