@@ -38,12 +38,21 @@ RATE_LABELS = {
 }
 
 
-def _cells(runs: pd.DataFrame) -> pd.DataFrame:
-    """The cell rows (with intervals) of ``runs``, sorted by concurrency."""
+def _cells(runs: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The cell rows of ``runs`` with ``column``'s interval, sorted by concurrency. A table
+    without operation counts (``ops``) gives plain means per concurrency, no interval."""
+    import math
+
     from kato.lab.results import with_cells
 
-    table = with_cells(runs)
-    return table[table["kind"] == "cell"].sort_values("concurrency")
+    if "ops" in runs.columns:
+        table = with_cells(runs)
+        return table[table["kind"] == "cell"].sort_values("concurrency")
+    means = runs.groupby("concurrency", as_index=False)[column].mean()
+    counts = runs.groupby("concurrency").size()
+    return means.assign(
+        **{f"{column}_lo": math.nan, f"{column}_hi": math.nan, "trials": list(counts)}
+    )
 
 
 def _errorbar(axes: Any, cells: pd.DataFrame, column: str, fmt: str, label: str) -> None:
@@ -54,6 +63,17 @@ def _errorbar(axes: Any, cells: pd.DataFrame, column: str, fmt: str, label: str)
     low = np.nan_to_num(values - cells[f"{column}_lo"].astype(float).to_numpy())
     high = np.nan_to_num(cells[f"{column}_hi"].astype(float).to_numpy() - values)
     axes.errorbar(cells["concurrency"], values, yerr=[low, high], fmt=fmt, capsize=3, label=label)
+
+
+def _concurrency_axis(axes: Any, runs: pd.DataFrame) -> None:
+    """A log₂ x axis of concurrent clients, ticked at the levels that ran (1, 4, 16, 64)."""
+    from matplotlib.ticker import NullFormatter
+
+    levels = sorted({int(c) for c in runs["concurrency"]})
+    axes.set_xscale("log", base=2)
+    axes.set_xticks(levels, [str(c) for c in levels])
+    axes.xaxis.set_minor_formatter(NullFormatter())
+    axes.set_xlabel("concurrent clients")
 
 
 def _figure(title: str) -> tuple[Figure, Any]:
@@ -80,13 +100,12 @@ def failure_rate_vs_concurrency(
     figure, axes = _figure(f"{RATE_LABELS[rate]} vs concurrency")
     counts = set()
     for name, group in runs.groupby(by, sort=True):
-        cells = _cells(group)
+        cells = _cells(group, rate)
         counts |= set(cells["trials"])
         _errorbar(axes, cells, rate, "-o", str(name))
     trials = "–".join(str(n) for n in sorted({min(counts), max(counts)})) if counts else "0"
     axes.set_title(f"{RATE_LABELS[rate]} vs concurrency ({trials} trials per point, 95 % Wilson)")
-    axes.set_xscale("log", base=2)
-    axes.set_xlabel("concurrent clients")
+    _concurrency_axis(axes, runs)
     axes.set_ylabel(RATE_LABELS[rate])
     axes.set_ylim(bottom=0)
     axes.legend(title=by, fontsize="small")
@@ -112,9 +131,8 @@ def latency_vs_concurrency(
     _errorbar(axes, cells, "p99_ms", "-^", "p99")
     for column, style in (("p90_ms", "-s"), ("max_ms", ":x")):
         axes.plot(data["concurrency"], data[column], style, label=column.removesuffix("_ms"))
-    axes.set_xscale("log", base=2)
+    _concurrency_axis(axes, runs)
     axes.set_yscale("log")
-    axes.set_xlabel("concurrent clients")
     axes.set_ylabel("latency (ms)")
     axes.legend(fontsize="small")
     return _save(figure, path)

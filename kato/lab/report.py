@@ -205,8 +205,10 @@ def _figures(folder: Path, rows: pd.DataFrame, faulted: Iterable[Run]) -> list[t
         figures.append((f"{plots.RATE_LABELS[rate]} vs concurrency, by {by}", path))
     if {"p50_ms", "p90_ms", "p99_ms", "max_ms"} <= set(rows.columns):
         path = folder / "latency.png"
-        plots.latency_vs_concurrency(rows, path=path).clear()
-        figures.append(("latency percentiles vs concurrency", path))
+        calm = rows[rows["fault"].astype(str) == "none"] if "fault" in rows.columns else rows
+        shown, title = (calm, "runs without a fault") if len(calm) else (rows, "every run")
+        plots.latency_vs_concurrency(shown, path=path).clear()
+        figures.append((f"latency percentiles vs concurrency ({title})", path))
     for result in faulted:
         if any(op.f == "fault" for op in result.history):
             path = folder / f"throughput-{result.run_id}.png"

@@ -198,7 +198,7 @@ def _cell_keys(trials: pd.DataFrame) -> list[str]:
 def _cell(rows: pd.DataFrame) -> dict[str, Any]:
     """The figures of one cell from its trial rows."""
     ops = int(rows["ops"].sum())
-    errors = int((rows["ops"] - rows["ok"]).sum())
+    errors = int((rows["ops"] - rows["ok"]).sum()) if "ok" in rows.columns else 0  # zoo.csv
     anomalies = int(rows["anomalies"].sum())
     anomalous = int((rows["anomalies"] > 0).sum())
     valid = rows["valid"].astype(str)
@@ -206,7 +206,6 @@ def _cell(rows: pd.DataFrame) -> dict[str, Any]:
         "kind": "cell",
         "trials": len(rows),
         "ops": ops,
-        "ok": int(rows["ok"].sum()),
         "anomalies": anomalies,
         "anomaly_rate": anomalies / ops if ops else 0.0,
         "error_rate": errors / ops if ops else 0.0,
@@ -218,14 +217,15 @@ def _cell(rows: pd.DataFrame) -> dict[str, Any]:
         figures[f"{column}_lo"], figures[f"{column}_hi"] = wilson(count, ops)
     figures["anomalous_trials_lo"], figures["anomalous_trials_hi"] = wilson(anomalous, len(rows))
     for column in MEANS:
-        figures[column], figures[f"{column}_lo"], figures[f"{column}_hi"] = mean_interval(
-            list(rows[column])
-        )
+        if column in rows.columns:
+            figures[column], figures[f"{column}_lo"], figures[f"{column}_hi"] = mean_interval(
+                list(rows[column])
+            )
     for column in ("p90_ms", "max_ms"):
         if column in rows.columns:
             figures[column] = float(rows[column].astype(float).mean())
-    for column in rows.columns:
-        if column.endswith("_anomalies"):  # each checker's, summed over the trials
+    for column in ("ok", "fail", "unknown", *(c for c in rows.columns if c.endswith("_anomalies"))):
+        if column in rows.columns:  # counts (each checker's anomalies too), summed over trials
             figures[column] = int(rows[column].sum())
     return figures
 
