@@ -26,9 +26,10 @@ fault               start → stop                                           win
 ==================  =====================================================  ===================
 
 Which scenarios suit: the run must still be issuing operations when the fault starts and after it
-ends, so use an open-loop ``rate`` (the schedule then spans ``operations / rate`` seconds and the
-fault starts 30 % into it by default) with ``many-sessions`` (every session is read at the end,
-so lost observations are decided) or ``shared-session``.
+ends. By default the window is placed inside the run: the middle third of a time-based run
+(``duration_s``), 30 % into an open-loop run's schedule (``operations / rate`` seconds), or, in
+a closed-loop run, once a third of its operations have completed. ``many-sessions`` (every
+session is read at the end, so lost observations are decided) and ``shared-session`` suit.
 """
 
 from __future__ import annotations
