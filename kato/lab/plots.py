@@ -55,14 +55,18 @@ def _cells(runs: pd.DataFrame, column: str) -> pd.DataFrame:
     )
 
 
-def _errorbar(axes: Any, cells: pd.DataFrame, column: str, fmt: str, label: str) -> None:
-    """``column`` vs concurrency with its ``_lo`` / ``_hi`` interval as error bars."""
+def _errorbar(
+    axes: Any, cells: pd.DataFrame, column: str, fmt: str, label: str, shift: float = 0.0
+) -> None:
+    """``column`` vs concurrency with its ``_lo`` / ``_hi`` interval as error bars, ``shift``ed
+    by that many octaves (so the bars of several lines at one level do not hide each other)."""
     import numpy as np
 
     values = cells[column].astype(float).to_numpy()
     low = np.nan_to_num(values - cells[f"{column}_lo"].astype(float).to_numpy())
     high = np.nan_to_num(cells[f"{column}_hi"].astype(float).to_numpy() - values)
-    axes.errorbar(cells["concurrency"], values, yerr=[low, high], fmt=fmt, capsize=3, label=label)
+    x = cells["concurrency"].astype(float).to_numpy() * 2**shift
+    axes.errorbar(x, values, yerr=[low, high], fmt=fmt, capsize=3, label=label)
 
 
 def _concurrency_axis(axes: Any, runs: pd.DataFrame) -> None:
@@ -99,10 +103,11 @@ def failure_rate_vs_concurrency(
     each cell's 95 % Wilson interval as error bars; the title says how many trials."""
     figure, axes = _figure(f"{RATE_LABELS[rate]} vs concurrency")
     counts = set()
-    for name, group in runs.groupby(by, sort=True):
+    groups = list(runs.groupby(by, sort=True))
+    for index, (name, group) in enumerate(groups):
         cells = _cells(group, rate)
         counts |= set(cells["trials"])
-        _errorbar(axes, cells, rate, "-o", str(name))
+        _errorbar(axes, cells, rate, "-o", str(name), shift=0.06 * (index - (len(groups) - 1) / 2))
     trials = "–".join(str(n) for n in sorted({min(counts), max(counts)})) if counts else "0"
     axes.set_title(f"{RATE_LABELS[rate]} vs concurrency ({trials} trials per point, 95 % Wilson)")
     _concurrency_axis(axes, runs)
