@@ -31,8 +31,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# The main job: a small papermill sweep of experiments/GRID.yaml (kato serve, 2 workers, the
-# embedded Redis; about a minute on 2 cores). Its last line is the path of report.html.
+# The main job: a papermill sweep of experiments/GRID.yaml (kato serve, 2 workers, the embedded
+# Redis; production, R1 and R2 over 1…64 clients, 3 trials each, and one run with a Redis pause
+# inside it). Its last line is the path of report.html.
 demo: venv
 	$(BIN)/kato lab sweep experiments/GRID.yaml
 

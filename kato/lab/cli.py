@@ -25,6 +25,9 @@ __all__ = ["add_arguments"]
 
 Command = Callable[[argparse.Namespace], int]
 
+#: ``kato lab run``'s operations when neither ``--ops`` nor ``--duration`` is given.
+DEFAULT_OPS = 500
+
 
 def _missing(extra: str) -> SystemExit:
     print(
@@ -61,12 +64,14 @@ def _anomalous(valid: object) -> bool:
 #: ``kato lab run``'s flags by the experiment field each sets (the others share its name).
 _RUN_FLAGS = {
     "operations": "ops",
+    "duration_s": "duration",
     "lost_responses": "lose_responses",
     "fault_at_s": "fault_at",
     "fault_for_s": "fault_for",
 }
 _RUN_FIELDS = (
-    "scenario", "target", "store", "variant", "workers", "concurrency", "operations", "seed",
+    "scenario", "target", "store", "variant", "workers", "concurrency", "operations", "duration_s",
+    "seed",
     "fault", "rate", "lost_responses", "client_retries", "fault_at_s", "fault_for_s",
     "redis_persistence",
 )  # fmt: skip
@@ -85,15 +90,24 @@ def _spec_from(args: argparse.Namespace) -> Experiment:
         given["urls"] = [*given.get("urls", []), *args.url]
     if given["target"] is None:
         given["target"] = "url" if given.get("urls") else "http"
-    return Experiment.from_dict({name: value for name, value in given.items() if value is not None})
+    if args.ops is None and args.duration is None:
+        given["operations"] = DEFAULT_OPS
+    chosen = {name: value for name, value in given.items() if value is not None}
+    if args.duration is not None and args.ops is None:
+        chosen["operations"] = None  # a time-based run (given both, the spec refuses them)
+    return Experiment.from_dict(chosen)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     try:
         spec = _spec_from(args)
+        if args.trials < 1 or (args.until_halfwidth is not None and args.until_halfwidth <= 0):
+            raise ValueError("--trials must be >= 1 and --until-halfwidth > 0")
     except ValueError as exc:
         print(f"kato lab run: {exc}", file=sys.stderr)
         return 2
+    if args.trials > 1:
+        return _run_trials(spec, args)
     from kato.lab.grid import row
     from kato.lab.run import run, save
 
@@ -117,6 +131,41 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     print(folder)
     return 1 if args.fail_on_anomaly and _anomalous(result.valid) else 0
+
+
+#: What ``kato lab run --trials`` prints of its cell, and to how many decimals.
+_CELL_FIGURES = (
+    ("anomaly_rate", 4), ("anomalous_trials", 2), ("error_rate", 4),
+    ("throughput_ops_s", 0), ("p50_ms", 2), ("p99_ms", 2),
+)  # fmt: skip
+
+
+def _run_trials(spec: Experiment, args: argparse.Namespace) -> int:
+    """``kato lab run --trials N``: a sweep of one cell; prints the cell's figures with their
+    95 % intervals, then the folder (``--fail-on-anomaly``: exit 1 if any trial was invalid)."""
+    import pandas as pd
+
+    from kato.lab.report import sweep
+
+    folder = sweep(
+        [spec],
+        Path(args.out),
+        trials=args.trials,
+        until_halfwidth=args.until_halfwidth,
+        progress=not args.quiet,
+    )
+    table = pd.read_csv(folder / "results.csv")
+    cell = table[table["kind"] == "cell"].iloc[0]
+
+    def interval(name: str, digits: int) -> str:
+        low, high = cell[f"{name}_lo"], cell[f"{name}_hi"]
+        return f"{name} {cell[name]:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+    shown = "; ".join(interval(name, digits) for name, digits in _CELL_FIGURES)
+    print(f"{cell['trials']} trials, {cell['ops']} ops; {shown} (95 %)")
+    print(folder)
+    trials = table[table["kind"] == "trial"]
+    return 1 if args.fail_on_anomaly and (trials["valid"].astype(str) != "True").any() else 0
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -156,13 +205,24 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         if isinstance(document, dict) and "notebook" in document:
             return _notebook_sweep(document, Path(args.grid), args)
         base = _target_fields(document, Path(args.grid)) | dict(document.get("base", {}))
-        specs = experiments(base, dict(document.get("grid", {})))
+        specs = experiments(base, document.get("grid", {}))
+        trials = int(document.get("trials", 1))
+        until = document.get("until_halfwidth")
+        if trials < 1:
+            raise ValueError(f"trials must be >= 1, got {trials}")
     except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:
         print(f"kato lab sweep: {exc}", file=sys.stderr)
         return 2
     from kato.lab.report import sweep
 
-    print(sweep(specs, Path(args.out), progress=not args.quiet))
+    folder = sweep(
+        specs,
+        Path(args.out),
+        trials=trials,
+        until_halfwidth=None if until is None else float(until),
+        progress=not args.quiet,
+    )
+    print(folder)
     return 0
 
 
@@ -196,7 +256,7 @@ def _notebook_sweep(document: Mapping[str, Any], grid_file: Path, args: argparse
     try:
         folder = sweep_notebook(
             notebook,
-            dict(document.get("grid") or {}),
+            document.get("grid") or {},
             Path(args.out),
             parameters=_target_fields(document, grid_file) | dict(document.get("parameters") or {}),
             progress=not args.quiet,
@@ -321,7 +381,7 @@ def _add_endurance_verbs(verbs: Any) -> None:
         help="acknowledged observations lost per Redis persistence × fault "
         "(durability.csv, durability.md); exit 1 if AOF always lost any",
     )
-    durability.add_argument("--operations", type=int, default=DURABILITY.operations)
+    durability.add_argument("--operations", type=int, default=DURABILITY.plan_operations)
     durability.add_argument(
         "--persistence", nargs="+", choices=PERSISTENCE_MODES, default=list(PERSISTENCE_MODES)
     )
@@ -396,7 +456,28 @@ def add_arguments(lab: argparse.ArgumentParser) -> None:
     run.add_argument("--variant", default="production")
     run.add_argument("--workers", type=int, default=2)
     run.add_argument("--concurrency", type=int, default=16)
-    run.add_argument("--ops", type=int, default=500, help="operations to issue (about)")
+    run.add_argument(
+        "--ops", type=int, default=None, help=f"operations to issue (about; default {DEFAULT_OPS})"
+    )
+    run.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="seconds: a time-based run instead of --ops (a fault's window: its middle third)",
+    )
+    run.add_argument(
+        "--trials",
+        type=int,
+        default=1,
+        help="independent trials (seeds seed, seed+1, …; each a fresh server): results.csv "
+        "with one row per trial and the cell's 95 %% intervals",
+    )
+    run.add_argument(
+        "--until-halfwidth",
+        type=float,
+        default=None,
+        help="stop adding trials once the anomaly rate's interval is narrower than ± this",
+    )
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--fault", default="none", help="a fault to inject during the run")
     run.add_argument("--fault-at", type=float, default=None, help="seconds into the run")

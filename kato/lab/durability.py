@@ -84,7 +84,7 @@ def _losses(checker: dict[str, Any]) -> tuple[str, int, int]:
 def durability(
     root: Path,
     *,
-    operations: int = DURABILITY.operations,
+    operations: int = DURABILITY.plan_operations,
     persistence: Sequence[str] = PERSISTENCE_MODES,
     faults: Sequence[str] = FAULTS,
     progress: bool = True,

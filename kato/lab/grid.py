@@ -7,6 +7,12 @@ through here. A cell runs either in-process (:func:`run_experiments`: the runner
 other under one progress bar. Every experiment cell leaves a normal run folder (``history.parquet``,
 ``params.json``, ``verdicts.json``, …), so ``kato lab check <folder>`` can judge any of them
 again; :func:`row` and :func:`table` are the one results table over them.
+
+Trials are one more dimension of the grid: ``trials=N`` runs every cell N times
+(:func:`trials_of`: trial ``i`` with ``seed + i``, on a fresh deployment and fresh sessions), and
+``until_halfwidth=H`` stops adding a cell's trials once its anomaly-rate interval is narrower
+than ``± H`` (after at least two). A grid is a mapping of names to lists of values, or a list of
+such mappings (the union of their cells).
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ if TYPE_CHECKING:
     from kato.lab.run import Run
 
 __all__ = [
+    "Grid",
     "NotebookCell",
     "Saved",
     "cells",
     "experiments",
+    "names",
     "notebook_table",
     "progress_over",
     "recheck",
@@ -38,26 +46,52 @@ __all__ = [
     "run_experiments",
     "run_notebooks",
     "table",
+    "trials_of",
 ]
 
 T = TypeVar("T")
 
-
-def cells(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
-    """Every combination of the grid's values, in a stable order (names sorted)."""
-    names = sorted(grid)
-    for name in names:
-        if isinstance(grid[name], str | bytes) or not isinstance(grid[name], Sequence):
-            raise ValueError(f"grid value of {name!r} must be a list, got {grid[name]!r}")
-    return [
-        dict(zip(names, values, strict=True))
-        for values in itertools.product(*(grid[n] for n in names))
-    ]
+#: Names to lists of values, or a list of those (the union of their cells).
+Grid = Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Sequence[Any]]]
 
 
-def experiments(
-    base: Experiment | Mapping[str, Any], grid: Mapping[str, Sequence[Any]]
-) -> list[Experiment]:
+def _parts(grid: Grid) -> list[Mapping[str, Sequence[Any]]]:
+    if isinstance(grid, Mapping):
+        return [grid]
+    if isinstance(grid, str | bytes) or not all(isinstance(part, Mapping) for part in grid):
+        raise ValueError(f"a grid is a mapping of names to lists, or a list of them: {grid!r}")
+    return list(grid)
+
+
+def names(grid: Grid) -> set[str]:
+    """Every name the grid sets."""
+    return {name for part in _parts(grid) for name in part}
+
+
+def cells(grid: Grid) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, in a stable order (names sorted; a list of grids:
+    each one's cells in turn)."""
+    every: list[dict[str, Any]] = []
+    for part in _parts(grid):
+        keys = sorted(part)
+        for name in keys:
+            if isinstance(part[name], str | bytes) or not isinstance(part[name], Sequence):
+                raise ValueError(f"grid value of {name!r} must be a list, got {part[name]!r}")
+        every += [
+            dict(zip(keys, values, strict=True))
+            for values in itertools.product(*(part[n] for n in keys))
+        ]
+    return every
+
+
+def trials_of(spec: Experiment, count: int) -> list[Experiment]:
+    """The ``count`` trials of a cell: trial ``i`` runs with ``seed + i``."""
+    if count < 1:
+        raise ValueError(f"trials must be >= 1, got {count}")
+    return [spec.with_(seed=spec.seed + i, trial=i) for i in range(count)]
+
+
+def experiments(base: Experiment | Mapping[str, Any], grid: Grid) -> list[Experiment]:
     """``base`` changed by each cell of ``grid``; all validated before anything runs."""
     if isinstance(base, Experiment):
         return [base.with_(**cell) for cell in cells(grid)]
@@ -85,18 +119,33 @@ def run_experiments(
     specs: Sequence[Experiment],
     runs_dir: Path,
     *,
+    trials: int = 1,
+    until_halfwidth: float | None = None,
     progress: bool = False,
     desc: str = "sweep",
     unit: str = "run",
 ) -> list[Saved]:
-    """Run each spec in this process and save it as a run folder under ``runs_dir``."""
+    """Run each spec (a cell) ``trials`` times in this process — or until its anomaly-rate
+    interval's half-width is below ``until_halfwidth`` — and save each run under ``runs_dir``."""
+    from kato.lab.results import halfwidth, with_cells
     from kato.lab.run import run, save
 
     runs_dir.mkdir(parents=True, exist_ok=True)
-    saved = []
-    for spec in progress_over(specs, progress=progress, desc=desc, unit=unit):
+    planned = [(cell, each) for cell, spec in enumerate(specs) for each in trials_of(spec, trials)]
+    saved: list[Saved] = []
+    by_cell: dict[int, list[Saved]] = {}
+    settled: set[int] = set()
+    for cell, spec in progress_over(planned, progress=progress, desc=desc, unit=unit):
+        if cell in settled:
+            continue
         result = run(spec, out=runs_dir)
-        saved.append(Saved(result, save(result, runs_dir)))
+        done = Saved(result, save(result, runs_dir))
+        saved.append(done)
+        by_cell.setdefault(cell, []).append(done)
+        if until_halfwidth is not None and len(by_cell[cell]) >= 2:
+            summary = with_cells(table(s.run for s in by_cell[cell])).iloc[-1]
+            if halfwidth(summary) < until_halfwidth:
+                settled.add(cell)
     return saved
 
 
@@ -148,7 +197,7 @@ class NotebookCell:
 
 def run_notebooks(
     notebook: Path,
-    grid: Mapping[str, Sequence[Any]],
+    grid: Grid,
     folder: Path,
     *,
     parameters: Mapping[str, Any] | None = None,
@@ -161,11 +210,11 @@ def run_notebooks(
     from kato.lab.executor import NotebookError, check_parameters, execute
 
     base = dict(parameters or {})
-    check_parameters(notebook, {*base, *grid})
-    names = [f"{index:02d}-{notebook.stem}" for index in range(len(cells(grid)))]
+    check_parameters(notebook, {*base, *names(grid)})
+    labels = [f"{index:02d}-{notebook.stem}" for index in range(len(cells(grid)))]
     done = [
         NotebookCell(name, values, folder / name)
-        for name, values in zip(names, cells(grid), strict=True)
+        for name, values in zip(labels, cells(grid), strict=True)
     ]
     failures: list[NotebookError] = []
     desc = f"sweep {notebook.stem}"

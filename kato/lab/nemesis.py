@@ -7,7 +7,8 @@ service and Redis (:class:`~kato.lab.proxy.LatencyProxy`) and the ``kato serve``
 embedded Redis that ``kato serve`` supervises itself is never the nemesis's: a deployment with a
 Redis fault starts its own and hands it to the service as ``KATO_REDIS_URL``. The
 runner (:func:`kato.lab.runner.execute`) plays the schedule: it calls ``start`` at
-``fault_start_s()`` after the clients start and ``stop`` ``fault_for_s`` later, in a thread, and
+``fault_start_s()`` after the clients start (or once a third of the operations have completed)
+and ``stop`` ``fault_length_s()`` later, in a thread, and
 records both calls as ``f="fault"`` ops of client ``"nemesis"`` (``args {name, phase}``, real
 invocation and completion times, ``value`` what the call did), so checkers and plots see the
 window. ``stop`` is called even if the run fails in between.
@@ -42,9 +43,10 @@ named in :data:`~kato.lab.spec.FAULTS` but refused by the spec: the http target 
 LTM only.
 
 Which scenarios suit: the run must still be issuing operations when the fault starts and after it
-ends, so use an open-loop ``rate`` (the schedule then spans ``operations / rate`` seconds and the
-fault starts 30 % into it by default) with ``many-sessions`` (every session is read at the end,
-so lost observations are decided) or ``shared-session``.
+ends. By default the window is placed inside the run: the middle third of a time-based run
+(``duration_s``), 30 % into an open-loop run's schedule (``operations / rate`` seconds), or, in
+a closed-loop run, once a third of its operations have completed. ``many-sessions`` (every
+session is read at the end, so lost observations are decided) and ``shared-session`` suit.
 """
 
 from __future__ import annotations
@@ -100,10 +102,11 @@ class Fault(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Nemesis:
-    """One fault window: ``fault`` starts ``at_s`` after the clients start, lasts ``for_s``."""
+    """One fault window: ``fault`` starts ``at_s`` after the clients start (``None``: once a
+    third of their operations have completed, so it falls inside the run), lasts ``for_s``."""
 
     fault: Fault
-    at_s: float
+    at_s: float | None
     for_s: float
 
 
@@ -370,4 +373,4 @@ def nemesis_for(spec: Experiment, deployment: Deployment) -> Nemesis | None:
             "redis-pause": RedisPause,
         }
         fault = kinds[spec.fault](deployment.redis)
-    return Nemesis(fault, spec.fault_start_s(), spec.fault_for_s)
+    return Nemesis(fault, spec.fault_start_s(), spec.fault_length_s())

@@ -47,15 +47,21 @@ def run_grid(
     base: Experiment,
     output_dir: Path,
     *,
+    trials: int = 1,
     progress: bool = False,
     **axes: Sequence[Any],
 ) -> pd.DataFrame:
-    """Run ``base`` once per combination of ``axes`` (``concurrency=[1, 4]``…), save each run
-    into ``output_dir/runs/``, and return the grid's table (:func:`kato.lab.grid.row` per run)."""
+    """Run ``base`` ``trials`` times per combination of ``axes`` (``concurrency=[1, 4]``…), save
+    each run into ``output_dir/runs/``, and return the grid's table (:func:`kato.lab.grid.row`
+    per run; the plots and reports draw each cell's intervals from it)."""
     from kato.lab import grid
 
     saved = grid.run_experiments(
-        grid.experiments(base, axes), Path(output_dir) / "runs", progress=progress, desc="grid"
+        grid.experiments(base, axes),
+        Path(output_dir) / "runs",
+        trials=trials,
+        progress=progress,
+        desc="grid",
     )
     return grid.table(s.run for s in saved)
 

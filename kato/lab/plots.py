@@ -1,7 +1,9 @@
 """The standard plots, drawn with matplotlib from the frames of :mod:`kato.lab.results`.
 
 Every function takes frames, returns the ``Figure`` (so a notebook shows it) and, given ``path``,
-saves it as PNG. Nothing here computes a verdict: plots only read.
+saves it as PNG. Nothing here computes a verdict: plots only read. Plots over a grid take its
+trial rows (one per run) and draw each cell's 95 % interval
+(:func:`kato.lab.results.with_cells`) as error bars.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "OVER_TIME_BINS",
+    "RATE_LABELS",
     "failure_rate_vs_concurrency",
     "latency_by_operation",
     "latency_vs_concurrency",
@@ -21,6 +25,59 @@ __all__ = [
     "throughput_over_time",
     "visibility_delay",
 ]
+
+
+#: Bins of an over-time plot across the run.
+OVER_TIME_BINS = 40
+
+#: What each rate of :func:`failure_rate_vs_concurrency` is, for titles and axes.
+RATE_LABELS = {
+    "anomaly_rate": "anomalies per operation",
+    "error_rate": "errors per operation",
+    "anomalous_trials": "trials with an anomaly",
+}
+
+
+def _cells(runs: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The cell rows of ``runs`` with ``column``'s interval, sorted by concurrency. A table
+    without operation counts (``ops``) gives plain means per concurrency, no interval."""
+    import math
+
+    from kato.lab.results import with_cells
+
+    if "ops" in runs.columns:
+        table = with_cells(runs)
+        return table[table["kind"] == "cell"].sort_values("concurrency")
+    means = runs.groupby("concurrency", as_index=False)[column].mean()
+    counts = runs.groupby("concurrency").size()
+    return means.assign(
+        **{f"{column}_lo": math.nan, f"{column}_hi": math.nan, "trials": list(counts)}
+    )
+
+
+def _errorbar(
+    axes: Any, cells: pd.DataFrame, column: str, fmt: str, label: str, shift: float = 0.0
+) -> None:
+    """``column`` vs concurrency with its ``_lo`` / ``_hi`` interval as error bars, ``shift``ed
+    by that many octaves (so the bars of several lines at one level do not hide each other)."""
+    import numpy as np
+
+    values = cells[column].astype(float).to_numpy()
+    low = np.nan_to_num(values - cells[f"{column}_lo"].astype(float).to_numpy())
+    high = np.nan_to_num(cells[f"{column}_hi"].astype(float).to_numpy() - values)
+    x = cells["concurrency"].astype(float).to_numpy() * 2**shift
+    axes.errorbar(x, values, yerr=[low, high], fmt=fmt, capsize=3, label=label)
+
+
+def _concurrency_axis(axes: Any, runs: pd.DataFrame) -> None:
+    """A log₂ x axis of concurrent clients, ticked at the levels that ran (1, 4, 16, 64)."""
+    from matplotlib.ticker import NullFormatter
+
+    levels = sorted({int(c) for c in runs["concurrency"]})
+    axes.set_xscale("log", base=2)
+    axes.set_xticks(levels, [str(c) for c in levels])
+    axes.xaxis.set_minor_formatter(NullFormatter())
+    axes.set_xlabel("concurrent clients")
 
 
 def _figure(title: str) -> tuple[Figure, Any]:
@@ -42,14 +99,19 @@ def _save(figure: Figure, path: Path | None) -> Figure:
 def failure_rate_vs_concurrency(
     runs: pd.DataFrame, *, by: str = "variant", rate: str = "anomaly_rate", path: Path | None = None
 ) -> Figure:
-    """One line per ``by`` group: ``rate`` (anomalies or errors per operation) vs concurrency."""
-    figure, axes = _figure(f"{rate.replace('_', ' ')} vs concurrency")
-    for name, group in runs.groupby(by, sort=True):
-        data = group.groupby("concurrency", as_index=False)[rate].mean()
-        axes.plot(data["concurrency"], data[rate], marker="o", label=str(name))
-    axes.set_xscale("log", base=2)
-    axes.set_xlabel("concurrent clients")
-    axes.set_ylabel(f"{rate.replace('_', ' ')} (per operation)")
+    """One line per ``by`` group: ``rate`` (a column of :data:`RATE_LABELS`) vs concurrency,
+    each cell's 95 % Wilson interval as error bars; the title says how many trials."""
+    figure, axes = _figure(f"{RATE_LABELS[rate]} vs concurrency")
+    counts = set()
+    groups = list(runs.groupby(by, sort=True))
+    for index, (name, group) in enumerate(groups):
+        cells = _cells(group, rate)
+        counts |= set(cells["trials"])
+        _errorbar(axes, cells, rate, "-o", str(name), shift=0.06 * (index - (len(groups) - 1) / 2))
+    trials = "–".join(str(n) for n in sorted({min(counts), max(counts)})) if counts else "0"
+    axes.set_title(f"{RATE_LABELS[rate]} vs concurrency ({trials} trials per point, 95 % Wilson)")
+    _concurrency_axis(axes, runs)
+    axes.set_ylabel(RATE_LABELS[rate])
     axes.set_ylim(bottom=0)
     axes.legend(title=by, fontsize="small")
     return _save(figure, path)
@@ -58,16 +120,24 @@ def failure_rate_vs_concurrency(
 def latency_vs_concurrency(
     runs: pd.DataFrame, *, path: Path | None = None, title: str = "latency vs concurrency"
 ) -> Figure:
-    """p50 / p90 / p99 / max latency (ms) per concurrency level."""
+    """p50 / p90 / p99 / max latency (ms) per concurrency level: means over the trials, p50 and
+    p99 with their 95 % t intervals as error bars."""
     figure, axes = _figure(title)
     data = runs.groupby("concurrency", as_index=False)[
         ["p50_ms", "p90_ms", "p99_ms", "max_ms"]
     ].mean()
-    for column, style in (("p50_ms", "-o"), ("p90_ms", "-s"), ("p99_ms", "-^"), ("max_ms", ":x")):
+    from kato.lab.results import mean_interval
+
+    cells = data[["concurrency"]].copy()
+    for column in ("p50_ms", "p99_ms"):
+        bounds = [mean_interval(list(group[column])) for _, group in runs.groupby("concurrency")]
+        cells[column], cells[f"{column}_lo"], cells[f"{column}_hi"] = zip(*bounds, strict=True)
+    _errorbar(axes, cells, "p50_ms", "-o", "p50")
+    _errorbar(axes, cells, "p99_ms", "-^", "p99")
+    for column, style in (("p90_ms", "-s"), ("max_ms", ":x")):
         axes.plot(data["concurrency"], data[column], style, label=column.removesuffix("_ms"))
-    axes.set_xscale("log", base=2)
+    _concurrency_axis(axes, runs)
     axes.set_yscale("log")
-    axes.set_xlabel("concurrent clients")
     axes.set_ylabel("latency (ms)")
     axes.legend(fontsize="small")
     return _save(figure, path)
@@ -77,26 +147,35 @@ def throughput_over_time(
     ops: pd.DataFrame,
     faults: pd.DataFrame | None = None,
     *,
-    bucket_s: float = 0.25,
+    bins: int = OVER_TIME_BINS,
     path: Path | None = None,
 ) -> Figure:
-    """Completed operations per second over the run, ok and not ok, fault windows shaded."""
+    """Completed operations per second over the run in ``bins`` equal bins, ok and not ok; each
+    fault window shaded, and its recovery (the first ok completion after the window ends)
+    marked with a dashed line."""
     import numpy as np
 
-    figure, axes = _figure("throughput over time")
     done = ops.dropna(subset=["done_s"])
     end = float(done["done_s"].max()) if len(done) else 1.0
-    edges = np.arange(0.0, end + bucket_s, bucket_s)
+    edges = np.linspace(0.0, end, bins + 1)
+    width = edges[1] - edges[0]
+    figure, axes = _figure(f"throughput over time ({bins} bins of {width * 1e3:.0f} ms)")
     for outcome, color in (("ok", "tab:blue"), ("fail", "tab:orange"), ("unknown", "tab:red")):
         times = done.loc[done["outcome"] == outcome, "done_s"]
         if len(times):
             counts, _ = np.histogram(times, bins=edges)
-            axes.plot(edges[:-1], counts / bucket_s, color=color, label=outcome)
-    if faults is not None:
-        for _, window in faults.iterrows():
-            stop = window["end_s"] if window["end_s"] == window["end_s"] else end  # NaN: open
-            axes.axvspan(window["start_s"], stop, color="grey", alpha=0.25)
-            axes.text(window["start_s"], axes.get_ylim()[1] * 0.95, str(window["name"]), fontsize=8)
+            axes.stairs(counts / width, edges, color=color, label=outcome)
+    top = axes.get_ylim()[1]
+    for _, window in (faults if faults is not None else ops.iloc[:0]).iterrows():
+        stop = window["end_s"] if window["end_s"] == window["end_s"] else end  # NaN: open
+        axes.axvspan(window["start_s"], stop, color="grey", alpha=0.25)
+        axes.text(window["start_s"], top * 0.95, f" {window['name']}", fontsize=8, va="top")
+        after = done[(done["outcome"] == "ok") & (done["done_s"] >= stop)]["done_s"]
+        if len(after):
+            back = float(after.min())
+            axes.axvline(back, color="tab:green", ls="--", lw=1)
+            axes.text(back, top * 0.85, f" recovered +{(back - stop) * 1e3:.0f} ms", fontsize=8,
+                      color="tab:green", va="top")  # fmt: skip
     axes.set_xlabel("time since start (s)")
     axes.set_ylabel("operations / s")
     axes.legend(fontsize="small")

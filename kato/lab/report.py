@@ -1,12 +1,14 @@
 """Reports over several runs, and the sweeps that make those runs (through :mod:`kato.lab.grid`).
 
-``report(folders, root)`` reports on runs saved earlier: ``runs.csv`` and ``runs.parquet`` (one
-row per run, :func:`kato.lab.grid.row`), ``checkers.csv`` (one row per run × checker), the
-figures as PNG, ``report.md`` and ``report.html`` (figures embedded). ``sweep(specs, root)`` runs
-every experiment into ``root/<sweep-id>/runs/`` and writes that report beside them.
+``report(folders, root)`` reports on runs saved earlier: ``results.csv`` and ``results.parquet``
+(one ``kind="trial"`` row per run, :func:`kato.lab.grid.row`, and one ``kind="cell"`` row per
+cell with 95 % intervals, :func:`kato.lab.results.with_cells`), ``checkers.csv`` (one row per
+run × checker), the figures as PNG (intervals drawn), ``report.md`` and ``report.html`` (the
+figures first, embedded, then the cells' table). ``sweep(specs, root, trials=N)`` runs every
+experiment N times into ``root/<sweep-id>/runs/`` and writes that report beside them.
 ``sweep_notebook(notebook, grid, root)`` runs a notebook once per grid cell into
-``root/<sweep-id>/NN-<notebook>/`` and writes ``results.csv``, ``results.parquet`` (every row
-the notebooks recorded), the figures, ``report.md`` and ``report.html``.
+``root/<sweep-id>/NN-<notebook>/`` and writes the same results table over every row the
+notebooks recorded, the figures, ``report.md`` and ``report.html``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SUMMARY_COLUMNS", "SweepError", "report", "sweep", "sweep_notebook"]
 
-#: The columns a report's run table shows (what exists of them).
+#: The columns a report's table of cells shows (what exists of them).
 SUMMARY_COLUMNS = [
     "scenario",
     "target",
@@ -39,13 +41,24 @@ SUMMARY_COLUMNS = [
     "workers",
     "concurrency",
     "fault",
+    "duration_s",
+    "trials",
     "ops",
+    "anomaly_rate",
+    "anomaly_rate_lo",
+    "anomaly_rate_hi",
+    "anomalous_trials",
+    "anomalous_trials_lo",
+    "anomalous_trials_hi",
     "error_rate",
-    "anomalies",
     "valid",
     "throughput_ops_s",
+    "throughput_ops_s_lo",
+    "throughput_ops_s_hi",
     "p50_ms",
     "p99_ms",
+    "p99_ms_lo",
+    "p99_ms_hi",
 ]
 
 
@@ -59,10 +72,20 @@ class SweepError(RuntimeError):
         self.failures = list(failures)
 
 
-def sweep(specs: Sequence[Experiment], root: Path, *, progress: bool = True) -> Path:
-    """Run each spec, save it, and write one report over all of them; return the folder."""
+def sweep(
+    specs: Sequence[Experiment],
+    root: Path,
+    *,
+    trials: int = 1,
+    until_halfwidth: float | None = None,
+    progress: bool = True,
+) -> Path:
+    """Run each spec ``trials`` times (see :func:`kato.lab.grid.run_experiments`), save every
+    run, and write one report over all of them; return the folder."""
     folder = new_folder(root, "sweep")
-    saved = grid.run_experiments(specs, folder / "runs", progress=progress)
+    saved = grid.run_experiments(
+        specs, folder / "runs", trials=trials, until_halfwidth=until_halfwidth, progress=progress
+    )
     return report([s.folder for s in saved], folder, into=folder)
 
 
@@ -74,21 +97,19 @@ def report(folders: Sequence[Path], root: Path, *, into: Path | None = None) -> 
     folder = into or new_folder(root, "report")
     loaded = [load(f) for f in folders]
     rows = grid.table(loaded)
-    runs = _storable(rows)
-    runs.to_csv(folder / "runs.csv", index=False)
-    runs.to_parquet(folder / "runs.parquet", index=False)
+    runs = _write_results(folder, rows)
     params = [json.loads(r.spec.to_json()) | {"run_id": r.run_id} for r in loaded]
     checkers = summary_frame((p, r.verdicts) for p, r in zip(params, loaded, strict=True))
     checkers.to_csv(folder / "checkers.csv", index=False)
     figures = _figures(folder, rows, loaded)
-    headline = f"{len(runs)} runs; {sum(r.valid is True for r in loaded)} valid."
+    headline = f"{len(loaded)} runs; {sum(r.valid is True for r in loaded)} valid."
     _write_pages(folder, "KATO workbench report", headline, runs, figures)
     return folder
 
 
 def sweep_notebook(
     notebook: Path | str,
-    values: Mapping[str, Sequence[Any]],
+    values: grid.Grid,
     root: Path | str = Path("results"),
     *,
     parameters: Mapping[str, Any] | None = None,
@@ -102,10 +123,10 @@ def sweep_notebook(
 
     source = Path(notebook)
     base = dict(parameters or {})
-    check_parameters(source, {*base, *values})
+    check_parameters(source, {*base, *grid.names(values)})
     grid.cells(values)  # a value that is not a list is refused before the folder is made
     folder = new_folder(Path(root), "sweep")
-    document = {"notebook": str(source), "parameters": base, "grid": dict(values)}
+    document = {"notebook": str(source), "parameters": base, "grid": values}
     (folder / "sweep.json").write_text(json.dumps(document, indent=2, default=str) + "\n")
     done, failures = grid.run_notebooks(source, values, folder, parameters=base, progress=progress)
     rows = grid.notebook_table(done)
@@ -114,13 +135,12 @@ def sweep_notebook(
     for cell in done:
         for figure in (cell.recorded() or {}).get("figures", []):
             figures.append((f"{cell.name}: {Path(figure).stem}", cell.folder / figure))
-    table = _storable(rows)
-    table.to_csv(folder / "results.csv", index=False)
-    table.to_parquet(folder / "results.parquet", index=False)
-    valid = int((table["valid"] == "True").sum()) if "valid" in table.columns else 0
+    table = _write_results(folder, rows)
+    trials = table[table["kind"] == "trial"] if "kind" in table.columns else table
+    valid = int((trials["valid"] == "True").sum()) if "valid" in trials.columns else 0
     headline = (
         f"{source.name}: {len(done)} notebook(s), {len(failures)} failed; "
-        f"{len(table)} runs, {valid} valid."
+        f"{len(trials)} runs, {valid} valid."
     )
     links = [(c.name, c.values, (c.folder / source.name).relative_to(folder)) for c in done]
     _write_pages(folder, "KATO sweep report", headline, table, figures, links, failures)
@@ -139,6 +159,16 @@ def _last_faulted(folder: Path, rows: pd.DataFrame) -> list[Path]:
         for cell, run_id in zip(faulted["sweep_cell"], faulted["run_id"], strict=True)
     ]
     return [path for path in paths if path.exists()]
+
+
+def _write_results(folder: Path, rows: pd.DataFrame) -> pd.DataFrame:
+    """``results.csv`` and ``results.parquet``: the trial rows and the cells' rows."""
+    from kato.lab.results import with_cells
+
+    table = _storable(with_cells(rows) if "ops" in rows.columns else rows)
+    table.to_csv(folder / "results.csv", index=False)
+    table.to_parquet(folder / "results.parquet", index=False)
+    return table
 
 
 def _storable(table: pd.DataFrame) -> pd.DataFrame:
@@ -169,14 +199,16 @@ def _figures(folder: Path, rows: pd.DataFrame, faulted: Iterable[Run]) -> list[t
     by = " / ".join(labels)
     data = rows.copy()
     data[by] = rows[labels].astype(str).agg(" / ".join, axis=1)
-    for rate in ("anomaly_rate", "error_rate"):
+    for rate in ("anomaly_rate", "anomalous_trials", "error_rate"):
         path = folder / f"{rate}.png"
         plots.failure_rate_vs_concurrency(data, by=by, rate=rate, path=path).clear()
-        figures.append((f"{rate.replace('_', ' ')} vs concurrency, by {by}", path))
+        figures.append((f"{plots.RATE_LABELS[rate]} vs concurrency, by {by}", path))
     if {"p50_ms", "p90_ms", "p99_ms", "max_ms"} <= set(rows.columns):
         path = folder / "latency.png"
-        plots.latency_vs_concurrency(rows, path=path).clear()
-        figures.append(("latency percentiles vs concurrency", path))
+        calm = rows[rows["fault"].astype(str) == "none"] if "fault" in rows.columns else rows
+        shown, title = (calm, "runs without a fault") if len(calm) else (rows, "every run")
+        plots.latency_vs_concurrency(shown, path=path).clear()
+        figures.append((f"latency percentiles vs concurrency ({title})", path))
     for result in faulted:
         if any(op.f == "fault" for op in result.history):
             path = folder / f"throughput-{result.run_id}.png"
@@ -207,17 +239,20 @@ def _write_pages(
     links: Sequence[tuple[str, Mapping[str, Any], Path]] = (),
     failures: Sequence[Exception] = (),
 ) -> None:
-    """``report.md`` and ``report.html``: the headline, the summary table, the figures and, for
-    a notebook sweep, each cell's executed notebook (``links``) and the ``failures``."""
-    columns = [c for c in ["sweep_cell", *SUMMARY_COLUMNS] if c in table.columns]
-    summary = table[columns].round(3)
+    """``report.md`` and ``report.html``: the headline, the figures, the table of cells (95 %
+    intervals as ``_lo`` / ``_hi``) and, for a notebook sweep, each cell's executed notebook
+    (``links``) and the ``failures``."""
+    cells = table[table["kind"] == "cell"] if "kind" in table.columns else table
+    columns = [c for c in SUMMARY_COLUMNS if c in cells.columns]
+    summary = cells[columns].round(4)
     shown = summary.to_markdown(index=False) if len(summary) else "(no runs recorded)"
-    lines = [f"# {title}", "", headline, "", shown, ""]
+    lines = [f"# {title}", "", headline, ""]
+    lines += [f"![{name}]({path.relative_to(folder)})" for name, path in figures]
+    lines += ["", "## Cells (95 % intervals: `_lo`, `_hi`)", "", shown, ""]
     if links or failures:
         lines += ["## Notebooks", ""]
         lines += [f"- [{n}]({p}): `{json.dumps(v, default=str)}`" for n, v, p in links]
         lines += ["", *(f"- FAILED {f}" for f in failures), ""]
-    lines += [f"![{name}]({path.relative_to(folder)})" for name, path in figures]
     (folder / "report.md").write_text("\n".join(lines) + "\n")
 
     items = "".join(
@@ -231,8 +266,9 @@ def _write_pages(
         "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}"
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
         f"img{{max-width:100%}}.failed{{color:#b00}}</style></head><body><h1>{html.escape(title)}"
-        f"</h1><p>{html.escape(headline)}</p>{summary.to_html(index=False)}"
-        f"<h2>Figures</h2>{_html_figures(figures)}"
+        f"</h1><p>{html.escape(headline)}</p>{_html_figures(figures)}"
+        "<h2>Cells (95 % intervals: <code>_lo</code>, <code>_hi</code>)</h2>"
+        f"{summary.to_html(index=False)}"
         + (f"<h2>Notebooks</h2><ul>{items}</ul>" if items else "")
         + "</body></html>"
     )

@@ -114,7 +114,8 @@ def run(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps.size, desc=f"{spec.scenario} ×{spec.concurrency}", unit="op")
+        total = steps.size if spec.duration_s is None else None  # a time-based run: open-ended
+        bar = tqdm(total=total, desc=f"{spec.scenario} ×{spec.concurrency}", unit="op")
 
     def observe(op: Op) -> None:
         if bar is not None:

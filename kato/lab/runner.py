@@ -7,9 +7,15 @@ issues its next step when the previous one completes. Open loop (``spec.rate``):
 client *c* is *intended* at ``t0 + (i·concurrency + c) / rate`` whatever happened before; if it
 starts late its latency still counts from the intended time (no coordinated omission).
 
+A time-based run (``spec.duration_s``) plays the scenario in rounds: each round is a fresh plan
+(:func:`~kato.lab.scenarios.plan` with ``round_``: new sessions, new symbols) with its own setup
+and final steps, and rounds follow each other until ``duration_s`` after the clients started;
+a client stops issuing the moment that deadline passes, and the round's final steps close it.
+
 With a :class:`~kato.lab.nemesis.Nemesis` it also plays the fault window concurrently with the
-clients: ``fault.start()`` at ``at_s`` after the clients start, ``fault.stop()`` ``for_s`` after
-that (each in a thread), both recorded as ``f="fault"`` ops of client ``"nemesis"`` with
+clients: ``fault.start()`` at ``at_s`` after the clients start (``None``: once a third of the
+first round's operations have completed), ``fault.stop()`` ``for_s`` after that (each in a
+thread), both recorded as ``f="fault"`` ops of client ``"nemesis"`` with
 ``args {name, phase}``; the final steps run only after the fault has ended. A final ``read_stm``
 whose outcome is unknown (the service may still be recovering) is issued again, as a new op, for
 up to :data:`FINAL_RETRY_S` seconds, so that what was lost is decided.
@@ -38,6 +44,7 @@ from kato.lab.clients import LabClient, Result
 from kato.lab.history import History, Journal, Op
 from kato.lab.nemesis import Nemesis
 from kato.lab.scenarios import Plan, Step
+from kato.lab.scenarios import plan as plan_round
 from kato.lab.spec import Experiment
 
 __all__ = [
@@ -162,9 +169,15 @@ async def _fault_op(nemesis: Nemesis, phase: str, recorder: _Recorder) -> Op:
     return op
 
 
-async def _play(nemesis: Nemesis, started_ns: int, recorder: _Recorder) -> None:
-    """One fault window, ``at_s`` after ``started_ns``; ``stop`` even if cancelled meanwhile."""
-    await _sleep_until(started_ns + int(nemesis.at_s * 1e9))
+async def _play(nemesis: Nemesis, started_ns: int, recorder: _Recorder, planned: int) -> None:
+    """One fault window, ``at_s`` after ``started_ns`` (``None``: once a third of the ``planned``
+    operations have completed); ``stop`` even if cancelled meanwhile."""
+    if nemesis.at_s is None:
+        before = len(recorder.ops)
+        while len(recorder.ops) - before < planned / 3:
+            await asyncio.sleep(0.002)
+    else:
+        await _sleep_until(started_ns + int(nemesis.at_s * 1e9))
     begun = await _fault_op(nemesis, "start", recorder)
     try:
         await _sleep_until(begun.invoke_ns + int(nemesis.for_s * 1e9))
@@ -217,53 +230,78 @@ async def _execute(
     slots: dict[str, str] = {}
     control = make_client()
     clients = [make_client() for _ in plan.programs]
+    playing: asyncio.Task[None] | None = None
     try:
         for step in plan.setup:
             await _issue(step, control, "setup", slots, recorder, node, spec.timeout_s)
         started = time.monotonic_ns()
+        deadline = None if spec.duration_s is None else started + int(spec.duration_s * 1e9)
+        if nemesis is not None:
+            planned = sum(step.f != "sleep" for steps in plan.programs for step in steps)
+            playing = asyncio.create_task(_play(nemesis, started, recorder, planned))
 
-        async def program(c: int, steps: Sequence[Step]) -> None:
+        async def program(c: int, steps: Sequence[Step], begun: int) -> None:
             for i, step in enumerate(steps):
                 intended = None
                 if spec.rate is not None:
-                    intended = started + int((i * len(plan.programs) + c) / spec.rate * 1e9)
-                    delay = (intended - time.monotonic_ns()) / 1e9
-                    if delay > 0:
-                        await asyncio.sleep(delay)
+                    intended = begun + int((i * len(clients) + c) / spec.rate * 1e9)
+                    await _sleep_until(intended)
+                if deadline is not None and time.monotonic_ns() >= deadline:
+                    return
                 await _issue(
                     step, clients[c], f"c{c}", slots, recorder, node, spec.timeout_s, intended
                 )
 
-        playing = (
-            None if nemesis is None else asyncio.create_task(_play(nemesis, started, recorder))
-        )
-        try:
-            await asyncio.gather(*(program(c, steps) for c, steps in enumerate(plan.programs)))
-            if playing is not None:
+        round_, round_started = 0, started
+        while True:
+            await asyncio.gather(
+                *(program(c, steps, round_started) for c, steps in enumerate(plan.programs))
+            )
+            last = deadline is None or time.monotonic_ns() >= deadline
+            if last and playing is not None:
                 await playing
-        finally:
-            if playing is not None and not playing.done():
-                playing.cancel()
-                await asyncio.gather(playing, return_exceptions=True)
-        for step in plan.final:
-            op = await _issue(step, control, "final", slots, recorder, node, spec.timeout_s)
-            deadline = time.monotonic() + FINAL_RETRY_S
-            while (
-                nemesis is not None
-                and op is not None
-                and op.f == "read_stm"
-                and op.outcome == "unknown"
-                and time.monotonic() < deadline
-            ):
-                await asyncio.sleep(0.1)
-                op = await _issue(step, control, "final", slots, recorder, node, spec.timeout_s)
+            await _final(spec, plan, control, slots, recorder, node, nemesis)
+            if last:
+                break
+            round_ += 1
+            plan = plan_round(spec, round_=round_)
+            for step in plan.setup:
+                await _issue(step, control, "setup", slots, recorder, node, spec.timeout_s)
+            round_started = time.monotonic_ns()
     finally:
+        if playing is not None and not playing.done():
+            playing.cancel()
+            await asyncio.gather(playing, return_exceptions=True)
         closed = await asyncio.gather(
             *(c.close() for c in [control, *clients]), return_exceptions=True
         )
         for error in closed:
             if error is not None:
                 log.warning("closing a client failed: %r", error)
+
+
+async def _final(
+    spec: Experiment,
+    plan: Plan,
+    control: LabClient,
+    slots: dict[str, str],
+    recorder: _Recorder,
+    node: str,
+    nemesis: Nemesis | None,
+) -> None:
+    """A round's final steps; with a nemesis an unknown final read is issued again."""
+    for step in plan.final:
+        op = await _issue(step, control, "final", slots, recorder, node, spec.timeout_s)
+        deadline = time.monotonic() + FINAL_RETRY_S
+        while (
+            nemesis is not None
+            and op is not None
+            and op.f == "read_stm"
+            and op.outcome == "unknown"
+            and time.monotonic() < deadline
+        ):
+            await asyncio.sleep(0.1)
+            op = await _issue(step, control, "final", slots, recorder, node, spec.timeout_s)
 
 
 def run_blocking(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -308,7 +346,7 @@ def generator_ceiling(spec: Experiment, plan: Plan) -> float:
         [[s for s in p if s.f != "sleep"] for p in plan.programs],
         [s for s in plan.final if s.f != "sleep"],
     )
-    closed = spec.with_(rate=None)
+    closed = spec.with_(rate=None, operations=spec.plan_operations, duration_s=None)
     begun = time.perf_counter()
     history = run_blocking(lambda: execute(closed, quiet, NoopClient, node="noop"))
     elapsed = time.perf_counter() - begun

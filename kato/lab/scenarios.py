@@ -75,15 +75,35 @@ class Plan:
         return len(self.setup) + sum(len(p) for p in self.programs) + len(self.final)
 
 
-def plan(spec: Experiment, rng: random.Random | None = None) -> Plan:
-    """The operations of ``spec``; the same spec (and seed) always gives the same plan."""
-    rng = rng or random.Random(spec.seed)
-    return _SCENARIOS[spec.scenario](spec, rng)
+def plan(spec: Experiment, rng: random.Random | None = None, *, round_: int = 0) -> Plan:
+    """The operations of ``spec``; the same spec (and seed) always gives the same plan.
+
+    ``round_`` > 0: a further round of a time-based run, drawn from its own seed, with its slots,
+    observed symbols and learned sequences prefixed ``r<round>.`` (fresh sessions, and every
+    symbol still unique in the run)."""
+    if round_ == 0:
+        return _SCENARIOS[spec.scenario](spec, rng or random.Random(spec.seed))
+    first = _SCENARIOS[spec.scenario](spec, rng or random.Random(f"{spec.seed}/{round_}"))
+    prefix = f"r{round_}."
+    return Plan(
+        [_renamed(s, prefix) for s in first.setup],
+        [[_renamed(s, prefix) for s in program] for program in first.programs],
+        [_renamed(s, prefix) for s in first.final],
+    )
+
+
+def _renamed(step: Step, prefix: str) -> Step:
+    args = dict(step.args)
+    for name in ("strings", "sequence"):
+        if name in args:
+            args[name] = [prefix + symbol for symbol in args[name]]
+    slot = None if step.slot is None else prefix + step.slot
+    return Step(step.f, slot, args, step.other_connection)
 
 
 def _per_client(spec: Experiment, cost: int) -> int:
     """How many repetitions of a ``cost``-step cycle each client runs to spend the budget."""
-    return max(1, spec.operations // (cost * spec.concurrency))
+    return max(1, spec.plan_operations // (cost * spec.concurrency))
 
 
 def _observe(slot: str, symbol: str) -> Step:
@@ -116,7 +136,7 @@ STM_BUDGET = 900
 
 
 def _shared_session(spec: Experiment, rng: random.Random) -> Plan:
-    each = max(1, min(spec.operations - 2, STM_BUDGET) // spec.concurrency)
+    each = max(1, min(spec.plan_operations - 2, STM_BUDGET) // spec.concurrency)
     programs = [
         [_observe("shared", f"c{c}-o{i}") for i in range(each)] for c in range(spec.concurrency)
     ]
@@ -125,7 +145,8 @@ def _shared_session(spec: Experiment, rng: random.Random) -> Plan:
 
 def _many_sessions(spec: Experiment, rng: random.Random) -> Plan:
     setup = [_create(f"s{c}") for c in range(spec.concurrency)]
-    each = max(1, min((spec.operations - 2 * spec.concurrency) // spec.concurrency, STM_BUDGET))
+    budget = spec.plan_operations - 2 * spec.concurrency
+    each = max(1, min(budget // spec.concurrency, STM_BUDGET))
     programs = []
     for c in range(spec.concurrency):
         steps = []
@@ -156,7 +177,7 @@ def _read_after_create(spec: Experiment, rng: random.Random) -> Plan:
 def _ttl(spec: Experiment, rng: random.Random) -> Plan:
     ttl = spec.ttl_seconds
     setup = [_create(f"s{c}", ttl_seconds=ttl) for c in range(spec.concurrency)]
-    touches = max(1, min(6, spec.operations // (2 * spec.concurrency)))
+    touches = max(1, min(6, spec.plan_operations // (2 * spec.concurrency)))
     programs = []
     for c in range(spec.concurrency):
         slot = f"s{c}"
@@ -175,7 +196,7 @@ def _learn_race(spec: Experiment, rng: random.Random) -> Plan:
     """Every client learns round ``r``'s sequence in its own session, then reads its STM (which
     shows whether a learn that got no answer took effect), then pauses; at the end every
     session is read (which drains what it still has pending) and every round's pattern."""
-    rounds = max(1, spec.operations // (spec.concurrency * LEARN_ROUND_OPS))
+    rounds = max(1, spec.plan_operations // (spec.concurrency * LEARN_ROUND_OPS))
     setup = [_create(f"s{c}") for c in range(spec.concurrency)]
     programs = []
     for c in range(spec.concurrency):
@@ -207,7 +228,7 @@ _MIX: list[tuple[str, float]] = [
 def _mixed(spec: Experiment, rng: random.Random) -> Plan:
     names = [name for name, _ in _MIX]
     weights = [weight for _, weight in _MIX]
-    each = max(1, spec.operations // spec.concurrency)
+    each = max(1, spec.plan_operations // spec.concurrency)
     programs = []
     still_live: list[str] = []  # read once more at the end, so every session is judged
     for c in range(spec.concurrency):
@@ -245,7 +266,7 @@ DELETE_RACE_BURST = 4
 
 def _delete_race(spec: Experiment, rng: random.Random) -> Plan:
     burst, clients = DELETE_RACE_BURST, spec.concurrency
-    sessions = max(1, (spec.operations - 1) // (clients * burst + 3))
+    sessions = max(1, (spec.plan_operations - 1) // (clients * burst + 3))
     slots = [f"d{j}" for j in range(sessions)]
     programs = []
     for c in range(clients):

@@ -76,7 +76,7 @@ def soak_spec(
 def warmup_for(spec: Experiment) -> float:
     """A quarter of the load's schedule, at most 60 s."""
     assert spec.rate is not None
-    return min(60.0, 0.25 * spec.operations / spec.rate)
+    return min(60.0, 0.25 * spec.plan_operations / spec.rate)
 
 
 def soak(
@@ -96,10 +96,10 @@ def soak(
 
     if spec.rate is None:
         raise ValueError("a soak runs open loop: give the spec a rate")
-    if not 0 < limits.warmup_s < spec.operations / spec.rate - interval_s:
+    if not 0 < limits.warmup_s < spec.plan_operations / spec.rate - interval_s:
         raise ValueError(
             f"warm-up ({limits.warmup_s} s) must leave samples of the load "
-            f"({spec.operations / spec.rate:.0f} s, one every {interval_s} s) after it"
+            f"({spec.plan_operations / spec.rate:.0f} s, one every {interval_s} s) after it"
         )
     samplers: list[Sampler] = []
 
@@ -113,7 +113,7 @@ def soak(
     samples = pd.DataFrame(samplers[0].rows)
     samples.to_csv(folder / "samples.csv", index=False)
     samples.to_parquet(folder / "samples.parquet", index=False)
-    load_s = spec.operations / spec.rate
+    load_s = spec.plan_operations / spec.rate
     verdicts = judge(samples, limits, load_s=load_s, checkers=result.verdicts)
     document = {
         "valid": verdicts["valid"],

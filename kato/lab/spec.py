@@ -2,8 +2,9 @@
 
 Like a Jepsen test map: what to run (scenario), against what (target, store, variant, workers),
 how hard (concurrency, operations or duration, open-loop rate), with what faults, from which
-seed. :data:`NOOP` is the smallest complete experiment (engine target, no fault); notebooks and
-tests start from it and change what they need with :func:`dataclasses.replace`.
+seed, and which trial of its grid cell it is. :data:`NOOP` is the smallest complete experiment
+(engine target, no fault); notebooks and tests start from it and change what they need with
+:func:`dataclasses.replace`.
 
 Every field is checked when a spec is made: its type, its allowed values, and whether the target
 can run it (the ``engine`` target runs only production, without faults, retries or lost
@@ -26,7 +27,9 @@ from typing import Any
 
 from kato.stores.redis_server import PERSISTENCE_MODES
 
-__all__ = ["FAULTS", "NOOP", "SCENARIOS", "TARGETS", "Experiment", "variant_names"]
+__all__ = [
+    "FAULTS", "NOOP", "ROUND_OPERATIONS", "SCENARIOS", "TARGETS", "Experiment", "variant_names"
+]  # fmt: skip
 
 SCENARIOS = (
     "lifecycle",
@@ -64,12 +67,18 @@ _BASE_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
 _TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,),
     "int": (int,),
+    "int | None": (int, type(None)),
     "bool": (bool,),
     "float": (int, float),
     "float | None": (int, float, type(None)),
     "tuple[str, ...]": (tuple,),
     "dict[str, dict[str, str]]": (dict,),
 }
+
+
+#: A time-based run plays its scenario in rounds, each a fresh plan of this many operations on
+#: fresh sessions, until ``duration_s`` has passed.
+ROUND_OPERATIONS = 1000
 
 
 def variant_names() -> list[str]:
@@ -90,15 +99,25 @@ class Experiment:
     variant: str = "production"
     workers: int = 1
     concurrency: int = 4
-    operations: int = 200
+    #: About how many operations the run issues. Exactly one of ``operations`` and
+    #: ``duration_s`` governs a run: a time-based run sets ``operations=None``.
+    operations: int | None = 200
+    #: A time-based run: the clients play the scenario in rounds (:data:`ROUND_OPERATIONS`
+    #: each, fresh sessions) until this many seconds after they started.
+    duration_s: float | None = None
     seed: int = 0
+    #: Which trial of its grid cell this run is (:func:`kato.lab.grid.trials_of`: trial ``i`` of a
+    #: cell runs with ``seed + i``); runs that differ only in ``seed`` and ``trial`` form a cell.
+    trial: int = 0
     #: A fault from :data:`FAULTS`, injected once per run by the nemesis (``http`` + ``redis``).
     fault: str = "none"
-    #: When the fault starts, in seconds after the clients start (after setup). ``None``: 30 %
-    #: into an open-loop run's schedule, or 0.5 s into a closed-loop run.
+    #: When the fault starts, in seconds after the clients start (after setup). ``None``: inside
+    #: the run — a third into a time-based run, 30 % into an open-loop run's schedule, or once a
+    #: third of a closed-loop run's operations have completed.
     fault_at_s: float | None = None
-    #: How long the fault lasts (seconds from its start to the call that ends it).
-    fault_for_s: float = 1.0
+    #: How long the fault lasts (seconds from its start to the call that ends it). ``None``: a
+    #: third of a time-based run (the window is its middle third), else 1 s.
+    fault_for_s: float | None = None
     #: ``redis-latency``: the delay added to each request to Redis, and its jitter (± ms).
     fault_latency_ms: float = 50.0
     fault_jitter_ms: float = 10.0
@@ -170,11 +189,18 @@ class Experiment:
         problems = [
             f"{name} must be >= 1, got {getattr(self, name)}"
             for name in ("workers", "concurrency", "operations", "ttl_seconds")
-            if getattr(self, name) < 1
+            if getattr(self, name) is not None and getattr(self, name) < 1
         ]
+        if (self.operations is None) == (self.duration_s is None):
+            problems.append(
+                "exactly one of operations and duration_s governs a run: set operations=None "
+                "for a time-based run (duration_s), or duration_s=None"
+            )
+        if self.trial < 0:
+            problems.append(f"trial must be >= 0, got {self.trial}")
         problems += [
             f"{name} must be > 0, got {getattr(self, name)}"
-            for name in ("rate", "timeout_s")
+            for name in ("rate", "timeout_s", "duration_s")
             if getattr(self, name) is not None and not 0 < getattr(self, name) < math.inf
         ]
         problems += [
@@ -256,13 +282,27 @@ class Experiment:
             )
         return problems
 
-    def fault_start_s(self) -> float:
-        """When the fault starts, seconds after the clients start (see ``fault_at_s``)."""
+    @property
+    def plan_operations(self) -> int:
+        """The operations of one plan: ``operations``, or one round of a time-based run."""
+        return ROUND_OPERATIONS if self.operations is None else self.operations
+
+    def fault_start_s(self) -> float | None:
+        """When the fault starts, seconds after the clients start (see ``fault_at_s``); ``None``:
+        once a third of the run's operations have completed (the runner watches)."""
         if self.fault_at_s is not None:
             return self.fault_at_s
+        if self.duration_s is not None:
+            return self.duration_s / 3
         if self.rate is not None:
-            return 0.3 * self.operations / self.rate
-        return 0.5
+            return 0.3 * self.plan_operations / self.rate
+        return None
+
+    def fault_length_s(self) -> float:
+        """How long the fault lasts (see ``fault_for_s``)."""
+        if self.fault_for_s is not None:
+            return self.fault_for_s
+        return 1.0 if self.duration_s is None else self.duration_s / 3
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

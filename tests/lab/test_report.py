@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from kato.lab import plots
 from kato.lab.checkers import ALL
 from kato.lab.report import report, sweep
 from kato.lab.run import run, save
@@ -20,16 +21,20 @@ def test_report_over_saved_runs(tmp_path: Path) -> None:
         for c in (1, 2, 4)
     ]
     folder = report(folders, tmp_path)
-    runs = pd.read_csv(folder / "runs.csv")
+    table = pd.read_csv(folder / "results.csv")
+    runs = table[table["kind"] == "trial"]
     assert list(runs["concurrency"]) == [1, 2, 4]
+    assert list(table[table["kind"] == "cell"]["concurrency"]) == [1, 2, 4]
     assert (runs["valid"] == True).all()  # noqa: E712
     assert {"error_rate", "anomaly_rate", "p50_ms", "p99_ms", "throughput_ops_s"} <= set(runs)
     checkers = pd.read_csv(folder / "checkers.csv")
     assert len(checkers) == 3 * len(ALL)
-    for name in ("anomaly_rate.png", "error_rate.png", "latency.png", "report.md", "report.html"):
+    figures = ("anomaly_rate.png", "anomalous_trials.png", "error_rate.png", "latency.png")
+    for name in (*figures, "report.md", "report.html"):
         assert (folder / name).stat().st_size > 0, name
     page = (folder / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 3
+    assert page.count("data:image/png;base64,") == 4
+    assert page.index("<img") < page.index("<table"), "the figures lead, then the table"
 
 
 def test_cli_sweep_runs_the_grid_and_prints_the_report_folder(tmp_path: Path) -> None:
@@ -57,7 +62,9 @@ def test_cli_sweep_runs_the_grid_and_prints_the_report_folder(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr
     folder = Path(done.stdout.strip().splitlines()[-1])
     assert len(list((folder / "runs").iterdir())) == 4
-    assert len(pd.read_csv(folder / "runs.csv")) == 4
+    table = pd.read_csv(folder / "results.csv")
+    assert (table["kind"] == "trial").sum() == 4
+    assert (table["kind"] == "cell").sum() == 2, "seeds 0 and 1 are two trials of one cell"
     assert (folder / "report.html").exists()
 
 
@@ -75,4 +82,73 @@ def test_cli_sweep_refuses_a_bad_grid(tmp_path: Path) -> None:
 
 def test_sweep_function_returns_its_folder(tmp_path: Path) -> None:
     folder = sweep([NOOP, NOOP.with_(seed=3)], tmp_path, progress=False)
-    assert folder.parent == tmp_path and (folder / "runs.parquet").exists()
+    assert folder.parent == tmp_path and (folder / "results.parquet").exists()
+
+
+def test_trials_give_per_trial_rows_and_cells_with_intervals(tmp_path: Path) -> None:
+    spec = NOOP.with_(scenario="shared-session", concurrency=4, operations=80)
+    folder = sweep([spec, spec.with_(concurrency=8)], tmp_path, trials=3, progress=False)
+    table = pd.read_parquet(folder / "results.parquet")
+    trials = table[table["kind"] == "trial"]
+    assert sorted(trials["trial"]) == [0, 0, 1, 1, 2, 2]
+    assert len(set(trials["seed"])) == 3, "each trial of a cell has its own seed"
+    cells = table[table["kind"] == "cell"].set_index("concurrency")
+    assert list(cells["trials"]) == [3, 3]
+    assert list(cells["ops"]) == [trials[trials["concurrency"] == c]["ops"].sum() for c in (4, 8)]
+    for figure in ("anomaly_rate", "error_rate", "anomalous_trials"):
+        # no anomaly in 3 trials: 0, and a Wilson interval that still admits some
+        assert (cells[figure] == 0).all() and (cells[f"{figure}_lo"] == 0).all()
+        assert (cells[f"{figure}_hi"] > 0).all()
+    assert 0.3 < cells.loc[4, "anomalous_trials_hi"] < 0.8  # 0 of 3 trials
+    for figure in ("throughput_ops_s", "p50_ms", "p99_ms"):
+        assert (cells[f"{figure}_lo"] <= cells[figure]).all(), figure
+        assert (cells[figure] <= cells[f"{figure}_hi"]).all(), figure
+
+
+def test_until_halfwidth_stops_adding_trials_once_the_interval_is_narrow(tmp_path: Path) -> None:
+    spec = NOOP.with_(scenario="many-sessions", concurrency=2, operations=200)
+    folder = sweep([spec], tmp_path, trials=6, until_halfwidth=0.05, progress=False)
+    table = pd.read_csv(folder / "results.csv")
+    # 0 anomalies in 2 × ~200 ops: Wilson half-width ~0.005 < 0.05, so two trials suffice
+    assert (table["kind"] == "trial").sum() == 2
+
+
+def test_a_sweep_file_takes_trials_and_a_list_of_grids(tmp_path: Path) -> None:
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(
+        "base: {scenario: lifecycle, target: engine, operations: 40}\n"
+        "trials: 2\n"
+        "grid:\n  - {concurrency: [1, 2]}\n  - {concurrency: [3], scenario: [mixed]}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "kato", "lab", "sweep", str(grid), "--quiet", f"--out={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(Path(done.stdout.strip().splitlines()[-1]) / "results.csv")
+    assert (table["kind"] == "trial").sum() == 6
+    cells = table[table["kind"] == "cell"]
+    assert list(zip(cells["scenario"], cells["concurrency"], strict=True)) == [
+        ("lifecycle", 1), ("lifecycle", 2), ("mixed", 3)
+    ]  # fmt: skip
+
+
+def test_the_over_time_plot_has_forty_bins_and_marks_the_fault_and_recovery() -> None:
+    ops = pd.DataFrame(
+        {
+            "done_s": [i / 100 for i in range(300)],
+            "outcome": ["ok"] * 300,
+        }
+    )
+    ops = ops[(ops["done_s"] < 1.0) | (ops["done_s"] >= 2.0)]  # nothing completes in the window
+    faults = pd.DataFrame([{"name": "redis-pause", "start_s": 1.0, "end_s": 2.0}])
+    figure = plots.throughput_over_time(ops, faults)
+    axes = figure.axes[0]
+    (stairs,) = [p for p in axes.patches if type(p).__name__ == "StepPatch"]
+    assert len(stairs.get_data().values) == plots.OVER_TIME_BINS >= 20
+    shaded = [p for p in axes.patches if type(p).__name__ == "Rectangle" and p.get_alpha() == 0.25]
+    assert len(shaded) == 1
+    texts = [t.get_text() for t in axes.texts]
+    assert any("recovered +0 ms" in t for t in texts), texts

@@ -134,3 +134,65 @@ def test_cli_run_takes_the_r9_knobs() -> None:
     assert (spec.lost_responses, spec.client_retries, spec.idempotency) == (0.2, 2, False)
     default = _spec_from(parse_args(["lab", "run", "many-sessions"]))
     assert (default.lost_responses, default.client_retries, default.idempotency) == (0.0, 0, True)
+
+
+def test_a_time_based_run_plays_rounds_until_its_duration() -> None:
+    spec = Experiment(scenario="shared-session", concurrency=4, operations=None, duration_s=1.5)
+    result = run(spec)
+    assert result.valid is True, json.dumps(result.verdicts, indent=1, default=str)
+    ops = list(result.history)
+    span_s = (max(op.complete_ns for op in ops) - min(op.invoke_ns for op in ops)) / 1e9
+    assert 1.4 < span_s < 3.0
+    creates = [op for op in ops if op.f == "create"]
+    assert len(creates) >= 2, "the engine plays more than one round (fresh sessions) in 1.5 s"
+    symbols = [s for op in ops if op.f == "observe" for s in op.args["strings"]]
+    assert len(symbols) == len(set(symbols)), "every symbol stays unique across rounds"
+
+
+@pytest.mark.parametrize(
+    "changes", [{"operations": None, "duration_s": 3.0}, {"operations": 300, "concurrency": 4}]
+)
+def test_a_fault_falls_inside_the_run_with_operations_before_during_and_after(
+    changes: dict[str, object],
+) -> None:
+    from kato.lab.results import faults_frame, ops_frame
+
+    spec = Experiment(
+        scenario="shared-session", target="http", store="redis", fault="redis-pause", **changes
+    )
+    result = run(spec)
+    ops, (window,) = ops_frame(result.history), faults_frame(result.history).itertuples()
+    assert 0 < window.start_s < window.end_s < ops["done_s"].max()
+    before = ops[ops["done_s"] < window.start_s]
+    spanning = ops[(ops["t_s"] < window.end_s) & (ops["done_s"] > window.start_s)]
+    after = ops[ops["t_s"] > window.end_s]
+    assert len(before) and len(spanning) and len(after), (len(before), len(spanning), len(after))
+    if spec.duration_s is not None:
+        assert abs(window.start_s - 1.0) < 0.5 and abs(window.end_s - 2.0) < 0.5
+
+
+def test_cli_run_with_trials_writes_trial_and_cell_rows(tmp_path: Path) -> None:
+    import pandas as pd
+
+    done = subprocess.run(
+        [sys.executable, "-m", "kato", "lab", "run", "shared-session", "--trials", "2",
+         "--target", "engine", "--store", "memory", "--workers", "1", "--concurrency", "4",
+         "--ops", "60", "--out", str(tmp_path), "--quiet"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "2 trials" in done.stdout and "anomaly_rate 0.0000 [0.0000, 0." in done.stdout
+    table = pd.read_csv(Path(done.stdout.strip().splitlines()[-1]) / "results.csv")
+    assert list(table["kind"]) == ["trial", "trial", "cell"]
+    assert {"anomaly_rate_lo", "anomaly_rate_hi", "throughput_ops_s_lo", "p99_ms_hi"} <= set(table)
+
+
+def test_cli_duration_makes_a_time_based_run() -> None:
+    from kato.cli import parse_args
+    from kato.lab.cli import _spec_from
+
+    spec = _spec_from(parse_args(["lab", "run", "shared-session", "--duration", "6"]))
+    assert (spec.operations, spec.duration_s) == (None, 6.0)
+    assert _spec_from(parse_args(["lab", "run", "shared-session"])).operations == 500
+    with pytest.raises(ValueError, match="exactly one of operations and duration_s"):
+        _spec_from(parse_args(["lab", "run", "shared-session", "--duration", "6", "--ops", "9"]))

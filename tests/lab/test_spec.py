@@ -46,6 +46,10 @@ def test_a_variant_on_a_target_that_cannot_run_it_is_refused(changes: dict[str, 
         ({"workers": True}, "workers must be int, got True"),
         ({"concurrency": "8"}, "concurrency must be int"),
         ({"operations": 0}, "operations must be >= 1"),
+        ({"operations": None}, "exactly one of operations and duration_s"),
+        ({"duration_s": 5.0}, "exactly one of operations and duration_s"),
+        ({"operations": None, "duration_s": 0.0}, "duration_s must be > 0"),
+        ({"trial": -1}, "trial must be >= 0"),
         ({"seed": None}, "seed must be int"),
         ({"ttl_seconds": 0}, "ttl_seconds must be >= 1"),
         ({"rate": 0.0}, "rate must be > 0"),
@@ -144,3 +148,14 @@ def test_specs_are_hashable_by_value_also_with_fault_hooks() -> None:
     assert a == b and hash(a) == hash(b) and {a: 1}[b] == 1
     assert hash(NOOP.with_(concurrency=3)) == hash(NOOP.with_(concurrency=3))
     assert hash(NOOP.with_(concurrency=3)) != hash(NOOP.with_(concurrency=4))
+
+
+def test_a_fault_window_lies_inside_the_run_by_default() -> None:
+    timed = Experiment(target="http", store="redis", fault="redis-pause", operations=None,
+                       duration_s=6)  # fmt: skip
+    assert (timed.fault_start_s(), timed.fault_length_s()) == (2.0, 2.0)  # the middle third
+    counted = timed.with_(operations=300, duration_s=None)
+    assert counted.fault_start_s() is None, "the runner starts it a third into the operations"
+    assert counted.fault_length_s() == 1.0
+    assert counted.with_(fault_at_s=0.2, fault_for_s=0.5).fault_start_s() == 0.2
+    assert timed.plan_operations > counted.plan_operations == 300

@@ -24,7 +24,12 @@ OTHER: dict[str, dict[str, Any]] = {
     "01-quickstart": {"sequences": [["a", "b", "c"], ["a", "b", "d"]], "probe": ["a", "b"]},
     "02-concurrency-explorer": {"scenario": "many-sessions", "concurrency": 4, "operations": 60},
     "03-bug-zoo": {"variants": ["r10-path-middleware"], "concurrency": [2]},
-    "failure-vs-concurrency": {"scenario": "lifecycle", "concurrencies": [2, 8], "operations": 80},
+    "failure-vs-concurrency": {
+        "scenario": "lifecycle",
+        "concurrencies": [2, 8],
+        "operations": 80,
+        "trials": 2,
+    },
     "latency-vs-concurrency": {"scenario": "mixed", "concurrencies": [2, 32], "operations": 100},
     "lost-updates-vs-workers": {
         "target": "http",
@@ -33,7 +38,7 @@ OTHER: dict[str, dict[str, Any]] = {
         "concurrency": 8,
         "operations": 120,
     },
-    "visibility": {"concurrency": 3, "operations": 90, "seed": 7},
+    "visibility": {"concurrency": 3, "operations": 90, "seed": 7, "trials": 2},
 }
 
 
@@ -82,8 +87,13 @@ def test_experiment_runs_with_papermill(path: Path, which: str, tmp_path: Path) 
     rows = _check_recorded(executed, tmp_path / "out")
     injected = nbformat.read(executed, as_version=4).metadata["papermill"]["parameters"]
     assert injected == {**parameters, "output_dir": str((tmp_path / "out").resolve())}
+    trials = parameters.get("trials", 1)  # each point's trials, one row each, seeds 0, 1, …
     if "concurrencies" in parameters:
-        assert [r["concurrency"] for r in rows] == parameters["concurrencies"]
+        assert [r["concurrency"] for r in rows] == [
+            c for c in parameters["concurrencies"] for _ in range(trials)
+        ]
+    assert [r["trial"] for r in rows] == list(range(trials)) * (len(rows) // trials)
+    assert [r["seed"] for r in rows] == [parameters.get("seed", 0) + r["trial"] for r in rows]
     if "workers_list" in parameters:
         assert [r["workers"] for r in rows] == parameters["workers_list"]
         assert all(r["target"] == "http" and r["no_lost_updates_anomalies"] == 0 for r in rows)

@@ -12,7 +12,7 @@ import pytest
 
 from kato.lab.executor import NotebookError, execute, notebook_parameters
 from kato.lab.explorer import Explorer, LivePlot
-from kato.lab.grid import cells
+from kato.lab.grid import cells, names
 from kato.lab.history import Op
 from kato.lab.notebooks import output_folder, visibility_delays
 from kato.lab.report import SweepError, sweep_notebook
@@ -61,13 +61,19 @@ def test_sweep_gathers_one_table_and_one_report(tmp_path: Path) -> None:
     cells = sorted(p for p in folder.iterdir() if p.is_dir())
     assert [c.name for c in cells] == ["00-failure-vs-concurrency", "01-failure-vs-concurrency"]
     assert all((c / FAILURE.name).exists() for c in cells)
-    results = pd.read_csv(folder / "results.csv")
-    assert len(results) == 4 and len(pd.read_parquet(folder / "results.parquet")) == 4
+    table = pd.read_csv(folder / "results.csv")
+    assert len(table) == 8 and len(pd.read_parquet(folder / "results.parquet")) == 8
+    results = table[table["kind"] == "trial"]
     assert sorted(set(results["scenario"])) == ["lifecycle", "shared-session"]
     assert list(results["concurrency"]) == [1, 4, 1, 4]
+    cells = table[table["kind"] == "cell"]
+    assert list(zip(cells["scenario"], cells["concurrency"], strict=True)) == [
+        ("lifecycle", 1), ("lifecycle", 4), ("shared-session", 1), ("shared-session", 4)
+    ]  # fmt: skip
+    assert cells["anomaly_rate_hi"].notna().all()
     page = (folder / "report.html").read_text()
-    assert page.count("data:image/png;base64,") >= 3  # anomaly, error rate, latency (+ cells')
-    assert "anomaly rate vs concurrency, by scenario" in page
+    assert page.count("data:image/png;base64,") >= 4  # anomalies, anomalous trials, errors, latency
+    assert "anomalies per operation vs concurrency, by scenario" in page
     summary = (folder / "report.md").read_text()
     assert "00-failure-vs-concurrency/failure-vs-concurrency.ipynb" in summary
 
@@ -103,7 +109,8 @@ def test_cli_sweep_runs_a_notebook_grid_and_prints_the_report_last(tmp_path: Pat
     assert done.returncode == 0, done.stderr[-3000:]
     report = Path(done.stdout.strip().splitlines()[-1])
     assert report.name == "report.html" and report.exists()
-    results = pd.read_csv(report.parent / "results.csv")
+    table = pd.read_csv(report.parent / "results.csv")
+    results = table[table["kind"] == "trial"]
     assert list(results["concurrency"]) == [1, 2, 3]
     assert list(results["concurrencies"]) == ["[1, 2]", "[1, 2]", "[3]"]
 
@@ -126,8 +133,17 @@ def test_the_readme_grid_names_a_notebook_and_its_parameters() -> None:
     document = yaml.safe_load((ROOT / "experiments" / "GRID.yaml").read_text())
     notebook = ROOT / document["notebook"]
     declared = notebook_parameters(notebook)
-    assert set(document["parameters"]) | set(document["grid"]) <= set(declared)
+    assert set(document["parameters"]) | names(document["grid"]) <= set(declared)
     assert document["parameters"]["target"] == "http" and document["parameters"]["workers"] == 2
+    # the story: production beside R1 and R2 over 1…64 clients with >= 3 trials, and one run
+    # with a Redis pause inside a time-based run
+    every = [{**document["parameters"], **cell} for cell in cells(document["grid"])]
+    calm = [cell for cell in every if cell.get("fault", "none") == "none"]
+    assert {c["variant"] for c in calm} == {"production", "r1-read-writeback", "r2-process-lock"}
+    assert all(c["trials"] >= 3 and min(c["concurrencies"]) == 1 for c in calm)
+    assert all(max(c["concurrencies"]) == 64 for c in calm)
+    paused = [cell for cell in every if cell.get("fault") == "redis-pause"]
+    assert len(paused) == 1 and paused[0]["duration_s"] > 0
 
 
 def test_grid_cells_are_every_combination_in_name_order() -> None:
@@ -211,3 +227,11 @@ def test_each_explorer_run_adds_a_point_and_a_counted_row() -> None:
     assert explorer.live.layout.display is None and "valid = <b>True</b>" in explorer.status.value
     assert [r["concurrency"] for r in explorer.rows] == [2, 3]
     assert not explorer.button.disabled and explorer.progress.value == explorer.progress.max
+
+
+def test_a_list_of_grids_is_the_union_of_their_cells() -> None:
+    grids = [{"a": [1, 2]}, {"a": [3], "b": ["x"]}]
+    assert cells(grids) == [{"a": 1}, {"a": 2}, {"a": 3, "b": "x"}]
+    assert names(grids) == {"a", "b"}
+    with pytest.raises(ValueError, match="a grid is a mapping"):
+        cells(["a"])  # type: ignore[list-item]
