@@ -23,6 +23,7 @@ A trial row's rate intervals are Wilson over its own operations. Intervals come 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -195,6 +196,16 @@ def _cell_keys(trials: pd.DataFrame) -> list[str]:
     return [name for name in names if name in trials.columns]
 
 
+def _groupable(value: Any) -> Any:
+    """``value`` as a grouping key: a list or mapping (``urls``, ``fault_hooks``; arrays once
+    read back from Parquet) as its JSON, anything else as it is."""
+    if hasattr(value, "tolist") and not isinstance(value, str):
+        value = value.tolist()
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value, sort_keys=True, default=str)
+    return value
+
+
 def _cell(rows: pd.DataFrame) -> dict[str, Any]:
     """The figures of one cell from its trial rows."""
     ops = int(rows["ops"].sum())
@@ -211,7 +222,7 @@ def _cell(rows: pd.DataFrame) -> dict[str, Any]:
         "error_rate": errors / ops if ops else 0.0,
         "anomalous_trials": anomalous / len(rows),
         "valid": "True" if (valid == "True").all() else "False" if (valid == "False").any()
-        else "unknown",
+        else "partial" if valid.isin(["True", "partial"]).all() else "unknown",
     }  # fmt: skip
     for column, count in (("anomaly_rate", anomalies), ("error_rate", errors)):
         figures[f"{column}_lo"], figures[f"{column}_hi"] = wilson(count, ops)
@@ -250,9 +261,10 @@ def with_cells(trials: pd.DataFrame) -> pd.DataFrame:
         rows[f"{column}_lo"] = [low for low, _ in bounds]
         rows[f"{column}_hi"] = [high for _, high in bounds]
     keys = _cell_keys(rows)
+    by = [rows[key].map(_groupable) for key in keys]
     cells = [
-        {**dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True)), **_cell(group)}
-        for key, group in rows.groupby(keys, dropna=False, sort=False)
+        {**{key: group.iloc[0][key] for key in keys}, **_cell(group)}
+        for _, group in rows.groupby(by, dropna=False, sort=False)
     ]
     table = pd.concat([rows, pd.DataFrame(cells)], ignore_index=True)
     for column in rows.columns:  # integers stay integers beside the cells' missing values

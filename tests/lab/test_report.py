@@ -152,3 +152,21 @@ def test_the_over_time_plot_has_forty_bins_and_marks_the_fault_and_recovery() ->
     assert len(shaded) == 1
     texts = [t.get_text() for t in axes.texts]
     assert any("recovered +0 ms" in t for t in texts), texts
+
+
+def test_trials_of_a_url_target_gather_into_one_partial_cell() -> None:
+    """A url target's rows carry lists and mappings (urls, fault_hooks) as parameters: they still
+    group into one cell, and trials that skipped checks make a partial cell, never plain valid."""
+    import pandas as pd
+
+    from kato.lab.results import with_cells
+
+    trial = {
+        "target": "url", "urls": ["http://127.0.0.1:1", "http://127.0.0.1:2"],
+        "fault_hooks": {}, "concurrency": 4, "ops": 100, "ok": 100, "anomalies": 0,
+        "anomaly_rate": 0.0, "error_rate": 0.0, "valid": "partial",
+    }  # fmt: skip
+    table = with_cells(pd.DataFrame([trial | {"seed": 0}, trial | {"seed": 1, "valid": "True"}]))
+    [cell] = table[table["kind"] == "cell"].to_dict("records")
+    assert cell["trials"] == 2 and cell["ops"] == 200
+    assert cell["urls"] == trial["urls"] and cell["valid"] == "partial"
