@@ -28,8 +28,7 @@ Command = Callable[[argparse.Namespace], int]
 
 def _missing(extra: str) -> SystemExit:
     print(
-        f"kato lab needs the 'lab' extra ({extra} is missing): "
-        f"pip install '{DISTRIBUTION}[lab]'",
+        f"kato lab needs the 'lab' extra ({extra} is missing): pip install '{DISTRIBUTION}[lab]'",
         file=sys.stderr,
     )
     return SystemExit(2)
@@ -68,7 +67,7 @@ _RUN_FLAGS = {
 _RUN_FIELDS = (
     "scenario", "target", "store", "variant", "workers", "concurrency", "operations", "seed",
     "fault", "rate", "lost_responses", "client_retries", "fault_at_s", "fault_for_s",
-    "redis_persistence",
+    "redis_persistence", "redis_cluster", "redis_wait_replicas",
 )  # fmt: skip
 
 
@@ -402,6 +401,12 @@ def add_arguments(lab: argparse.ArgumentParser) -> None:
     run.add_argument("--fault-at", type=float, default=None, help="seconds into the run")
     run.add_argument("--fault-for", type=float, default=None, help="how long it lasts (s)")
     run.add_argument("--redis-persistence", choices=PERSISTENCE_MODES, default=None)
+    run.add_argument(
+        "--redis-cluster", type=int, default=None, help="an embedded Redis Cluster of N masters"
+    )
+    run.add_argument(
+        "--redis-wait-replicas", type=int, default=None, help="WAIT for N replicas per write"
+    )
     run.add_argument("--rate", type=float, default=None, help="open loop: operations per second")
     run.add_argument(
         "--lose-responses",

@@ -49,7 +49,11 @@ FAULTS = (
     "redis-latency",
     "worker-kill",
     "service-restart",
+    "redis-failover",
+    "redis-master-pause",
 )
+#: The faults of a Redis Cluster (``redis_cluster`` > 0); the others act on one Redis.
+CLUSTER_FAULTS = ("redis-failover", "redis-master-pause", "worker-kill")
 
 #: A base URL of the url target: scheme, host, optional port and path prefix, no query.
 _BASE_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
@@ -99,6 +103,11 @@ class Experiment:
     fault_jitter_ms: float = 10.0
     #: Persistence of the embedded Redis (``store="redis"``): none, everysec or always (AOF).
     redis_persistence: str = "none"
+    #: ``http`` + ``redis``: an embedded Redis Cluster of this many masters (and as many
+    #: replicas) instead of one Redis (0).
+    redis_cluster: int = 0
+    #: ``KATO_REDIS_WAIT_REPLICAS`` of the service: replicas each session write waits for.
+    redis_wait_replicas: int = 0
     #: Open loop: invocations per second, whatever the completions do (``None``: closed loop).
     rate: float | None = None
     #: Session TTL for the ``ttl`` scenario (seconds).
@@ -198,6 +207,7 @@ class Experiment:
             )
         if self.redis_persistence != "none" and self.store != "redis":
             problems.append("redis_persistence needs store=redis")
+        problems += self._cluster_problems()
         if self.lost_responses > 0 and self.target != "http":
             problems.append("lost_responses needs target=http (the zoo server drops them)")
         if self.client_retries > 0 and self.target == "engine":
@@ -244,6 +254,25 @@ class Experiment:
             problems.append("faults act on what the workbench starts: use target=http, store=redis")
         if self.fault == "worker-kill" and self.workers < 2:
             problems.append("worker-kill needs workers >= 2 (one worker has no supervisor)")
+        return problems
+
+    def _cluster_problems(self) -> list[str]:
+        """What a cluster run can be: http + redis, no persistence, the cluster's faults."""
+        problems = []
+        if self.redis_cluster < 0 or self.redis_wait_replicas < 0:
+            problems.append("redis_cluster and redis_wait_replicas must be >= 0")
+        if (self.redis_cluster or self.redis_wait_replicas) and (
+            self.target != "http" or self.store != "redis"
+        ):
+            problems.append("redis_cluster and redis_wait_replicas need target=http, store=redis")
+        if self.redis_cluster and self.redis_persistence != "none":
+            problems.append("the embedded cluster runs without persistence: redis_persistence=none")
+        if self.redis_cluster and self.fault not in ("none", *CLUSTER_FAULTS):
+            problems.append(
+                f"a cluster run's faults are {', '.join(CLUSTER_FAULTS)}, got {self.fault}"
+            )
+        if not self.redis_cluster and self.fault in CLUSTER_FAULTS[:2]:
+            problems.append(f"{self.fault} needs redis_cluster >= 1 (e.g. --redis-cluster 3)")
         return problems
 
     def fault_start_s(self) -> float:

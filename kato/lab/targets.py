@@ -43,6 +43,7 @@ from kato.nodes import MemoryNodes
 from kato.processes import die_with_parent, free_port
 from kato.sessions import MemorySessionStore
 from kato.settings import Settings
+from kato.stores.redis_cluster import EmbeddedCluster
 from kato.stores.redis_server import RedisServer
 
 __all__ = ["Deployment", "ServerProcess", "deploy", "serve"]
@@ -56,6 +57,8 @@ class Deployment:
     info: dict[str, Any]
     server: ServerProcess | None = None
     redis: RedisServer | None = None
+    #: The embedded Redis Cluster (``redis_cluster`` runs), for its faults.
+    cluster: EmbeddedCluster | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     #: The latency proxy between the service and Redis (``redis-latency`` runs only).
     proxy: LatencyProxy | None = None
@@ -224,8 +227,9 @@ def deploy(spec: Experiment, *, redis_persistence: str | None = None) -> Iterato
             yield deployment
         return
     with contextlib.ExitStack() as stack:
-        env: dict[str, str] = {}
+        env: dict[str, str] = {"KATO_REDIS_WAIT_REPLICAS": str(spec.redis_wait_replicas)}
         redis = None
+        cluster = None
         proxy = None
         args = ["--workers", str(spec.workers), "--store", spec.store, "--log-level", "warning"]
         if spec.store == "redis" and spec.fault == "service-restart":
@@ -233,6 +237,10 @@ def deploy(spec: Experiment, *, redis_persistence: str | None = None) -> Iterato
             # restarted server is given again; an empty KATO_REDIS_URL names none
             env["KATO_REDIS_URL"] = ""
             args += ["--redis-persistence", persistence, "--ltm", "sqlite"]
+        elif spec.store == "redis" and spec.redis_cluster:
+            cluster = stack.enter_context(EmbeddedCluster(spec.redis_cluster))
+            env["KATO_REDIS_URL"] = cluster.url
+            args += ["--ltm", "sqlite"]
         elif spec.store == "redis":
             redis = stack.enter_context(RedisServer(persistence=persistence))  # type: ignore[arg-type]
             env["KATO_REDIS_URL"] = redis.url
@@ -259,10 +267,13 @@ def deploy(spec: Experiment, *, redis_persistence: str | None = None) -> Iterato
                 "store": spec.store,
                 "url": server.url,
                 "redis_persistence": persistence if spec.store == "redis" else None,
+                "redis_cluster": spec.redis_cluster,
+                "redis_wait_replicas": spec.redis_wait_replicas,
             },
             server=server,
             redis=redis,
             proxy=proxy,
+            cluster=cluster,
         )
 
 

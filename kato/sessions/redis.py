@@ -18,11 +18,11 @@ store is unavailable (503), never "not found". A write whose connection broke af
 is resent: the compare-and-set turns the resend of an applied write into a conflict and a
 recompute, so such a write can apply twice unless the client sent a ``unique_id``.
 
-``wait_replicas`` (``KATO_REDIS_WAIT_REPLICAS``): every create and update is followed, in its round trip and
-on its connection, by ``WAIT n`` — the reply is sent once ``n`` replicas have the write, or after
-``socket_timeout``; how many acknowledged is counted in :class:`StoreCounters` (a shortfall is
-logged). Redis replicates asynchronously: without it a master that dies before its replica got a
-write loses that acknowledged write.
+``wait_replicas`` (``KATO_REDIS_WAIT_REPLICAS``): every create and update is followed, in its
+round trip and on its connection, by ``WAIT n``: the reply is sent once ``n`` replicas have the
+write, or after ``socket_timeout``; how many acknowledged is counted in :class:`StoreCounters`
+(a shortfall is logged). Redis replicates asynchronously: without it, a master that dies before
+its replica got a write loses that acknowledged write.
 
 How each guarantee of sessions.md holds:
 

@@ -32,6 +32,7 @@ __all__ = [
     "NODE_TIMEOUT_MS",
     "EmbeddedCluster",
     "cluster_url",
+    "embedded_cluster",
     "is_cluster_url",
     "plain_url",
 ]

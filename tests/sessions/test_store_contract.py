@@ -1,7 +1,8 @@
 """One contract, every session store: the guarantees of sessions.md, checked the same way.
 
 Each test runs against the in-memory store, against the Redis store on a real embedded
-redis-server, and against the Redis store on an embedded Redis Cluster (3 masters, 3 replicas). The store's own clock is the thing under test: Redis's is real (its TTL tests
+redis-server, and against the Redis store on an embedded Redis Cluster (3 masters, 3
+replicas). The store's own clock is the thing under test: Redis's is real (its TTL tests
 sleep about a second, the shortest TTL it keeps), the memory store's is a clock the test moves
 (``make_store.sleep``), so its TTL tests take no time.
 """
@@ -27,7 +28,6 @@ from kato.sessions import (
     new_session_id,
 )
 from kato.sessions.redis import RedisSessionStore
-from kato.stores.redis_server import RedisServer
 
 
 class MovedClock:
