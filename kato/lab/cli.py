@@ -283,6 +283,7 @@ def _cmd_durability(args: argparse.Namespace) -> int:
         operations=args.operations,
         persistence=args.persistence,
         faults=args.faults,
+        cluster_waits=args.cluster_waits,
         progress=not args.quiet,
     )
     print(markdown(table))
@@ -293,7 +294,7 @@ def _cmd_durability(args: argparse.Namespace) -> int:
 
 def _add_endurance_verbs(verbs: Any) -> None:
     """``kato lab soak`` and ``kato lab durability``."""
-    from kato.lab.durability import DURABILITY, FAULTS
+    from kato.lab.durability import CLUSTER_WAITS, DURABILITY, FAULTS
 
     soak = verbs.add_parser(
         "soak",
@@ -322,9 +323,17 @@ def _add_endurance_verbs(verbs: Any) -> None:
     )
     durability.add_argument("--operations", type=int, default=DURABILITY.operations)
     durability.add_argument(
-        "--persistence", nargs="+", choices=PERSISTENCE_MODES, default=list(PERSISTENCE_MODES)
+        "--persistence", nargs="*", choices=PERSISTENCE_MODES, default=list(PERSISTENCE_MODES)
     )
-    durability.add_argument("--faults", nargs="+", choices=FAULTS, default=list(FAULTS))
+    durability.add_argument("--faults", nargs="*", choices=FAULTS, default=list(FAULTS))
+    durability.add_argument(
+        "--cluster-waits",
+        nargs="*",
+        type=int,
+        default=list(CLUSTER_WAITS),
+        help="rows of redis-failover on an embedded cluster, one per WAIT replicas (default 0 1; "
+        "none: no cluster rows)",
+    )
     _writes(durability, _refusing("durability", _cmd_durability))
 
 

@@ -11,9 +11,15 @@ and every session is read at the end (retried while the service recovers). The
 survived: a session Redis forgot is read as ``SESSION_NOT_FOUND`` and all its acknowledged
 observations count as lost.
 
-It writes ``root/durability-<stamp>/``: ``durability.csv`` (``persistence``, ``fault``,
-``acknowledged``, ``lost``, ``verdict`` — the checker's validity — and ``run``, the cell's run
-folder beside it, which ``kato lab check`` can judge again) and ``durability.md`` (the same as a
+Beside them, one row per ``cluster_waits`` entry ``n``: the same experiment on an embedded Redis
+Cluster (3 masters, 3 replicas, no persistence) with the ``redis-failover`` fault (a master
+SIGKILLed, its replica promoted) and the service waiting for ``n`` replicas after each write
+(``KATO_REDIS_WAIT_REPLICAS``): what asynchronous replication loses, and what ``WAIT`` saves.
+
+It writes ``root/durability-<stamp>/``: ``durability.csv`` (``redis`` — ``single`` or
+``cluster`` —, ``persistence``, ``fault``, ``wait_replicas``, ``acknowledged``, ``lost``,
+``verdict`` — the checker's validity — and ``run``, the cell's run folder beside it, which
+``kato lab check`` can judge again) and ``durability.md`` (the same as a
 Markdown table). The cells run through :mod:`kato.lab.grid`.
 """
 
@@ -31,7 +37,15 @@ from kato.stores.redis_server import PERSISTENCE_MODES
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DURABILITY", "FAULTS", "SERVICE_RESTART_AT", "durability", "markdown"]
+__all__ = [
+    "CLUSTER_MASTERS",
+    "CLUSTER_WAITS",
+    "DURABILITY",
+    "FAULTS",
+    "SERVICE_RESTART_AT",
+    "durability",
+    "markdown",
+]
 
 #: Each cell's experiment: 3 s of schedule at 200 ops/s; the fault starts 0.9 s in (see
 #: :data:`SERVICE_RESTART_AT`), lasts 1 s.
@@ -51,6 +65,9 @@ FAULTS = ("redis-restart", "redis-kill", "worker-kill", "service-restart")
 #: ``kato serve`` takes seconds to come back, longer than the rest of the schedule, so only the
 #: observes acknowledged before the stop are there to be lost.
 SERVICE_RESTART_AT = 0.6
+#: The cluster rows: ``redis-failover`` on a cluster of this many masters, with these WAITs.
+CLUSTER_MASTERS = 3
+CLUSTER_WAITS = (0, 1)
 
 
 def durability(
@@ -59,6 +76,7 @@ def durability(
     operations: int = DURABILITY.operations,
     persistence: Sequence[str] = PERSISTENCE_MODES,
     faults: Sequence[str] = FAULTS,
+    cluster_waits: Sequence[int] = CLUSTER_WAITS,
     progress: bool = True,
 ) -> tuple[Path, pd.DataFrame]:
     """Run the matrix; write its folder (see the module docstring); return it and the table."""
@@ -77,6 +95,14 @@ def durability(
         )
         for mode in persistence
         for fault in faults
+    ] + [
+        DURABILITY.with_(
+            operations=operations,
+            fault="redis-failover",
+            redis_cluster=CLUSTER_MASTERS,
+            redis_wait_replicas=wait,
+        )
+        for wait in cluster_waits
     ]  # validated before anything starts
     folder = new_folder(root, "durability")
     rows = []
@@ -85,8 +111,10 @@ def durability(
         lost = next(c for c in verdicts["checkers"] if c["name"] == "no_lost_updates")
         rows.append(
             {
+                "redis": "cluster" if spec.redis_cluster else "single",
                 "persistence": spec.redis_persistence,
                 "fault": spec.fault,
+                "wait_replicas": spec.redis_wait_replicas,
                 "acknowledged": lost["counts"]["acknowledged"],
                 "lost": lost["counts"]["lost"],
                 "verdict": lost["valid"],
@@ -100,8 +128,15 @@ def durability(
 
 
 def markdown(table: pd.DataFrame) -> str:
-    """The table as README shows it: persistence, fault, acknowledged, lost, verdict."""
-    shown = table[["persistence", "fault", "acknowledged", "lost", "verdict"]].rename(
-        columns={"persistence": "Redis persistence", "acknowledged": "acknowledged observes"}
+    """The table as README shows it: Redis, persistence, fault, WAIT, acknowledged, lost,
+    verdict."""
+    columns = ["redis", "persistence", "fault", "wait_replicas", "acknowledged", "lost", "verdict"]
+    shown = table[columns].rename(
+        columns={
+            "redis": "Redis",
+            "persistence": "Redis persistence",
+            "wait_replicas": "WAIT replicas",
+            "acknowledged": "acknowledged observes",
+        }
     )
     return str(shown.to_markdown(index=False))

@@ -31,7 +31,7 @@ def _durability(out: Path, *args: str) -> tuple[int, pd.DataFrame, str]:
 
 
 def test_aof_always_loses_nothing_under_any_fault(tmp_path: Path) -> None:
-    code, table, out = _durability(tmp_path, "--persistence", "always")
+    code, table, out = _durability(tmp_path, "--persistence", "always", "--cluster-waits")
     assert code == 0, out
     assert list(table["fault"]) == list(FAULTS)
     assert (table["persistence"] == "always").all()
@@ -41,7 +41,9 @@ def test_aof_always_loses_nothing_under_any_fault(tmp_path: Path) -> None:
 
 
 def test_no_persistence_loses_what_came_before_a_redis_kill(tmp_path: Path) -> None:
-    code, table, out = _durability(tmp_path, "--persistence", "none", "--faults", "redis-kill")
+    code, table, out = _durability(
+        tmp_path, "--persistence", "none", "--faults", "redis-kill", "--cluster-waits"
+    )
     assert code == 0, out  # only AOF always promises anything
     [row] = table.to_dict("records")
     # the sessions themselves are gone after the restart: every acknowledged observe came before
