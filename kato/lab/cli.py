@@ -67,7 +67,7 @@ _RUN_FLAGS = {
 _RUN_FIELDS = (
     "scenario", "target", "store", "variant", "workers", "concurrency", "operations", "seed",
     "fault", "rate", "lost_responses", "client_retries", "fault_at_s", "fault_for_s",
-    "redis_persistence", "redis_cluster", "redis_wait_replicas",
+    "redis_persistence", "redis_cluster", "redis_wait_replicas", "hosts",
 )  # fmt: skip
 
 
@@ -415,6 +415,9 @@ def add_arguments(lab: argparse.ArgumentParser) -> None:
     )
     run.add_argument(
         "--redis-wait-replicas", type=int, default=None, help="WAIT for N replicas per write"
+    )
+    run.add_argument(
+        "--hosts", type=int, default=None, help="kato serve hosts sharing Redis and a MongoDB LTM"
     )
     run.add_argument("--rate", type=float, default=None, help="open loop: operations per second")
     run.add_argument(

@@ -108,6 +108,10 @@ class Experiment:
     redis_cluster: int = 0
     #: ``KATO_REDIS_WAIT_REPLICAS`` of the service: replicas each session write waits for.
     redis_wait_replicas: int = 0
+    #: ``http`` + ``redis``: how many ``kato serve`` hosts (each with ``workers`` workers) share
+    #: the Redis and one LTM; clients use them round robin. Several hosts share a MongoDB LTM
+    #: (``nx-27017``): a SQLite file belongs to one host.
+    hosts: int = 1
     #: Open loop: invocations per second, whatever the completions do (``None``: closed loop).
     rate: float | None = None
     #: Session TTL for the ``ttl`` scenario (seconds).
@@ -261,6 +265,12 @@ class Experiment:
         problems = []
         if self.redis_cluster < 0 or self.redis_wait_replicas < 0:
             problems.append("redis_cluster and redis_wait_replicas must be >= 0")
+        if self.hosts < 1:
+            problems.append(f"hosts must be >= 1, got {self.hosts}")
+        if self.hosts > 1 and (self.target != "http" or self.store != "redis"):
+            problems.append("hosts > 1 needs target=http, store=redis (the hosts share Redis)")
+        if self.hosts > 1 and self.fault == "service-restart":
+            problems.append("service-restart runs kato serve's own Redis: one host only")
         if (self.redis_cluster or self.redis_wait_replicas) and (
             self.target != "http" or self.store != "redis"
         ):

@@ -16,6 +16,14 @@ also runs a :class:`~kato.lab.proxy.LatencyProxy` between the service and Redis,
 is given the proxy's address as ``KATO_REDIS_URL``. For the ``service-restart`` fault the
 workbench starts no Redis: ``kato serve`` runs its own embedded one (``--redis-persistence``, the
 AOF in its ``--data-dir``), which a restart of the service must find again.
+
+With ``redis_cluster`` the workbench starts an embedded Redis Cluster
+(:class:`~kato.stores.redis_cluster.EmbeddedCluster`) instead, for the ``redis-failover`` and
+``redis-master-pause`` faults, and the service waits for ``redis_wait_replicas`` replicas after
+each write. With ``hosts`` > 1 it starts that many ``kato serve`` processes (each with its own
+port and ``workers``) on the same Redis and one MongoDB LTM (``nx-27017``), and the clients
+spread their requests over them round robin, like the ``url`` target's; a fault on the service
+(``worker-kill``) acts on the first host.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from kato.lab.clients import EngineClient, HttpClient, LabClient
 from kato.lab.proxy import LatencyProxy
 from kato.lab.remote import FULL, Capabilities, delete_sessions, probe
 from kato.lab.spec import Experiment
+from kato.ltm.nx27017 import running_nx27017
 from kato.nodes import MemoryNodes
 from kato.processes import die_with_parent, free_port
 from kato.sessions import MemorySessionStore
@@ -258,9 +267,16 @@ def deploy(spec: Experiment, *, redis_persistence: str | None = None) -> Iterato
             args += ["--variant", spec.variant]
             if spec.lost_responses > 0:
                 args += ["--lose-responses", str(spec.lost_responses)]
-        server = stack.enter_context(serve(*args, env=env, program=program))
+        if spec.hosts > 1:  # one LTM for every host: a SQLite file would be one host's own
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="kato-lab-ltm-"))
+            env["KATO_MONGO_URL"] = stack.enter_context(running_nx27017(Path(folder)))
+            args[args.index("--ltm") + 1] = "mongo"
+        servers = [
+            stack.enter_context(serve(*args, env=env, program=program)) for _ in range(spec.hosts)
+        ]
+        server, rotation = servers[0], itertools.count()
         yield Deployment(
-            lambda: _client(spec, server.url),
+            lambda: _client(spec, [s.url for s in servers], rotation=rotation),
             {
                 "target": "http",
                 "workers": spec.workers,
@@ -268,6 +284,7 @@ def deploy(spec: Experiment, *, redis_persistence: str | None = None) -> Iterato
                 "url": server.url,
                 "redis_persistence": persistence if spec.store == "redis" else None,
                 "redis_cluster": spec.redis_cluster,
+                "hosts": [s.url for s in servers],
                 "redis_wait_replicas": spec.redis_wait_replicas,
             },
             server=server,
