@@ -29,6 +29,7 @@ from kato.lab.checkers import (
     compose,
     count_cases,
     counts,
+    faults,
     frequency_cases,
     isolation,
     isolation_cases,
@@ -659,3 +660,37 @@ def test_checkers_take_any_iterable_of_ops() -> None:
 @pytest.mark.parametrize("name", list(ALL))
 def test_every_checker_passes_an_empty_history(name: str) -> None:
     assert ALL[name](History()).valid is True
+
+
+# -- faults: unavailability and lost acknowledged observes per window ----------------------------
+
+
+def _window(history: History, start_ms: int, stop_ms: int) -> History:
+    """``history`` with a ``redis-failover`` window from ``start_ms`` to ``stop_ms``."""
+    ops = list(history)
+    for phase, at in (("start", start_ms), ("stop", stop_ms)):
+        op = Op(
+            len(ops) + 1, "nemesis", "fault", invoke_ns=_ns(f"{at}ms"), complete_ns=_ns(f"{at}ms")
+        )
+        op.outcome, op.args = "ok", {"name": "redis-failover", "phase": phase}
+        ops.append(op)
+    return History(ops)
+
+
+def test_faults_reports_the_unavailable_stretch_and_the_lost_observes() -> None:
+    h = _window(
+        build(
+            "c1 create s1 ok @0ms-1ms; c1 observe s1 a ok @2ms-3ms; c2 observe s1 b ok @12ms-30ms; "
+            "c1 observe s1 c fail:STORE_UNAVAILABLE @14ms-40ms; c1 observe s1 d ok @45ms-46ms; "
+            "c1 read s1 [b d] ok @60ms-61ms"
+        ),
+        10,
+        50,
+    )
+    verdict = faults(h)
+    [window] = [e for e in verdict.examples if e["kind"] == "window"]
+    # served at 30 ms, then nothing until the window closed at 50 ms: the longest gap is 20 ms
+    assert window["unavailable_ms"] == pytest.approx(20.0)
+    # "a" (acknowledged before the window) is missing from the final read: lost to this window
+    assert (window["lost"], window["lost_count"]) == ([2], 1)
+    assert verdict.counts["lost"] == 1 and verdict.counts["max_unavailable_ms"] == 20

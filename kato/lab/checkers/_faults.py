@@ -197,8 +197,10 @@ def _unavailable_ms(window: FaultWindow, during: list[Op]) -> float:
     done = sorted(
         op.complete_ns for op in during if op.outcome == "ok" and op.complete_ns is not None
     )
-    last = max((_end(op) for op in during if _end(op) < FOREVER), default=window.begin_ns)
-    end = min(window.end_ns, max(last, window.begin_ns))
+    end = window.end_ns
+    if end >= FOREVER:
+        last = max((_end(op) for op in during if _end(op) < FOREVER), default=window.begin_ns)
+        end = max(last, window.begin_ns)
     marks = [window.begin_ns, *(t for t in done if window.begin_ns <= t <= end), end]
     return round(max(b - a for a, b in itertools.pairwise(marks)) / 1e6, 3)
 
