@@ -21,7 +21,8 @@ recompute, so such a write can apply twice unless the client sent a ``unique_id`
 ``wait_replicas`` (``KATO_REDIS_WAIT_REPLICAS``): every create and update is followed, in its
 round trip and on its connection, by ``WAIT n``: the reply is sent once ``n`` replicas have the
 write, or after ``socket_timeout``; how many acknowledged is counted in :class:`StoreCounters`
-(a shortfall is logged). Redis replicates asynchronously: without it, a master that dies before
+and told to the observer (``kato_store_replica_waits_total{outcome}`` in ``/metrics``; a
+shortfall is also logged). Redis replicates asynchronously: without it, a master that dies before
 its replica got a write loses that acknowledged write.
 
 How each guarantee of sessions.md holds:
@@ -195,6 +196,8 @@ class StoreObserver(Protocol):
     def round_trip(self, sent: int, received: int) -> None: ...
 
     def conflict(self) -> None: ...
+
+    def replicas(self, asked: int, acknowledged: int) -> None: ...
 
 
 @dataclass(slots=True)
@@ -374,6 +377,8 @@ class RedisSessionStore:
             pipe.execute_command("WAIT", self.wait_replicas, self._wait_ms)
 
     def _note_replicas(self, acked: int) -> None:
+        if self._observer is not None:
+            self._observer.replicas(self.wait_replicas, int(acked))
         self.counters.replica_waits += 1
         self.counters.replica_acks += int(acked)
         if int(acked) < self.wait_replicas:

@@ -9,6 +9,7 @@ import pytest
 from redis.crc import key_slot
 
 from kato.exceptions import SessionLimitError, SessionNotFoundError, StoreUnavailableError
+from kato.observability import Metrics
 from kato.sessions import SessionRecord, new_session_id
 from kato.sessions.redis import RedisSessionStore
 from kato.stores.redis_cluster import EmbeddedCluster, is_cluster_url
@@ -31,8 +32,13 @@ def test_every_script_touches_one_slot(redis_cluster: EmbeddedCluster, key_prefi
 
 def test_limits_count_and_wait_replicas(redis_cluster: EmbeddedCluster, key_prefix: str) -> None:
     async def main() -> None:
+        metrics = Metrics()
         store = RedisSessionStore(
-            redis_cluster.url, key_prefix=key_prefix, wait_replicas=1, max_sessions_per_node=3
+            redis_cluster.url,
+            key_prefix=key_prefix,
+            wait_replicas=1,
+            max_sessions_per_node=3,
+            observer=metrics,
         )
         try:
             records = [_record(node) for node in ("a", "b", "c") for _ in range(3)]
@@ -46,6 +52,8 @@ def test_limits_count_and_wait_replicas(redis_cluster: EmbeddedCluster, key_pref
             await store.create(_record("a"))
             assert store.counters.replica_shortfalls == 0
             assert store.counters.replica_acks == store.counters.replica_waits >= 11
+            waited = metrics.replica_waits.labels("ok")._value.get()
+            assert waited == store.counters.replica_waits
         finally:
             await store.close()
 
