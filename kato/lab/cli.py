@@ -331,8 +331,8 @@ def _add_endurance_verbs(verbs: Any) -> None:
         nargs="*",
         type=int,
         default=list(CLUSTER_WAITS),
-        help="rows of redis-failover on an embedded cluster, one per WAIT replicas (default 0 1; "
-        "none: no cluster rows)",
+        help="rows of redis-failover and redis-master-pause on an embedded cluster, per WAIT "
+        "replicas (default 0 1; none: no cluster rows)",
     )
     _writes(durability, _refusing("durability", _cmd_durability))
 

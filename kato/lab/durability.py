@@ -11,10 +11,13 @@ and every session is read at the end (retried while the service recovers). The
 survived: a session Redis forgot is read as ``SESSION_NOT_FOUND`` and all its acknowledged
 observations count as lost.
 
-Beside them, one row per ``cluster_waits`` entry ``n``: the same experiment on an embedded Redis
-Cluster (3 masters, 3 replicas, no persistence) with the ``redis-failover`` fault (a master
-SIGKILLed, its replica promoted) and the service waiting for ``n`` replicas after each write
-(``KATO_REDIS_WAIT_REPLICAS``): what asynchronous replication loses, and what ``WAIT`` saves.
+Beside them, per cluster fault × ``cluster_waits`` entry ``n``: the same experiment on an
+embedded Redis Cluster (3 masters, 3 replicas, no persistence) with ``redis-failover`` (a master
+SIGKILLed, its replica promoted) or ``redis-master-pause`` (a master SIGSTOPped for
+:data:`MASTER_PAUSE_S`, long enough to be failed over, then resumed: until it learns it was
+demoted it still accepts writes, which it then drops), the service waiting for ``n`` replicas
+after each write (``KATO_REDIS_WAIT_REPLICAS``): what asynchronous replication loses, and what
+``WAIT`` saves.
 
 It writes ``root/durability-<stamp>/``: ``durability.csv`` (``redis`` — ``single`` or
 ``cluster`` —, ``persistence``, ``fault``, ``wait_replicas``, ``acknowledged``, ``lost``,
@@ -38,10 +41,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "CLUSTER_FAULTS",
     "CLUSTER_MASTERS",
     "CLUSTER_WAITS",
     "DURABILITY",
     "FAULTS",
+    "MASTER_PAUSE_S",
     "SERVICE_RESTART_AT",
     "durability",
     "markdown",
@@ -65,9 +70,12 @@ FAULTS = ("redis-restart", "redis-kill", "worker-kill", "service-restart")
 #: ``kato serve`` takes seconds to come back, longer than the rest of the schedule, so only the
 #: observes acknowledged before the stop are there to be lost.
 SERVICE_RESTART_AT = 0.6
-#: The cluster rows: ``redis-failover`` on a cluster of this many masters, with these WAITs.
+#: The cluster rows: these faults on a cluster of this many masters, with these WAITs.
 CLUSTER_MASTERS = 3
+CLUSTER_FAULTS = ("redis-failover", "redis-master-pause")
 CLUSTER_WAITS = (0, 1)
+#: How long ``redis-master-pause`` freezes a master: past its failover (about 2 s).
+MASTER_PAUSE_S = 2.5
 
 
 def durability(
@@ -98,10 +106,12 @@ def durability(
     ] + [
         DURABILITY.with_(
             operations=operations,
-            fault="redis-failover",
+            fault=fault,
+            fault_for_s=MASTER_PAUSE_S if fault == "redis-master-pause" else DURABILITY.fault_for_s,
             redis_cluster=CLUSTER_MASTERS,
             redis_wait_replicas=wait,
         )
+        for fault in CLUSTER_FAULTS
         for wait in cluster_waits
     ]  # validated before anything starts
     folder = new_folder(root, "durability")

@@ -21,8 +21,10 @@ recompute, so such a write can apply twice unless the client sent a ``unique_id`
 ``wait_replicas`` (``KATO_REDIS_WAIT_REPLICAS``): every create and update is followed, in its
 round trip and on its connection, by ``WAIT n``: the reply is sent once ``n`` replicas have the
 write, or after ``socket_timeout``; how many acknowledged is counted in :class:`StoreCounters`
-and told to the observer (``kato_store_replica_waits_total{outcome}`` in ``/metrics``; a
-shortfall is also logged). Redis replicates asynchronously: without it, a master that dies before
+and told to the observer (``kato_store_replica_waits_total{outcome}`` in ``/metrics``). A
+shortfall is logged and answered ``StoreUnavailableError`` (503): the write is on the master,
+which may lose it, so it is not acknowledged (a retry with the same ``unique_id`` replays it if
+it survived). Redis replicates asynchronously: without it, a master that dies before
 its replica got a write loses that acknowledged write.
 
 How each guarantee of sessions.md holds:
@@ -86,7 +88,12 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from kato.engine import SnapshotChanged
-from kato.exceptions import ConflictError, SessionLimitError, SessionNotFoundError
+from kato.exceptions import (
+    ConflictError,
+    SessionLimitError,
+    SessionNotFoundError,
+    StoreUnavailableError,
+)
 from kato.sessions.ids import looks_like_session_id
 from kato.sessions.record import SessionRecord
 from kato.sessions.store import Change, ChangeFn, Lease, Outcome
@@ -361,8 +368,8 @@ class RedisSessionStore:
         async with self._redis.pipeline(transaction=False) as pipe:
             await script(keys, args, client=pipe)
             await self._queue_wait(pipe, keys[0])
-            reply, acked = await pipe.execute()
-        self._note_replicas(acked)
+            reply, acked = await self._execute_waiting(pipe)
+        self._note_replicas(acked, keys[0])
         return reply
 
     async def _queue_wait(self, pipe: Any, key: str) -> None:
@@ -376,16 +383,33 @@ class RedisSessionStore:
         else:
             pipe.execute_command("WAIT", self.wait_replicas, self._wait_ms)
 
-    def _note_replicas(self, acked: int) -> None:
+    async def _execute_waiting(self, pipe: Any) -> list[Any]:
+        """Execute ``pipe``; when it ends with ``WAIT``, an error of the ``WAIT`` alone (its node
+        was demoted meanwhile: "WAIT cannot be used with replica instances") counts as no
+        replica acknowledging, and any other error is raised."""
+        if not self.wait_replicas:
+            return list(await pipe.execute())
+        *replies, acked = await pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return [*replies, 0 if isinstance(acked, Exception) else acked]
+
+    def _note_replicas(self, acked: int, key: str) -> None:
+        """Count a ``WAIT``'s answer; fewer replicas than asked: the write is not acknowledged
+        (``StoreUnavailableError``, 503) — it is on the master and may or may not survive it, so
+        the client's retry with its ``unique_id`` decides."""
         if self._observer is not None:
             self._observer.replicas(self.wait_replicas, int(acked))
         self.counters.replica_waits += 1
         self.counters.replica_acks += int(acked)
         if int(acked) < self.wait_replicas:
             self.counters.replica_shortfalls += 1
-            log.warning(
-                "redis write acknowledged by fewer replicas than asked",
-                extra={"fields": {"asked": self.wait_replicas, "acknowledged": int(acked)}},
+            fields = {"asked": self.wait_replicas, "acknowledged": int(acked), "key": key}
+            log.warning("redis write reached fewer replicas than asked", extra={"fields": fields})
+            raise StoreUnavailableError(
+                f"session write reached {int(acked)} of {self.wait_replicas} replicas within "
+                f"{self._wait_ms} ms; it may not survive a failover (retry with the same unique_id)"
             )
 
     # -- keys and encoding -------------------------------------------------------------------
@@ -453,10 +477,10 @@ class RedisSessionStore:
             with redis_errors("create", record.session_id):
                 if self.wait_replicas:
                     await self._queue_wait(pipe, keys[0])
-                created, _, *acked = await pipe.execute()
+                created, _, *acked = await self._execute_waiting(pipe)
         self.note_round_trip(len(doc))
         if acked:
-            self._note_replicas(acked[0])
+            self._note_replicas(acked[0], keys[0])
         self._check_created(record, created)
         return self._lease(record, ttl_ms)
 
@@ -484,10 +508,10 @@ class RedisSessionStore:
                 await self._index_script(keys=sets, args=args(), client=pipe)
                 if self.wait_replicas:
                     await self._queue_wait(pipe, keys[0])
-                created, verdict, *acked = await pipe.execute()
+                created, verdict, *acked = await self._execute_waiting(pipe)
             self.note_round_trip(len(doc))
             if acked:
-                self._note_replicas(acked[0])
+                self._note_replicas(acked[0], keys[0])
             self._check_created(record, created)
             for _ in range(self.max_attempts):
                 if verdict[0] == 0:
