@@ -9,7 +9,8 @@ in one slot and the store also runs on Redis Cluster):
 * ``P:sessions`` — the session index: a sorted set of ids scored by expiry time (ms);
 * ``{P:sessions}:node:N`` — with a per-node limit, node ``N``'s ids (in the index's slot).
 
-On Redis Cluster (a ``redis+cluster://host:port`` URL, :mod:`kato.stores.redis_cluster`) every
+On Redis Cluster (a ``redis+cluster://host:port[,host:port...]`` URL naming some of its nodes,
+:mod:`kato.stores.redis_cluster`) every
 script touches one slot: a session's keys share the tag ``{S}``, and the index ``P:sessions`` hashes
 like the tag ``{P:sessions}`` of the node sets, so the limits' script and the exact count see one
 slot too. MOVED/ASK are followed by redis-py; a connection error, a timeout or ``CLUSTERDOWN``
@@ -83,7 +84,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 import redis.asyncio as redis_asyncio
-from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
@@ -97,7 +98,7 @@ from kato.exceptions import (
 from kato.sessions.ids import looks_like_session_id
 from kato.sessions.record import SessionRecord
 from kato.sessions.store import Change, ChangeFn, Lease, Outcome
-from kato.stores.redis_cluster import is_cluster_url, plain_url
+from kato.stores.redis_cluster import is_cluster_url, parse_cluster_url
 from kato.stores.redis_errors import redis_errors
 
 __all__ = [
@@ -296,8 +297,8 @@ class RedisSessionStore:
 
     **Parameters:**
 
-    * **url** - ``redis://host:port/db``, ``unix:///path?db=0``, or ``redis+cluster://host:port``
-      (any node of a Redis Cluster).
+    * **url** - ``redis://host:port/db``, ``unix:///path?db=0``, or
+      ``redis+cluster://host:port[,host:port...]`` (nodes of a Redis Cluster).
     * **auto_extend** - sliding expiry (default); ``False`` keeps each session's first deadline.
     * **applied_limit** - how many idempotency replies a session remembers.
     * **max_attempts** - compare-and-set attempts per update before ``ConflictError``.
@@ -703,4 +704,6 @@ def _client(url: str, socket_timeout: float) -> RedisClient:
         return redis_asyncio.Redis.from_url(url, health_check_interval=30, **options)
     tries = max(1, int(socket_timeout / _CLUSTER_BACKOFF_CAP_S))
     retry = Retry(ExponentialWithJitterBackoff(base=0.02, cap=_CLUSTER_BACKOFF_CAP_S), tries)
-    return RedisCluster.from_url(plain_url(url), retry=retry, **options)
+    first, nodes = parse_cluster_url(url)
+    startup = [ClusterNode(host, port) for host, port in nodes[1:]]
+    return RedisCluster.from_url(first, retry=retry, startup_nodes=startup, **options)

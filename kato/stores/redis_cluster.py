@@ -34,7 +34,7 @@ __all__ = [
     "cluster_url",
     "embedded_cluster",
     "is_cluster_url",
-    "plain_url",
+    "parse_cluster_url",
 ]
 
 log = logging.getLogger("kato")
@@ -47,18 +47,30 @@ _SLOTS = 16384
 
 
 def is_cluster_url(url: str) -> bool:
-    """True for a ``redis+cluster://host:port`` URL (any node of a Redis Cluster)."""
+    """True for a ``redis+cluster://host:port[,host:port...]`` URL (nodes of a Redis Cluster)."""
     return url.startswith(CLUSTER_SCHEME)
 
 
-def plain_url(url: str) -> str:
-    """The ``redis://`` URL redis-py's cluster client takes for a ``redis+cluster://`` one."""
-    return "redis://" + url[len(CLUSTER_SCHEME) :] if is_cluster_url(url) else url
+def parse_cluster_url(url: str) -> tuple[str, list[tuple[str, int]]]:
+    """For a ``redis+cluster://[credentials@]h1:p1,h2:p2/...`` URL: the ``redis://`` URL of its
+    first node (credentials, options) and every node it names, the client's startup nodes (any
+    one that answers gives the whole cluster; several survive the first one's failure)."""
+    if not is_cluster_url(url):
+        raise ValueError(f"not a {CLUSTER_SCHEME} URL: {url!r}")
+    rest = url[len(CLUSTER_SCHEME) :]
+    credentials, _, hosts_and_path = rest.rpartition("@")
+    hosts, slash, path = hosts_and_path.partition("/")
+    nodes = []
+    for node in hosts.split(","):
+        host, _, port = node.partition(":")
+        nodes.append((host, int(port or 6379)))
+    prefix = f"{credentials}@" if credentials else ""
+    return f"redis://{prefix}{hosts.split(',')[0]}{slash}{path}", nodes
 
 
-def cluster_url(host: str, port: int) -> str:
-    """The store URL of a cluster one of whose nodes listens on ``host:port``."""
-    return f"{CLUSTER_SCHEME}{host}:{port}"
+def cluster_url(nodes: list[tuple[str, int]]) -> str:
+    """The store URL of a cluster with these nodes (``host``, ``port``)."""
+    return CLUSTER_SCHEME + ",".join(f"{host}:{port}" for host, port in nodes)
 
 
 def _info(client: redis.Redis, section: str) -> dict[str, Any]:
@@ -93,11 +105,9 @@ class EmbeddedCluster:
 
     @property
     def url(self) -> str:
-        """The store URL: the first node that is running (any node leads to all of them)."""
-        for node in self.nodes:
-            if node.process is not None and node.process.poll() is None:
-                return cluster_url("127.0.0.1", node.port)
-        raise RuntimeError("no node of the embedded cluster is running")
+        """The store URL, naming every node (a client started while one is down still finds
+        the others)."""
+        return cluster_url([("127.0.0.1", node.port) for node in self.nodes])
 
     def client(self, node: RedisServer) -> redis.Redis:
         """A plain client of one node (close it after use)."""

@@ -12,7 +12,7 @@ from kato.exceptions import SessionLimitError, SessionNotFoundError, StoreUnavai
 from kato.observability import Metrics
 from kato.sessions import SessionRecord, new_session_id
 from kato.sessions.redis import RedisSessionStore
-from kato.stores.redis_cluster import EmbeddedCluster, is_cluster_url
+from kato.stores.redis_cluster import EmbeddedCluster, is_cluster_url, parse_cluster_url
 
 
 def _record(node: str = "node") -> SessionRecord:
@@ -92,3 +92,29 @@ def test_a_failover_is_waited_out_or_unavailable_never_not_found(key_prefix: str
 
     with EmbeddedCluster(3) as cluster:
         asyncio.run(main(cluster))
+
+
+def test_a_cluster_url_names_its_startup_nodes() -> None:
+    first, nodes = parse_cluster_url("redis+cluster://user:pw@a.internal:7000,b.internal:7001/0")
+    assert first == "redis://user:pw@a.internal:7000/0"
+    assert nodes == [("a.internal", 7000), ("b.internal", 7001)]
+    assert parse_cluster_url("redis+cluster://c")[1] == [("c", 6379)]
+    with pytest.raises(ValueError, match="not a redis\\+cluster:// URL"):
+        parse_cluster_url("redis://a:1")
+
+
+def test_a_store_started_while_the_first_node_is_down_finds_the_others(
+    redis_cluster: EmbeddedCluster, key_prefix: str
+) -> None:
+    url = redis_cluster.url.replace("redis+cluster://", "redis+cluster://127.0.0.1:1,", 1)
+
+    async def main() -> None:
+        store = RedisSessionStore(url, key_prefix=key_prefix)
+        try:
+            rec = _record()
+            await store.create(rec)
+            assert (await store.get(rec.session_id)).record.session_id == rec.session_id
+        finally:
+            await store.close()
+
+    asyncio.run(main())
