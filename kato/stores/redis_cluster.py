@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Self
 
 import redis
@@ -103,6 +103,9 @@ class EmbeddedCluster:
     def nodes(self) -> list[RedisServer]:
         return self.masters + self.replicas
 
+    def _running(self) -> list[RedisServer]:
+        return [n for n in self.nodes if n.process is not None and n.process.poll() is None]
+
     @property
     def url(self) -> str:
         """The store URL, naming every node (a client started while one is down still finds
@@ -156,7 +159,7 @@ class EmbeddedCluster:
     def healthy(self) -> bool:
         """Every running node says ``cluster_state:ok`` and every running master has a replica
         whose link is up."""
-        running = [n for n in self.nodes if n.process is not None and n.process.poll() is None]
+        running = self._running()
         for node in running:
             with self.client(node) as client:
                 if client.cluster("INFO").get("cluster_state") != "ok":
@@ -185,7 +188,7 @@ class EmbeddedCluster:
         return bool(myself and myself[0]["slots"])
 
     @staticmethod
-    def _wait(deadline: float, condition: Any, what: str) -> None:
+    def _wait(deadline: float, condition: Callable[[], bool], what: str) -> None:
         while time.monotonic() < deadline:
             with contextlib.suppress(redis.RedisError):
                 if condition():
@@ -196,7 +199,7 @@ class EmbeddedCluster:
     # -- faults ------------------------------------------------------------------------------
     def master_of(self, index: int = 0) -> tuple[RedisServer, RedisServer]:
         """The ``index``-th master now serving slots, and a replica that follows it."""
-        running = [n for n in self.nodes if n.process is not None and n.process.poll() is None]
+        running = self._running()
         serving: list[tuple[RedisServer, str]] = []
         for node in running:
             with self.client(node) as client:
@@ -257,16 +260,8 @@ class EmbeddedCluster:
             "heal_ms": round((time.monotonic() - started) * 1e3, 1),
         }
 
-    def flush(self) -> None:
-        """Empty every master (tests share one cluster and start each from nothing)."""
-        for node in self.nodes:
-            if node.process is None or node.process.poll() is not None:
-                continue
-            with self.client(node) as client:
-                if _info(client, "replication").get("role") == "master":
-                    client.flushall()
-
     def stop(self) -> None:
+        """Stop every node (their data directories are removed)."""
         for node in self.nodes:
             node.stop()
 
