@@ -193,6 +193,13 @@ class Metrics:
             "Optimistic compare-and-set attempts lost to a concurrent writer (then retried)",
             registry=r,
         )
+        self.replica_waits = Counter(
+            "kato_store_replica_waits_total",
+            "Session writes that waited for replicas (KATO_REDIS_WAIT_REPLICAS), by whether as "
+            "many as asked acknowledged in time (ok) or fewer (shortfall)",
+            ["outcome"],
+            registry=r,
+        )
         self.active_sessions = Gauge(
             "kato_active_sessions",
             "Live sessions in the store (read when /metrics is scraped)",
@@ -207,6 +214,9 @@ class Metrics:
 
     def conflict(self) -> None:
         self.conflicts.inc()
+
+    def replicas(self, asked: int, acknowledged: int) -> None:
+        self.replica_waits.labels("ok" if acknowledged >= asked else "shortfall").inc()
 
     def collected(self) -> CollectorRegistry:
         """The registry to read: this one, or every worker's files merged when there are

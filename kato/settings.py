@@ -43,6 +43,8 @@ class Settings:
     redis_url: str | None = None
     #: Seconds a Redis command may take before the store reports itself unavailable.
     redis_timeout: float = 5.0
+    #: After each session write, wait (``WAIT``) until this many replicas have it (0: don't).
+    redis_wait_replicas: int = 0
     #: Long-term memory: ``memory`` (one process only), ``sqlite`` (the embedded default that
     #: several processes share) or ``mongo``.
     ltm: str = "memory"
@@ -203,6 +205,7 @@ class Settings:
             "store": read("STORE", str, bare=False),
             "redis_url": read("REDIS_URL", str, bare=False),
             "redis_timeout": read("REDIS_TIMEOUT", float, bare=False),
+            "redis_wait_replicas": read("REDIS_WAIT_REPLICAS", int, bare=False),
             "ltm": read("LTM", str, bare=False),
             "ltm_path": read("LTM_PATH", str, bare=False),
             "mongo_url": read("MONGO_URL", str, bare=False),

@@ -13,6 +13,7 @@ from hypothesis import settings
 
 import kato
 from kato.lab.targets import serve
+from kato.stores.redis_cluster import EmbeddedCluster
 from kato.stores.redis_server import RedisServer
 
 # CI runs every property test on the same examples, so a red build is always reproducible;
@@ -89,6 +90,14 @@ def redis_server() -> Iterator[RedisServer]:
     """One embedded Redis (a real redis-server 6.2) for the whole run."""
     with RedisServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[EmbeddedCluster]:
+    """One embedded Redis Cluster (3 masters, 3 replicas) for the whole run; tests keep apart
+    by their ``key_prefix``."""
+    with EmbeddedCluster(3) as cluster:
+        yield cluster
 
 
 @pytest.fixture

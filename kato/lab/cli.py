@@ -31,8 +31,7 @@ DEFAULT_OPS = 500
 
 def _missing(extra: str) -> SystemExit:
     print(
-        f"kato lab needs the 'lab' extra ({extra} is missing): "
-        f"pip install '{DISTRIBUTION}[lab]'",
+        f"kato lab needs the 'lab' extra ({extra} is missing): pip install '{DISTRIBUTION}[lab]'",
         file=sys.stderr,
     )
     return SystemExit(2)
@@ -73,7 +72,7 @@ _RUN_FIELDS = (
     "scenario", "target", "store", "variant", "workers", "concurrency", "operations", "duration_s",
     "seed",
     "fault", "rate", "lost_responses", "client_retries", "fault_at_s", "fault_for_s",
-    "redis_persistence",
+    "redis_persistence", "redis_cluster", "redis_wait_replicas", "hosts",
 )  # fmt: skip
 
 
@@ -344,6 +343,7 @@ def _cmd_durability(args: argparse.Namespace) -> int:
         operations=args.operations,
         persistence=args.persistence,
         faults=args.faults,
+        cluster_waits=args.cluster_waits,
         progress=not args.quiet,
     )
     print(markdown(table))
@@ -354,7 +354,7 @@ def _cmd_durability(args: argparse.Namespace) -> int:
 
 def _add_endurance_verbs(verbs: Any) -> None:
     """``kato lab soak`` and ``kato lab durability``."""
-    from kato.lab.durability import DURABILITY, FAULTS
+    from kato.lab.durability import CLUSTER_WAITS, DURABILITY, FAULTS
 
     soak = verbs.add_parser(
         "soak",
@@ -383,9 +383,17 @@ def _add_endurance_verbs(verbs: Any) -> None:
     )
     durability.add_argument("--operations", type=int, default=DURABILITY.plan_operations)
     durability.add_argument(
-        "--persistence", nargs="+", choices=PERSISTENCE_MODES, default=list(PERSISTENCE_MODES)
+        "--persistence", nargs="*", choices=PERSISTENCE_MODES, default=list(PERSISTENCE_MODES)
     )
-    durability.add_argument("--faults", nargs="+", choices=FAULTS, default=list(FAULTS))
+    durability.add_argument("--faults", nargs="*", choices=FAULTS, default=list(FAULTS))
+    durability.add_argument(
+        "--cluster-waits",
+        nargs="*",
+        type=int,
+        default=list(CLUSTER_WAITS),
+        help="rows of redis-failover and redis-master-pause on an embedded cluster, per WAIT "
+        "replicas (default 0 1; none: no cluster rows)",
+    )
     _writes(durability, _refusing("durability", _cmd_durability))
 
 
@@ -483,6 +491,15 @@ def add_arguments(lab: argparse.ArgumentParser) -> None:
     run.add_argument("--fault-at", type=float, default=None, help="seconds into the run")
     run.add_argument("--fault-for", type=float, default=None, help="how long it lasts (s)")
     run.add_argument("--redis-persistence", choices=PERSISTENCE_MODES, default=None)
+    run.add_argument(
+        "--redis-cluster", type=int, default=None, help="an embedded Redis Cluster of N masters"
+    )
+    run.add_argument(
+        "--redis-wait-replicas", type=int, default=None, help="WAIT for N replicas per write"
+    )
+    run.add_argument(
+        "--hosts", type=int, default=None, help="kato serve hosts sharing Redis and a MongoDB LTM"
+    )
     run.add_argument("--rate", type=float, default=None, help="open loop: operations per second")
     run.add_argument(
         "--lose-responses",

@@ -16,11 +16,19 @@ acknowledged observation, whether it survived: a session Redis forgot is read as
 the ``ltm_effects`` checker counts the learns that happened (acknowledged, or shown by their
 session) and how many of them each pattern's final frequency lacks.
 
-It writes ``root/durability-<stamp>/``: ``durability.csv`` (``persistence``, ``fault``,
-``operation`` — what is counted: ``observe`` or ``learn`` —, ``acknowledged``, ``lost``,
-``verdict`` — the checker's validity — and ``run``, the cell's run folder beside it, which
-``kato lab check`` can judge again) and ``durability.md`` (the same as a Markdown table). The
-cells run through :mod:`kato.lab.grid`.
+Beside them, per cluster fault × ``cluster_waits`` entry ``n``: the same experiment on an
+embedded Redis Cluster (3 masters, 3 replicas, no persistence) with ``redis-failover`` (a master
+SIGKILLed, its replica promoted) or ``redis-master-pause`` (a master SIGSTOPped for
+:data:`MASTER_PAUSE_S`, long enough to be failed over, then resumed: until it learns it was
+demoted it still accepts writes, which it then drops), the service waiting for ``n`` replicas
+after each write (``KATO_REDIS_WAIT_REPLICAS``): what asynchronous replication loses, and what
+``WAIT`` saves.
+
+It writes ``root/durability-<stamp>/``: ``durability.csv`` (``redis`` — ``single`` or
+``cluster`` —, ``persistence``, ``fault``, ``wait_replicas``, ``operation`` — what is counted:
+``observe`` or ``learn`` —, ``acknowledged``, ``lost``, ``verdict`` — the checker's validity —
+and ``run``, the cell's run folder beside it, which ``kato lab check`` can judge again) and
+``durability.md`` (the same as a Markdown table). The cells run through :mod:`kato.lab.grid`.
 """
 
 from __future__ import annotations
@@ -37,7 +45,18 @@ from kato.stores.redis_server import PERSISTENCE_MODES
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DURABILITY", "FAULTS", "LTM_DURABILITY", "SERVICE_RESTART_AT", "durability", "markdown"]
+__all__ = [
+    "CLUSTER_FAULTS",
+    "CLUSTER_MASTERS",
+    "CLUSTER_WAITS",
+    "DURABILITY",
+    "FAULTS",
+    "LTM_DURABILITY",
+    "MASTER_PAUSE_S",
+    "SERVICE_RESTART_AT",
+    "durability",
+    "markdown",
+]
 
 #: Each cell's experiment: 3 s of schedule at 200 ops/s; the fault starts 0.9 s in (see
 #: :data:`SERVICE_RESTART_AT`), lasts 1 s.
@@ -57,6 +76,13 @@ FAULTS = ("redis-restart", "redis-kill", "worker-kill", "service-restart", "ltm-
 #: ``kato serve`` takes seconds to come back, longer than the rest of the schedule, so only the
 #: observes acknowledged before the stop are there to be lost.
 SERVICE_RESTART_AT = 0.6
+#: The cluster rows: these faults on a cluster of this many masters, with these WAITs.
+CLUSTER_MASTERS = 3
+CLUSTER_FAULTS = ("redis-failover", "redis-master-pause")
+CLUSTER_WAITS = (0, 1)
+#: How long ``redis-master-pause`` freezes a master: past its failover (about 2 s).
+MASTER_PAUSE_S = 2.5
+
 #: LTM faults' experiment: eight clients learning in rounds; the lock starts 0.5 s in, for 1 s.
 LTM_DURABILITY = DURABILITY.with_(scenario="learn-race", rate=None, fault="ltm-lock")
 
@@ -87,6 +113,7 @@ def durability(
     operations: int = DURABILITY.plan_operations,
     persistence: Sequence[str] = PERSISTENCE_MODES,
     faults: Sequence[str] = FAULTS,
+    cluster_waits: Sequence[int] = CLUSTER_WAITS,
     progress: bool = True,
 ) -> tuple[Path, pd.DataFrame]:
     """Run the matrix; write its folder (see the module docstring); return it and the table."""
@@ -94,6 +121,16 @@ def durability(
 
     specs = [
         _cell(fault, operations, mode) for mode in persistence for fault in faults
+    ] + [
+        DURABILITY.with_(
+            operations=operations,
+            fault=fault,
+            fault_for_s=MASTER_PAUSE_S if fault == "redis-master-pause" else DURABILITY.fault_for_s,
+            redis_cluster=CLUSTER_MASTERS,
+            redis_wait_replicas=wait,
+        )
+        for fault in CLUSTER_FAULTS
+        for wait in cluster_waits
     ]  # validated before anything starts
     folder = new_folder(root, "durability")
     rows = []
@@ -104,8 +141,10 @@ def durability(
         operation, acknowledged, lost = _losses(checker)
         rows.append(
             {
+                "redis": "cluster" if spec.redis_cluster else "single",
                 "persistence": spec.redis_persistence,
                 "fault": spec.fault,
+                "wait_replicas": spec.redis_wait_replicas,
                 "operation": operation,
                 "acknowledged": acknowledged,
                 "lost": lost,
@@ -120,8 +159,17 @@ def durability(
 
 
 def markdown(table: pd.DataFrame) -> str:
-    """The table as README shows it: persistence, fault, operation, acknowledged, lost,
-    verdict."""
-    columns = ["persistence", "fault", "operation", "acknowledged", "lost", "verdict"]
-    shown = table[columns].rename(columns={"persistence": "Redis persistence"})
+    """The table as README shows it: Redis, persistence, fault, WAIT, operation, acknowledged,
+    lost, verdict."""
+    columns = [
+        "redis", "persistence", "fault", "wait_replicas", "operation", "acknowledged", "lost",
+        "verdict",
+    ]  # fmt: skip
+    shown = table[columns].rename(
+        columns={
+            "redis": "Redis",
+            "persistence": "Redis persistence",
+            "wait_replicas": "WAIT replicas",
+        }
+    )
     return str(shown.to_markdown(index=False))

@@ -30,6 +30,13 @@ fault               start → stop                                           win
                     ``--data-dir``, AOF) and wait until it answers
 ``ltm-lock``        another process takes the SQLite LTM's write lock     LTM not writable
                     (:class:`~kato.lab.ltm_lock.LTMLock`) → releases it
+``redis-failover``  (cluster) SIGKILL a master, wait until its replica     a slot range without
+                    serves its slots (forced by ``CLUSTER FAILOVER         a master
+                    TAKEOVER`` if slow) → start the killed node again
+                    (it rejoins as a replica) and wait until healthy
+``redis-master-     (cluster) SIGSTOP a master → SIGCONT (a pause longer   a master frozen
+pause``             than the node timeout fails it over; it rejoins as
+                    a replica)
 ==================  =====================================================  ===================
 
 A deployment the workbench did not start (the ``url`` target) is reached only through commands
@@ -65,6 +72,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from kato.lab.ltm_lock import LTMLock
 from kato.lab.proxy import LatencyProxy
+from kato.stores.redis_cluster import EmbeddedCluster
 from kato.stores.redis_server import RedisServer
 
 if TYPE_CHECKING:
@@ -76,8 +84,10 @@ __all__ = [
     "Fault",
     "LTMLockFault",
     "Nemesis",
+    "RedisFailover",
     "RedisKill",
     "RedisLatency",
+    "RedisMasterPause",
     "RedisPause",
     "RedisRestart",
     "ServiceRestart",
@@ -195,6 +205,51 @@ class RedisPause:
         pid = _started(self.redis).pid
         self.redis.resume()
         return {"pid": pid, "signal": "SIGCONT"}
+
+
+def _rejoin(cluster: EmbeddedCluster) -> dict[str, Any]:
+    """Start the cluster's stopped nodes again (from the spawner thread) and wait until healed."""
+    healed: dict[str, Any] = {}
+    _spawn(lambda: healed.update(cluster.rejoin()))
+    return healed
+
+
+class RedisFailover:
+    """SIGKILL a master of the workbench's cluster and wait until its replica took over; then
+    start the killed node again (it rejoins as a replica). Writes the master acknowledged but
+    had not yet sent to its replica are lost: ``redis_wait_replicas`` is what prevents that."""
+
+    name = "redis-failover"
+
+    def __init__(self, cluster: EmbeddedCluster) -> None:
+        self.cluster = cluster
+
+    def start(self) -> dict[str, Any]:
+        return {**self.cluster.fail_over(), "signal": "SIGKILL"}
+
+    def stop(self) -> dict[str, Any]:
+        return _rejoin(self.cluster)
+
+
+class RedisMasterPause:
+    """SIGSTOP a master of the workbench's cluster, then SIGCONT and wait until the cluster is
+    healthy (a pause longer than the node timeout has failed it over meanwhile)."""
+
+    name = "redis-master-pause"
+
+    def __init__(self, cluster: EmbeddedCluster) -> None:
+        self.cluster = cluster
+        self._paused: RedisServer | None = None
+
+    def start(self) -> dict[str, Any]:
+        self._paused, _ = self.cluster.master_of(0)
+        self._paused.pause()
+        return {"port": self._paused.port, "signal": "SIGSTOP"}
+
+    def stop(self) -> dict[str, Any]:
+        if self._paused is not None:
+            self._paused.resume()
+        return {"signal": "SIGCONT", **_rejoin(self.cluster)}
 
 
 class RedisLatency:
@@ -356,6 +411,11 @@ def nemesis_for(spec: Experiment, deployment: Deployment) -> Nemesis | None:
         if deployment.ltm_path is None:
             raise ValueError("ltm-lock needs the SQLite LTM deploy() starts (store=redis)")
         fault = LTMLockFault(deployment.ltm_path)
+    elif spec.fault in ("redis-failover", "redis-master-pause"):
+        if deployment.cluster is None:
+            raise ValueError(f"{spec.fault} needs the cluster deploy() starts (redis_cluster)")
+        kind = RedisFailover if spec.fault == "redis-failover" else RedisMasterPause
+        fault = kind(deployment.cluster)
     elif spec.fault == "redis-latency":
         if deployment.proxy is None:
             raise ValueError("redis-latency needs the latency proxy deploy() starts for it")

@@ -55,9 +55,13 @@ FAULTS = (
     "ltm-lock",
     "ltm-pause",
     "ltm-kill",
+    "redis-failover",
+    "redis-master-pause",
 )
 #: Faults of the MongoDB LTM's server, which the workbench's targets do not run yet.
 MONGO_FAULTS = ("ltm-pause", "ltm-kill")
+#: The faults of a Redis Cluster (``redis_cluster`` > 0); the others act on one Redis.
+CLUSTER_FAULTS = ("redis-failover", "redis-master-pause", "worker-kill")
 
 #: A base URL of the url target: scheme, host, optional port and path prefix, no query.
 _BASE_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
@@ -123,6 +127,15 @@ class Experiment:
     fault_jitter_ms: float = 10.0
     #: Persistence of the embedded Redis (``store="redis"``): none, everysec or always (AOF).
     redis_persistence: str = "none"
+    #: ``http`` + ``redis``: an embedded Redis Cluster of this many masters (and as many
+    #: replicas) instead of one Redis (0).
+    redis_cluster: int = 0
+    #: ``KATO_REDIS_WAIT_REPLICAS`` of the service: replicas each session write waits for.
+    redis_wait_replicas: int = 0
+    #: ``http`` + ``redis``: how many ``kato serve`` hosts (each with ``workers`` workers) share
+    #: the Redis and one LTM; clients use them round robin. Several hosts share a MongoDB LTM
+    #: (``nx-27017``): a SQLite file belongs to one host.
+    hosts: int = 1
     #: Open loop: invocations per second, whatever the completions do (``None``: closed loop).
     rate: float | None = None
     #: Session TTL for the ``ttl`` scenario (seconds).
@@ -229,6 +242,7 @@ class Experiment:
             )
         if self.redis_persistence != "none" and self.store != "redis":
             problems.append("redis_persistence needs store=redis")
+        problems += self._cluster_problems()
         if self.lost_responses > 0 and self.target != "http":
             problems.append("lost_responses needs target=http (the zoo server drops them)")
         if self.client_retries > 0 and self.target == "engine":
@@ -280,6 +294,31 @@ class Experiment:
                 f"{self.fault} acts on the MongoDB LTM's server, and the workbench's http target "
                 "runs the SQLite LTM: use ltm-lock"
             )
+        return problems
+
+    def _cluster_problems(self) -> list[str]:
+        """What a cluster run can be: http + redis, no persistence, the cluster's faults."""
+        problems = []
+        if self.redis_cluster < 0 or self.redis_wait_replicas < 0:
+            problems.append("redis_cluster and redis_wait_replicas must be >= 0")
+        if self.hosts < 1:
+            problems.append(f"hosts must be >= 1, got {self.hosts}")
+        if self.hosts > 1 and (self.target != "http" or self.store != "redis"):
+            problems.append("hosts > 1 needs target=http, store=redis (the hosts share Redis)")
+        if self.hosts > 1 and self.fault == "service-restart":
+            problems.append("service-restart runs kato serve's own Redis: one host only")
+        if (self.redis_cluster or self.redis_wait_replicas) and (
+            self.target != "http" or self.store != "redis"
+        ):
+            problems.append("redis_cluster and redis_wait_replicas need target=http, store=redis")
+        if self.redis_cluster and self.redis_persistence != "none":
+            problems.append("the embedded cluster runs without persistence: redis_persistence=none")
+        if self.redis_cluster and self.fault not in ("none", *CLUSTER_FAULTS):
+            problems.append(
+                f"a cluster run's faults are {', '.join(CLUSTER_FAULTS)}, got {self.fault}"
+            )
+        if not self.redis_cluster and self.fault in CLUSTER_FAULTS[:2]:
+            problems.append(f"{self.fault} needs redis_cluster >= 1 (e.g. --redis-cluster 3)")
         return problems
 
     @property

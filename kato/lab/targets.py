@@ -19,6 +19,14 @@ AOF in its ``--data-dir``), which a restart of the service must find again. Behi
 service's LTM is SQLite, in a data directory the workbench makes (``Deployment.ltm_path``); for
 the ``ltm-lock`` fault the service waits at most ``LTM_FAULT_TIMEOUT_S`` for its write lock, so a
 fault window of a second outlasts it.
+
+With ``redis_cluster`` the workbench starts an embedded Redis Cluster
+(:class:`~kato.stores.redis_cluster.EmbeddedCluster`) instead, for the ``redis-failover`` and
+``redis-master-pause`` faults, and the service waits for ``redis_wait_replicas`` replicas after
+each write. With ``hosts`` > 1 it starts that many ``kato serve`` processes (each with its own
+port and ``workers``) on the same Redis and one MongoDB LTM (``nx-27017``), and the clients
+spread their requests over them round robin, like the ``url`` target's; a fault on the service
+(``worker-kill``) acts on the first host.
 """
 
 from __future__ import annotations
@@ -42,10 +50,12 @@ from kato.lab.clients import EngineClient, HttpClient, LabClient
 from kato.lab.proxy import LatencyProxy
 from kato.lab.remote import FULL, Capabilities, delete_sessions, probe
 from kato.lab.spec import Experiment
+from kato.ltm.nx27017 import running_nx27017
 from kato.nodes import MemoryNodes
 from kato.processes import die_with_parent, free_port
 from kato.sessions import MemorySessionStore
 from kato.settings import Settings
+from kato.stores.redis_cluster import EmbeddedCluster
 from kato.stores.redis_server import RedisServer
 
 __all__ = ["LTM_FAULT_TIMEOUT_S", "Deployment", "ServerProcess", "deploy", "serve"]
@@ -62,6 +72,8 @@ class Deployment:
     info: dict[str, Any]
     server: ServerProcess | None = None
     redis: RedisServer | None = None
+    #: The embedded Redis Cluster (``redis_cluster`` runs), for its faults.
+    cluster: EmbeddedCluster | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     #: The latency proxy between the service and Redis (``redis-latency`` runs only).
     proxy: LatencyProxy | None = None
@@ -232,8 +244,9 @@ def deploy(spec: Experiment, *, redis_persistence: str | None = None) -> Iterato
             yield deployment
         return
     with contextlib.ExitStack() as stack:
-        env: dict[str, str] = {}
+        env: dict[str, str] = {"KATO_REDIS_WAIT_REPLICAS": str(spec.redis_wait_replicas)}
         redis = None
+        cluster = None
         proxy = None
         ltm_path = None
         args = ["--workers", str(spec.workers), "--store", spec.store, "--log-level", "warning"]
@@ -248,6 +261,10 @@ def deploy(spec: Experiment, *, redis_persistence: str | None = None) -> Iterato
             # restarted server is given again; an empty KATO_REDIS_URL names none
             env["KATO_REDIS_URL"] = ""
             args += ["--redis-persistence", persistence, "--ltm", "sqlite"]
+        elif spec.store == "redis" and spec.redis_cluster:
+            cluster = stack.enter_context(EmbeddedCluster(spec.redis_cluster))
+            env["KATO_REDIS_URL"] = cluster.url
+            args += ["--ltm", "sqlite"]
         elif spec.store == "redis":
             redis = stack.enter_context(RedisServer(persistence=persistence))  # type: ignore[arg-type]
             env["KATO_REDIS_URL"] = redis.url
@@ -265,20 +282,31 @@ def deploy(spec: Experiment, *, redis_persistence: str | None = None) -> Iterato
             args += ["--variant", spec.variant]
             if spec.lost_responses > 0:
                 args += ["--lose-responses", str(spec.lost_responses)]
-        server = stack.enter_context(serve(*args, env=env, program=program))
+        if spec.hosts > 1:  # one LTM for every host: a SQLite file would be one host's own
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="kato-lab-ltm-"))
+            env["KATO_MONGO_URL"] = stack.enter_context(running_nx27017(Path(folder)))
+            args[args.index("--ltm") + 1] = "mongo"
+        servers = [
+            stack.enter_context(serve(*args, env=env, program=program)) for _ in range(spec.hosts)
+        ]
+        server, rotation = servers[0], itertools.count()
         yield Deployment(
-            lambda: _client(spec, server.url),
+            lambda: _client(spec, [s.url for s in servers], rotation=rotation),
             {
                 "target": "http",
                 "workers": spec.workers,
                 "store": spec.store,
                 "url": server.url,
                 "redis_persistence": persistence if spec.store == "redis" else None,
+                "redis_cluster": spec.redis_cluster,
+                "hosts": [s.url for s in servers],
+                "redis_wait_replicas": spec.redis_wait_replicas,
             },
             server=server,
             redis=redis,
             proxy=proxy,
             ltm_path=ltm_path,
+            cluster=cluster,
         )
 
 

@@ -46,6 +46,7 @@ def _open_session_store(settings: Settings, metrics: Metrics) -> SessionStore:
             observer=metrics,
             max_sessions=settings.max_sessions,
             max_sessions_per_node=settings.max_sessions_per_node,
+            wait_replicas=settings.redis_wait_replicas,
         )
     return MemorySessionStore(
         auto_extend=settings.auto_extend,

@@ -23,6 +23,7 @@ from typing import Any
 from kato.exceptions import InvalidConfigError
 from kato.observability import configure_logging, metrics_folder
 from kato.settings import LTM_BACKENDS, STORES, Settings
+from kato.stores.redis_cluster import embedded_cluster
 from kato.stores.redis_server import PERSISTENCE_MODES, redis_url
 
 __all__ = ["APP", "add_arguments", "run_uvicorn", "serve", "shared_socket"]
@@ -62,6 +63,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "kept in <data-dir>/redis)",
     )
     parser.add_argument(
+        "--redis-cluster",
+        type=int,
+        default=0,
+        metavar="MASTERS",
+        help="instead of one embedded redis, an embedded Redis Cluster of MASTERS masters and "
+        "as many replicas (KATO_REDIS_URL unset; no persistence)",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=_LOG_LEVELS, help="log level (JSON lines on stderr)"
     )
 
@@ -92,7 +101,9 @@ def _shared_by_workers(args: argparse.Namespace) -> Iterator[Settings]:
     data_dir = Path(args.data_dir)
     with contextlib.ExitStack() as stack:
         redis = os.environ.get("KATO_REDIS_URL")
-        if args.store == "redis" and not redis:
+        if args.store == "redis" and not redis and getattr(args, "redis_cluster", 0):
+            redis = stack.enter_context(embedded_cluster(args.redis_cluster))
+        elif args.store == "redis" and not redis:
             redis = stack.enter_context(
                 redis_url(persistence=args.redis_persistence, data_dir=data_dir / "redis")
             )

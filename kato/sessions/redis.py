@@ -11,6 +11,25 @@ in one slot and the store also runs on Redis Cluster):
   scored by the time (ms) of the latest write that committed some;
 * ``{P:sessions}:node:N`` — with a per-node limit, node ``N``'s ids (in the index's slot).
 
+On Redis Cluster (a ``redis+cluster://host:port[,host:port...]`` URL naming some of its nodes,
+:mod:`kato.stores.redis_cluster`) every
+script touches one slot: a session's keys share the tag ``{S}``, and the index ``P:sessions`` hashes
+like the tag ``{P:sessions}`` of the node sets, so the limits' script and the exact count see one
+slot too. MOVED/ASK are followed by redis-py; a connection error, a timeout or ``CLUSTERDOWN``
+while a master fails over is retried with backoff for about ``socket_timeout`` seconds, then the
+store is unavailable (503), never "not found". A write whose connection broke after it was sent
+is resent: the compare-and-set turns the resend of an applied write into a conflict and a
+recompute, so such a write can apply twice unless the client sent a ``unique_id``.
+
+``wait_replicas`` (``KATO_REDIS_WAIT_REPLICAS``): every create and update is followed, in its
+round trip and on its connection, by ``WAIT n``: the reply is sent once ``n`` replicas have the
+write, or after ``socket_timeout``; how many acknowledged is counted in :class:`StoreCounters`
+and told to the observer (``kato_store_replica_waits_total{outcome}`` in ``/metrics``). A
+shortfall is logged and answered ``StoreUnavailableError`` (503): the write is on the master,
+which may lose it, so it is not acknowledged (a retry with the same ``unique_id`` replays it if
+it survived). Redis replicates asynchronously: without it, a master that dies before
+its replica got a write loses that acknowledged write.
+
 How each guarantee of sessions.md holds:
 
 1. *Visible on create*: Redis is one primary; a write is visible to every later command.
@@ -61,6 +80,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import random
 import time
 import weakref
@@ -69,12 +89,21 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 import redis.asyncio as redis_asyncio
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 
 from kato.engine import SnapshotChanged
-from kato.exceptions import ConflictError, SessionLimitError, SessionNotFoundError
+from kato.exceptions import (
+    ConflictError,
+    SessionLimitError,
+    SessionNotFoundError,
+    StoreUnavailableError,
+)
 from kato.sessions.ids import looks_like_session_id
 from kato.sessions.record import SessionRecord
 from kato.sessions.store import Change, ChangeFn, Lease, Outcome, compute
+from kato.stores.redis_cluster import is_cluster_url, parse_cluster_url
 from kato.stores.redis_errors import redis_errors
 
 __all__ = [
@@ -89,6 +118,11 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+log = logging.getLogger("kato")
+#: A client of one Redis or of a Redis Cluster (the seams use the commands both have).
+RedisClient = redis_asyncio.Redis | RedisCluster
+#: Longest pause between two tries of a cluster command (a failover takes about two seconds).
+_CLUSTER_BACKOFF_CAP_S = 0.25
 
 #: Seconds a write waits behind this process's other writers of its session before it goes on
 #: unqueued (see ``RedisSessionStore._queued``).
@@ -183,6 +217,8 @@ class StoreObserver(Protocol):
 
     def conflict(self) -> None: ...
 
+    def replicas(self, asked: int, acknowledged: int) -> None: ...
+
 
 @dataclass(slots=True)
 class StoreCounters:
@@ -193,6 +229,11 @@ class StoreCounters:
     bytes_received: int = 0
     conflicts: int = 0
     updates: int = 0
+    #: ``WAIT`` (``wait_replicas``): writes waited for, replicas that acknowledged them, and
+    #: writes fewer replicas than asked acknowledged before the timeout.
+    replica_waits: int = 0
+    replica_acks: int = 0
+    replica_shortfalls: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +283,7 @@ class CompareAndSet:
 
     def __init__(self, store: RedisSessionStore) -> None:
         self._store = store
-        self._script = store.redis.register_script(_COMPARE_AND_SET)
+        self._script = store.register_script(_COMPARE_AND_SET)
 
     async def __call__(self, write: Write) -> int | None:
         new = write.record
@@ -256,7 +297,7 @@ class CompareAndSet:
             write.reply,
             self._store.applied_limit,
         ]
-        status, *ttl = await self._script(keys=write.read.keys, args=args)
+        status, *ttl = await self._store.run_write(self._script, write.read.keys, args)
         if status == -1:
             session_id = write.read.session_id
             raise SessionNotFoundError(session_id, f"Session '{session_id}' was deleted")
@@ -268,7 +309,8 @@ class RedisSessionStore:
 
     **Parameters:**
 
-    * **url** - ``redis://host:port/db`` or ``unix:///path?db=0``.
+    * **url** - ``redis://host:port/db``, ``unix:///path?db=0``, or
+      ``redis+cluster://host:port[,host:port...]`` (nodes of a Redis Cluster).
     * **auto_extend** - sliding expiry (default); ``False`` keeps each session's first deadline.
     * **applied_limit** - how many idempotency replies a session remembers.
     * **max_attempts** - compare-and-set attempts per update before ``ConflictError``.
@@ -278,6 +320,7 @@ class RedisSessionStore:
     * **queue_writers** - queue this process's writers of one session (``_queued``); off only
       to rebuild the earlier system's races in the bug zoo.
     * **commit**, **refresh** - the seams of the module docstring (built on this store).
+    * **wait_replicas** - after each write, ``WAIT`` for this many replicas (0: don't wait).
     """
 
     def __init__(
@@ -295,6 +338,7 @@ class RedisSessionStore:
         queue_writers: bool = True,
         commit: Callable[[RedisSessionStore], Commit] = CompareAndSet,
         refresh: Callable[[RedisSessionStore], Refresh] | None = None,
+        wait_replicas: int = 0,
     ) -> None:
         self.url = url
         self.auto_extend = auto_extend
@@ -312,23 +356,76 @@ class RedisSessionStore:
             weakref.WeakValueDictionary()
         )
         self._observer = observer
-        self._redis = redis_asyncio.Redis.from_url(
-            url,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
-            health_check_interval=30,
-        )
-        self._read_script = self._redis.register_script(_READ)
-        self._create_script = self._redis.register_script(_CREATE)
-        self._index_script = self._redis.register_script(_INDEX)
-        self._settled_script = self._redis.register_script(_SETTLED)
+        self.cluster = is_cluster_url(url)
+        self.wait_replicas = wait_replicas
+        self._wait_ms = int(socket_timeout * 1000)
+        self._redis: RedisClient = _client(url, socket_timeout)
+        self._read_script = self.register_script(_READ)
+        self._create_script = self.register_script(_CREATE)
+        self._index_script = self.register_script(_INDEX)
+        self._settled_script = self.register_script(_SETTLED)
         self._commit = commit(self)
         self._refresh = refresh(self) if refresh is not None else None
 
     @property
-    def redis(self) -> redis_asyncio.Redis:
+    def redis(self) -> RedisClient:
         """The store's client (one connection pool per process), for the seams."""
         return self._redis
+
+    def register_script(self, text: str) -> Script:
+        """A Lua script of this store's client (see :class:`Script`)."""
+        return Script(self._redis, text)
+
+    async def run_write(self, script: Script, keys: list[str], args: list[str | int]) -> Any:
+        """Run a writing script; with ``wait_replicas``, ``WAIT`` in the same round trip."""
+        if not self.wait_replicas:
+            return await script(keys, args)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            await script(keys, args, client=pipe)
+            await self._queue_wait(pipe, keys[0])
+            reply, acked = await self._execute_waiting(pipe)
+        self._note_replicas(acked, keys[0])
+        return reply
+
+    async def _queue_wait(self, pipe: Any, key: str) -> None:
+        """Queue ``WAIT`` behind a write of ``key`` in ``pipe``: on the key's node and so on
+        the write's connection (``WAIT`` counts the replicas that have *this connection's*
+        writes)."""
+        if isinstance(self._redis, RedisCluster):
+            await self._redis.initialize()
+            node = self._redis.get_node_from_key(key)
+            pipe.execute_command("WAIT", self.wait_replicas, self._wait_ms, target_nodes=node)
+        else:
+            pipe.execute_command("WAIT", self.wait_replicas, self._wait_ms)
+
+    async def _execute_waiting(self, pipe: Any) -> list[Any]:
+        """Execute ``pipe``; when it ends with ``WAIT``, an error of the ``WAIT`` alone (its node
+        was demoted meanwhile: "WAIT cannot be used with replica instances") counts as no
+        replica acknowledging, and any other error is raised."""
+        if not self.wait_replicas:
+            return list(await pipe.execute())
+        *replies, acked = await pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return [*replies, 0 if isinstance(acked, Exception) else acked]
+
+    def _note_replicas(self, acked: int, key: str) -> None:
+        """Count a ``WAIT``'s answer; fewer replicas than asked: the write is not acknowledged
+        (``StoreUnavailableError``, 503) — it is on the master and may or may not survive it, so
+        the client's retry with its ``unique_id`` decides."""
+        if self._observer is not None:
+            self._observer.replicas(self.wait_replicas, int(acked))
+        self.counters.replica_waits += 1
+        self.counters.replica_acks += int(acked)
+        if int(acked) < self.wait_replicas:
+            self.counters.replica_shortfalls += 1
+            fields = {"asked": self.wait_replicas, "acknowledged": int(acked), "key": key}
+            log.warning("redis write reached fewer replicas than asked", extra={"fields": fields})
+            raise StoreUnavailableError(
+                f"session write reached {int(acked)} of {self.wait_replicas} replicas within "
+                f"{self._wait_ms} ms; it may not survive a failover (retry with the same unique_id)"
+            )
 
     # -- keys and encoding -------------------------------------------------------------------
     def keys(self, session_id: str) -> list[str]:
@@ -393,8 +490,12 @@ class RedisSessionStore:
             await self._create_script(keys=keys[:1], args=["0", doc, ttl_ms], client=pipe)
             pipe.zadd(self.index_key, {record.session_id: self._now_ms() + ttl_ms}, nx=True)
             with redis_errors("create", record.session_id):
-                created, _ = await pipe.execute()
+                if self.wait_replicas:
+                    await self._queue_wait(pipe, keys[0])
+                created, _, *acked = await self._execute_waiting(pipe)
         self.note_round_trip(len(doc))
+        if acked:
+            self._note_replicas(acked[0], keys[0])
         self._check_created(record, created)
         return self._lease(record, ttl_ms)
 
@@ -420,8 +521,12 @@ class RedisSessionStore:
             async with self._redis.pipeline(transaction=False) as pipe:
                 await self._create_script(keys=keys[:1], args=["0", doc, ttl_ms], client=pipe)
                 await self._index_script(keys=sets, args=args(), client=pipe)
-                created, verdict = await pipe.execute()
+                if self.wait_replicas:
+                    await self._queue_wait(pipe, keys[0])
+                created, verdict, *acked = await self._execute_waiting(pipe)
             self.note_round_trip(len(doc))
+            if acked:
+                self._note_replicas(acked[0], keys[0])
             self._check_created(record, created)
             for _ in range(self.max_attempts):
                 if verdict[0] == 0:
@@ -606,3 +711,34 @@ class RedisSessionStore:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+class Script:
+    """A Lua script of the store's client, run by its SHA; queued in a cluster pipeline it is
+    sent whole (``EVAL``): a pipeline cannot load a script the node it reaches has not cached
+    (a replica just promoted by a failover), a single call loads it and tries again."""
+
+    def __init__(self, client: RedisClient, text: str) -> None:
+        self._text = text
+        self._script = client.register_script(text)
+
+    async def __call__(self, keys: list[str], args: list[str | int], *, client: Any = None) -> Any:
+        if isinstance(client, ClusterPipeline):
+            return client.eval(self._text, len(keys), *keys, *args)
+        return await self._script(keys=keys, args=args, client=client)
+
+
+def _client(url: str, socket_timeout: float) -> RedisClient:
+    """One Redis, or a Redis Cluster whose commands are retried through a failover for about
+    ``socket_timeout`` seconds (the module docstring)."""
+    options: dict[str, Any] = {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": socket_timeout,
+    }
+    if not is_cluster_url(url):
+        return redis_asyncio.Redis.from_url(url, health_check_interval=30, **options)
+    tries = max(1, int(socket_timeout / _CLUSTER_BACKOFF_CAP_S))
+    retry = Retry(ExponentialWithJitterBackoff(base=0.02, cap=_CLUSTER_BACKOFF_CAP_S), tries)
+    first, nodes = parse_cluster_url(url)
+    startup = [ClusterNode(host, port) for host, port in nodes[1:]]
+    return RedisCluster.from_url(first, retry=retry, startup_nodes=startup, **options)

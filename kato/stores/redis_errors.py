@@ -24,6 +24,8 @@ _UNAVAILABLE = (
     redis_exceptions.ClusterDownError,
     redis_exceptions.MasterDownError,
     redis_exceptions.ReadOnlyError,
+    redis_exceptions.SlotNotCoveredError,  # a cluster slot without a master (mid-failover)
+    redis_exceptions.RedisClusterUnreachableError,
 )
 
 

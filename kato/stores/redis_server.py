@@ -34,7 +34,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal, Self
 
@@ -99,6 +99,7 @@ class RedisServer:
       at a time: a second one on the same folder (two servers appending to one AOF would
       corrupt it) raises ``InvalidConfigError``.
     * **binary** - the ``redis-server`` to run (default: :func:`find_redis_server`).
+    * **extra_args** - more ``redis-server`` options (a cluster node's, :mod:`.redis_cluster`).
     """
 
     def __init__(
@@ -107,11 +108,13 @@ class RedisServer:
         persistence: Persistence = "none",
         data_dir: Path | None = None,
         binary: Path | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         if persistence not in PERSISTENCE_MODES:
             raise ValueError(f"persistence must be one of {PERSISTENCE_MODES}, got {persistence!r}")
         self.persistence = persistence
         self.binary = binary or find_redis_server()
+        self.extra_args = tuple(extra_args)
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="kato-redis-"))
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -151,6 +154,7 @@ class RedisServer:
             *aof,
             "--daemonize", "no",
             "--databases", "16",
+            *self.extra_args,
         ]  # fmt: skip
 
     def start(self, *, timeout: float = 10.0) -> Self:

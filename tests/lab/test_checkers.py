@@ -30,6 +30,7 @@ from kato.lab.checkers import (
     compose,
     count_cases,
     counts,
+    faults,
     frequency_cases,
     isolation,
     isolation_cases,
@@ -706,3 +707,37 @@ def test_ltm_effects_an_unknown_learn_its_session_shows_happened_must_count() ->
     # a pattern never written is NOT_FOUND: its frequency is 0
     missing = build(shown + f"c1 read s1 [] ok; c9 get n1 {AB} 0 fail:NOT_FOUND")
     assert [c["kind"] for c in ltm_effects_cases(missing)] == ["lost"]
+
+
+# -- faults: unavailability and lost acknowledged observes per window ----------------------------
+
+
+def _window(history: History, start_ms: int, stop_ms: int) -> History:
+    """``history`` with a ``redis-failover`` window from ``start_ms`` to ``stop_ms``."""
+    ops = list(history)
+    for phase, at in (("start", start_ms), ("stop", stop_ms)):
+        op = Op(
+            len(ops) + 1, "nemesis", "fault", invoke_ns=_ns(f"{at}ms"), complete_ns=_ns(f"{at}ms")
+        )
+        op.outcome, op.args = "ok", {"name": "redis-failover", "phase": phase}
+        ops.append(op)
+    return History(ops)
+
+
+def test_faults_reports_the_unavailable_stretch_and_the_lost_observes() -> None:
+    h = _window(
+        build(
+            "c1 create s1 ok @0ms-1ms; c1 observe s1 a ok @2ms-3ms; c2 observe s1 b ok @12ms-30ms; "
+            "c1 observe s1 c fail:STORE_UNAVAILABLE @14ms-40ms; c1 observe s1 d ok @45ms-46ms; "
+            "c1 read s1 [b d] ok @60ms-61ms"
+        ),
+        10,
+        50,
+    )
+    verdict = faults(h)
+    [window] = [e for e in verdict.examples if e["kind"] == "window"]
+    # served at 30 ms, then nothing until the window closed at 50 ms: the longest gap is 20 ms
+    assert window["unavailable_ms"] == pytest.approx(20.0)
+    # "a" (acknowledged before the window) is missing from the final read: lost to this window
+    assert (window["lost"], window["lost_count"]) == ([2], 1)
+    assert verdict.counts["lost"] == 1 and verdict.counts["max_unavailable_ms"] == 20

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kato.lab.durability import FAULTS
+from kato.lab.durability import CLUSTER_FAULTS, FAULTS
 
 
 def _durability(out: Path, *args: str) -> tuple[int, pd.DataFrame, str]:
@@ -31,7 +31,7 @@ def _durability(out: Path, *args: str) -> tuple[int, pd.DataFrame, str]:
 
 
 def test_aof_always_loses_nothing_under_any_fault(tmp_path: Path) -> None:
-    code, table, out = _durability(tmp_path, "--persistence", "always")
+    code, table, out = _durability(tmp_path, "--persistence", "always", "--cluster-waits")
     assert code == 0, out
     assert list(table["fault"]) == list(FAULTS)
     assert (table["persistence"] == "always").all()
@@ -41,9 +41,25 @@ def test_aof_always_loses_nothing_under_any_fault(tmp_path: Path) -> None:
 
 
 def test_no_persistence_loses_what_came_before_a_redis_kill(tmp_path: Path) -> None:
-    code, table, out = _durability(tmp_path, "--persistence", "none", "--faults", "redis-kill")
+    code, table, out = _durability(
+        tmp_path, "--persistence", "none", "--faults", "redis-kill", "--cluster-waits"
+    )
     assert code == 0, out  # only AOF always promises anything
     [row] = table.to_dict("records")
     # the sessions themselves are gone after the restart: every acknowledged observe came before
     assert row["acknowledged"] > 0 and row["lost"] == row["acknowledged"], out
     assert not row["verdict"]
+
+
+def test_wait_1_loses_nothing_when_a_cluster_master_fails_over(tmp_path: Path) -> None:
+    """The faults that lose what a master acknowledged before its replica had it (a kill, and a
+    pause during which the replica is promoted while the old master still accepts writes):
+    with ``KATO_REDIS_WAIT_REPLICAS=1`` nothing acknowledged is lost, and every failure is an
+    honest 503."""
+    code, table, out = _durability(tmp_path, "--persistence", "--faults", "--cluster-waits", "1")
+    assert code == 0, out
+    assert list(table["fault"]) == list(CLUSTER_FAULTS)
+    assert (table["redis"] == "cluster").all() and (table["wait_replicas"] == 1).all()
+    assert (table["acknowledged"] > 100).all(), out
+    assert (table["lost"] == 0).all(), out
+    assert table["verdict"].all(), out

@@ -159,3 +159,34 @@ def test_a_fault_window_lies_inside_the_run_by_default() -> None:
     assert counted.fault_length_s() == 1.0
     assert counted.with_(fault_at_s=0.2, fault_for_s=0.5).fault_start_s() == 0.2
     assert timed.plan_operations > counted.plan_operations == 300
+
+
+_HTTP_REDIS = {"target": "http", "store": "redis", "workers": 2}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"redis_cluster": 3, "target": "engine", "store": "memory", "workers": 1}, "need target"),
+        ({**_HTTP_REDIS, "redis_cluster": -1}, "redis_cluster and redis_wait_replicas must be >="),
+        ({**_HTTP_REDIS, "redis_cluster": 3, "redis_persistence": "always"}, "persistence=none"),
+        ({**_HTTP_REDIS, "redis_cluster": 3, "fault": "redis-kill"}, "a cluster run's faults"),
+        ({**_HTTP_REDIS, "fault": "redis-failover"}, "redis-failover needs redis_cluster >= 1"),
+        ({**_HTTP_REDIS, "hosts": 0}, "hosts must be >= 1"),
+        ({"hosts": 2}, "hosts > 1 needs target=http, store=redis"),
+        ({**_HTTP_REDIS, "hosts": 2, "fault": "service-restart"}, "one host only"),
+    ],
+)
+def test_cluster_and_hosts_are_refused_where_they_cannot_run(
+    changes: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        NOOP.with_(**changes)
+
+
+def test_a_cluster_run_with_its_faults_and_hosts_is_valid() -> None:
+    for fault in ("redis-failover", "redis-master-pause", "worker-kill"):
+        spec = NOOP.with_(
+            **_HTTP_REDIS, redis_cluster=3, redis_wait_replicas=1, hosts=2, fault=fault
+        )
+        assert spec.redis_cluster == 3 and spec.hosts == 2

@@ -1,8 +1,11 @@
-"""The report's failures, asked again of ``kato serve --workers 4`` on the embedded Redis.
+"""The report's failures, asked again of ``kato serve --workers 4`` on the embedded Redis, and
+of two such hosts on an embedded Redis Cluster.
 
-Every test talks to a real server with four worker processes, a real redis-server, and the
-shared SQLite long-term memory, through several independent HTTP clients (separate connection
-pools), so consecutive requests land on different workers.
+Every test talks to real servers with four worker processes each, through several independent
+HTTP clients (separate connection pools), so consecutive requests land on different workers:
+``redis`` is one host on a real redis-server with the shared SQLite long-term memory;
+``cluster`` is two hosts on the session-wide embedded Redis Cluster (3 masters, 3 replicas)
+sharing a MongoDB long-term memory (``nx-27017``), the clients alternating between the hosts.
 """
 
 from __future__ import annotations
@@ -11,13 +14,17 @@ import asyncio
 import itertools
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from kato.engine import pattern_name
+from kato.ltm.nx27017 import running_nx27017
+from kato.stores.redis_cluster import EmbeddedCluster
 from kato.stores.redis_server import RedisServer
 
 WORKERS = 4
@@ -29,25 +36,64 @@ def redis_for_server() -> Iterator[RedisServer]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def cluster(redis_for_server: RedisServer, start_server: Any) -> Iterator[str]:
-    """``kato serve --workers 4 --store redis --ltm sqlite`` on a Redis the test controls."""
-    env = {"KATO_REDIS_URL": redis_for_server.url, "KATO_REDIS_TIMEOUT": "1"}
-    args = ("--workers", str(WORKERS), "--store", "redis", "--ltm", "sqlite")
-    with start_server(*args, env=env) as server:
-        yield server.url
+@dataclass(frozen=True)
+class Service:
+    """The hosts under test, and how to freeze and thaw every Redis they use."""
+
+    urls: list[str]
+    pause: Callable[[], None]
+    resume: Callable[[], None]
+
+
+@pytest.fixture(scope="module", params=["redis", "cluster"])
+def cluster(
+    request: pytest.FixtureRequest, start_server: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    """``kato serve --workers 4 --store redis``: one host on a Redis the test controls with the
+    SQLite LTM, or two hosts on the embedded cluster with a MongoDB LTM."""
+    args = ("--workers", str(WORKERS), "--store", "redis")
+    if request.param == "redis":
+        redis_server: RedisServer = request.getfixturevalue("redis_for_server")
+        env = {"KATO_REDIS_URL": redis_server.url, "KATO_REDIS_TIMEOUT": "1"}
+        with start_server(*args, "--ltm", "sqlite", env=env) as server:
+            yield Service([server.url], redis_server.pause, redis_server.resume)
+        return
+    redis_cluster: EmbeddedCluster = request.getfixturevalue("redis_cluster")
+    with running_nx27017(Path(tmp_path_factory.mktemp("multihost-ltm"))) as mongo_url:
+        env = {
+            "KATO_REDIS_URL": redis_cluster.url,
+            "KATO_REDIS_TIMEOUT": "1",
+            "KATO_MONGO_URL": mongo_url,
+        }
+        with (
+            start_server(*args, "--ltm", "mongo", env=env) as first,
+            start_server(*args, "--ltm", "mongo", env=env) as second,
+        ):
+
+            def pause() -> None:
+                for node in redis_cluster.nodes:
+                    node.pause()
+
+            def resume() -> None:
+                for node in redis_cluster.nodes:
+                    node.resume()
+
+            yield Service([first.url, second.url], pause, resume)
 
 
 class Pool:
     """Several independent HTTP clients used round-robin (each has its own connections)."""
 
-    def __init__(self, base_url: str, size: int = 8) -> None:
+    def __init__(self, base_urls: list[str], size: int = 8) -> None:
         self.clients = [
             httpx.AsyncClient(
-                base_url=base_url, timeout=30, limits=httpx.Limits(max_connections=16)
+                base_url=base_urls[i % len(base_urls)],
+                timeout=30,
+                limits=httpx.Limits(max_connections=16),
             )
-            for _ in range(size)
+            for i in range(size)
         ]
+        self.hosts = self.clients[: len(base_urls)]  # one client of each host
         self._next = itertools.cycle(self.clients)
         self.workers: Counter[str] = Counter()
 
@@ -63,9 +109,9 @@ class Pool:
         await asyncio.gather(*(c.aclose() for c in self.clients))
 
 
-def run(base_url: str, scenario: Any) -> Any:
+def run(service: Service, scenario: Any) -> Any:
     async def main() -> Any:
-        pool = Pool(base_url)
+        pool = Pool(service.urls)
         try:
             return await scenario(pool)
         finally:
@@ -80,7 +126,7 @@ async def create(pool: Pool, node: str, **body: Any) -> str:
     return str(response.json()["session_id"])
 
 
-def test_200_concurrent_observes_into_one_session_are_all_kept(cluster: str) -> None:
+def test_200_concurrent_observes_into_one_session_are_all_kept(cluster: Service) -> None:
     async def scenario(pool: Pool) -> None:
         sid = await create(pool, "mw-shared")
         symbols = [f"sym-{i:03d}" for i in range(200)]
@@ -103,7 +149,7 @@ def test_200_concurrent_observes_into_one_session_are_all_kept(cluster: str) -> 
     run(cluster, scenario)
 
 
-def test_1000_create_then_read_pairs_never_miss(cluster: str) -> None:
+def test_1000_create_then_read_pairs_never_miss(cluster: Service) -> None:
     async def scenario(pool: Pool) -> None:
         misses: list[str] = []
         pairs_on_two_workers = 0
@@ -134,7 +180,7 @@ def test_1000_create_then_read_pairs_never_miss(cluster: str) -> None:
     run(cluster, scenario)
 
 
-def test_the_reports_stress_test_succeeds_every_time(cluster: str) -> None:
+def test_the_reports_stress_test_succeeds_every_time(cluster: Service) -> None:
     """The seed's shape: 50 rapid create → observe → delete cycles, at most 10 at once."""
 
     async def scenario(pool: Pool) -> None:
@@ -160,7 +206,7 @@ def test_the_reports_stress_test_succeeds_every_time(cluster: str) -> None:
     run(cluster, scenario)
 
 
-def test_a_session_deleted_during_writes_never_comes_back(cluster: str) -> None:
+def test_a_session_deleted_during_writes_never_comes_back(cluster: Service) -> None:
     async def scenario(pool: Pool) -> None:
         for round_ in range(5):
             sid = await create(pool, "mw-delete")
@@ -188,7 +234,7 @@ def test_a_session_deleted_during_writes_never_comes_back(cluster: str) -> None:
     run(cluster, scenario)
 
 
-def test_count_is_exact_under_churn_and_after_expiry(cluster: str) -> None:
+def test_count_is_exact_under_churn_and_after_expiry(cluster: Service) -> None:
     async def scenario(pool: Pool) -> None:
         async def count() -> int:
             # every worker must give the same answer: the count lives in the store
@@ -213,7 +259,7 @@ def test_count_is_exact_under_churn_and_after_expiry(cluster: str) -> None:
     run(cluster, scenario)
 
 
-def test_100_sessions_learning_the_same_sequence_count_exactly(cluster: str) -> None:
+def test_100_sessions_learning_the_same_sequence_count_exactly(cluster: Service) -> None:
     node = f"mw-learn-{os.getpid()}"
 
     async def scenario(pool: Pool) -> None:
@@ -244,7 +290,7 @@ def test_100_sessions_learning_the_same_sequence_count_exactly(cluster: str) -> 
     run(cluster, scenario)
 
 
-def test_a_learn_on_one_worker_is_predicted_on_every_other(cluster: str) -> None:
+def test_a_learn_on_one_worker_is_predicted_on_every_other(cluster: Service) -> None:
     node = f"mw-visible-{os.getpid()}"
 
     async def scenario(pool: Pool) -> None:
@@ -269,21 +315,23 @@ def test_a_learn_on_one_worker_is_predicted_on_every_other(cluster: str) -> None
     run(cluster, scenario)
 
 
-def test_metrics_aggregate_every_worker(cluster: str) -> None:
+def test_metrics_aggregate_every_worker(cluster: Service) -> None:
     async def scenario(pool: Pool) -> None:
         sid = await create(pool, "mw-metrics")
         for i in range(40):
             await pool.request("POST", f"/sessions/{sid}/observe", json={"strings": [f"m{i}"]})
-        text = (await pool.request("GET", "/metrics", headers={"Accept": "text/plain"})).text
         from prometheus_client.parser import text_string_to_metric_families
 
-        families = {f.name: f for f in text_string_to_metric_families(text)}
-        observed = sum(
-            s.value
-            for s in families["kato_http_requests"].samples
-            if s.name == "kato_http_requests_total"
-            and s.labels["route"] == "/sessions/{session_id}/observe"
-        )
+        observed = 0.0
+        for host in pool.hosts:  # each host adds up its own workers
+            text = (await host.get("/metrics", headers={"Accept": "text/plain"})).text
+            families = {f.name: f for f in text_string_to_metric_families(text)}
+            observed += sum(
+                s.value
+                for s in families["kato_http_requests"].samples
+                if s.name == "kato_http_requests_total"
+                and s.labels["route"] == "/sessions/{session_id}/observe"
+            )
         assert observed >= 40, "the exposition did not add up the workers' counters"
         assert "kato_store_round_trips" in families
         assert "kato_store_conflicts" in families
@@ -291,19 +339,17 @@ def test_metrics_aggregate_every_worker(cluster: str) -> None:
     run(cluster, scenario)
 
 
-def test_redis_down_is_503_and_the_service_recovers(
-    cluster: str, redis_for_server: RedisServer
-) -> None:
+def test_redis_down_is_503_and_the_service_recovers(cluster: Service) -> None:
     async def scenario(pool: Pool) -> None:
         sid = await create(pool, "mw-outage")
-        redis_for_server.pause()
+        cluster.pause()
         try:
             answers = await asyncio.gather(
                 *(pool.request("GET", f"/sessions/{sid}/stm") for _ in range(8)),
                 pool.request("POST", "/sessions", json={"node_id": "mw-outage"}),
             )
         finally:
-            redis_for_server.resume()
+            cluster.resume()
         for answer in answers:
             assert answer.status_code == 503, answer.text
             assert answer.json()["error"]["code"] == "STORE_UNAVAILABLE"

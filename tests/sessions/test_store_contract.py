@@ -1,7 +1,8 @@
 """One contract, every session store: the guarantees of sessions.md, checked the same way.
 
-Each test runs against the in-memory store and against the Redis store on a real embedded
-redis-server. The store's own clock is the thing under test: Redis's is real (its TTL tests
+Each test runs against the in-memory store, against the Redis store on a real embedded
+redis-server, and against the Redis store on an embedded Redis Cluster (3 masters, 3
+replicas). The store's own clock is the thing under test: Redis's is real (its TTL tests
 sleep about a second, the shortest TTL it keeps), the memory store's is a clock the test moves
 (``make_store.sleep``), so its TTL tests take no time.
 """
@@ -29,7 +30,6 @@ from kato.sessions import (
     new_session_id,
 )
 from kato.sessions.redis import RedisSessionStore
-from kato.stores.redis_server import RedisServer
 
 
 class MovedClock:
@@ -57,16 +57,19 @@ class StoreFactory:
         return self.make(**options)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 def make_store(request: pytest.FixtureRequest, key_prefix: str) -> StoreFactory:
     if request.param == "memory":
         clock = MovedClock()
         return StoreFactory(
             lambda **options: MemorySessionStore(clock=clock, **options), clock.sleep
         )
-    server: RedisServer = request.getfixturevalue("redis_server")
+    if request.param == "cluster":
+        url = request.getfixturevalue("redis_cluster").url
+    else:
+        url = request.getfixturevalue("redis_server").url
     return StoreFactory(
-        lambda **options: RedisSessionStore(server.url, key_prefix=key_prefix, **options),
+        lambda **options: RedisSessionStore(url, key_prefix=key_prefix, **options),
         asyncio.sleep,
     )
 

@@ -13,6 +13,11 @@ of the next window (or the end of the history). For each window the report (an e
      "ok_during": 12, "ok_after": 160,
      "recovery_ms": 3.2, "first_ok_after": 101,   # window end → first ok op invoked after it
      "not_found": [], "not_found_count": 0,        # SESSION_NOT_FOUND, certainly-live sessions
+     "unavailable_ms": 2210.4,                     # longest stretch of the window with no op
+                                                   # completing ok (0: always served)
+     "lost": [57, 58], "lost_count": 2,            # acknowledged observes invoked since the
+                                                   # previous window, up to this one's end, that
+                                                   # the final reads miss (no_lost_updates' cases)
      "stop": {...}}                                # what the stop call did (e.g. replacement)
 
 A failed op's code is its ``error_code``, else ``HTTP_<status>``, else ``TRANSPORT`` (no answer:
@@ -34,12 +39,14 @@ checker's anomaly; here such ops are listed per window (``not_found``) and count
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kato.lab.checkers._index import FOREVER, as_index
+from kato.lab.checkers._index import FOREVER, HistoryIndex, as_index
+from kato.lab.checkers._lost_updates import lost_update_cases
 from kato.lab.checkers._read_your_writes import stale_read_cases
 from kato.lab.checkers._verdict import Case, Valid, Verdict, _examples
 from kato.lab.history import Op
@@ -151,6 +158,8 @@ class _Report:
     ok_after: int
     recovered: Op | None
     not_found: list[int]
+    unavailable_ms: float
+    lost: list[int]
 
     @property
     def recovery_ms(self) -> float | None:
@@ -175,11 +184,28 @@ class _Report:
             "first_ok_after": None if self.recovered is None else self.recovered.op_id,
             "not_found": self.not_found[:_LISTED],
             "not_found_count": len(self.not_found),
+            "unavailable_ms": self.unavailable_ms,
+            "lost": self.lost[:_LISTED],
+            "lost_count": len(self.lost),
             "stop": {} if w.stop is None else dict(w.stop.value),
         }
 
 
-def _report(window: FaultWindow, ops: list[Op], not_found: set[int]) -> _Report:
+def _unavailable_ms(window: FaultWindow, during: list[Op]) -> float:
+    """The longest stretch of ``window`` in which no op completed ok (bounded by the history's
+    last completion when the window never closed)."""
+    done = sorted(
+        op.complete_ns for op in during if op.outcome == "ok" and op.complete_ns is not None
+    )
+    end = window.end_ns
+    if end >= FOREVER:
+        last = max((_end(op) for op in during if _end(op) < FOREVER), default=window.begin_ns)
+        end = max(last, window.begin_ns)
+    marks = [window.begin_ns, *(t for t in done if window.begin_ns <= t <= end), end]
+    return round(max(b - a for a, b in itertools.pairwise(marks)) / 1e6, 3)
+
+
+def _report(window: FaultWindow, ops: list[Op], not_found: set[int], lost: list[int]) -> _Report:
     during = [op for op in ops if _during(op, window)]
     after = [op for op in ops if _after(op, window)]
     recovered = min(
@@ -195,7 +221,23 @@ def _report(window: FaultWindow, ops: list[Op], not_found: set[int]) -> _Report:
         sum(op.outcome == "ok" for op in after),
         recovered,
         sorted(op.op_id for op in during + after if op.op_id in not_found),
+        _unavailable_ms(window, during),
+        lost,
     )
+
+
+def _lost_by_window(history: HistoryIndex, windows: list[FaultWindow]) -> list[list[int]]:
+    """Per window, the lost acknowledged observes invoked after the previous window's end and
+    up to this one's (``no_lost_updates`` decides which are lost)."""
+    if not windows:
+        return []
+    by_id = {op.op_id: op for op in history}
+    lost = sorted(int(case["op"]) for case in lost_update_cases(history))
+    spans, since = [], 0
+    for window in windows:
+        spans.append([i for i in lost if since < by_id[i].invoke_ns <= window.end_ns])
+        since = window.end_ns
+    return spans
 
 
 def faults(history: Iterable[Op]) -> Verdict:
@@ -203,14 +245,17 @@ def faults(history: Iterable[Op]) -> Verdict:
 
     Counts: ``windows``, ``failed_during``, ``failed_after``, ``store_unavailable``,
     ``transport``, ``not_found`` (SESSION_NOT_FOUND on certainly-live sessions, in or after a
-    window), ``dishonest``, ``max_recovery_ms`` (rounded up; -1 if some window never recovered).
+    window), ``dishonest``, ``max_recovery_ms`` (rounded up; -1 if some window never recovered),
+    ``lost`` (lost acknowledged observes, in all windows), ``max_unavailable_ms`` (rounded up).
+    A lost observe is ``no_lost_updates``' anomaly; here it is only attributed to a window.
     """
     index = as_index(history)
     ops = _client_ops(index)
     windows = fault_windows(index)
     origin = min((op.intended_ns or op.invoke_ns for op in ops), default=0)
     stale = {int(case["op"]) for case in stale_read_cases(index)} if windows else set()
-    reports = [_report(window, ops, stale) for window in windows]
+    lost = _lost_by_window(index, windows)
+    reports = [_report(w, ops, stale, ids) for w, ids in zip(windows, lost, strict=True)]
     cases = dishonest_error_cases(index)
     undecided: list[Case] = []
     for window in windows:
@@ -255,6 +300,8 @@ def faults(history: Iterable[Op]) -> Verdict:
         "not_found": sum(len(r.not_found) for r in reports),
         "dishonest": sum(case["kind"] == "dishonest-error" for case in cases),
         "max_recovery_ms": math.ceil(max_recovery),
+        "lost": sum(len(r.lost) for r in reports),
+        "max_unavailable_ms": math.ceil(max((r.unavailable_ms for r in reports), default=0.0)),
     }
     valid: Valid = False if cases else ("unknown" if undecided else True)
     return Verdict(
