@@ -6,6 +6,7 @@ saves it as PNG. Nothing here computes a verdict: plots only read.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,11 +15,17 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "TIMELINE_COLOURS",
     "failure_rate_vs_concurrency",
     "latency_by_operation",
+    "latency_cdf",
+    "latency_over_time_by",
     "latency_vs_concurrency",
+    "palette",
+    "rates_vs_concurrency",
     "resources_over_time",
     "throughput_over_time",
+    "timeline",
     "visibility_delay",
 ]
 
@@ -44,14 +51,15 @@ def failure_rate_vs_concurrency(
 ) -> Figure:
     """One line per ``by`` group: ``rate`` (anomalies or errors per operation) vs concurrency."""
     figure, axes = _figure(f"{rate.replace('_', ' ')} vs concurrency")
-    for name, group in runs.groupby(by, sort=True):
+    groups = list(runs.groupby(by, sort=True))
+    for colour, (name, group) in zip(palette(len(groups)), groups, strict=True):
         data = group.groupby("concurrency", as_index=False)[rate].mean()
-        axes.plot(data["concurrency"], data[rate], marker="o", label=str(name))
+        axes.plot(data["concurrency"], data[rate], marker="o", color=colour, label=str(name))
     axes.set_xscale("log", base=2)
     axes.set_xlabel("concurrent clients")
     axes.set_ylabel(f"{rate.replace('_', ' ')} (per operation)")
-    axes.set_ylim(bottom=0)
-    axes.legend(title=by, fontsize="small")
+    _rate_scale(axes, runs[rate])
+    _legend_outside(axes, by)
     return _save(figure, path)
 
 
@@ -188,4 +196,170 @@ def resources_over_time(
     connections.legend(fontsize="small", ncols=2)
     redis.set_ylim(bottom=0)
     redis.set_xlabel("time since the clients started (s)")
+    return _save(figure, path)
+
+
+def palette(count: int) -> list[Any]:
+    """``count`` distinct colours: tab10 up to 10 lines, tab20 up to 20, then a continuous map
+    (the bug zoo draws 11 lines: no two may share a colour)."""
+    from matplotlib import colormaps
+
+    if count <= 10:
+        return [colormaps["tab10"](i) for i in range(count)]
+    if count <= 20:
+        return [colormaps["tab20"](i) for i in range(count)]
+    return [colormaps["turbo"](i / max(count - 1, 1)) for i in range(count)]
+
+
+def _legend_outside(axes: Any, title: str | None = None) -> None:
+    """The legend to the right of the axes, never over the data."""
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(title=title, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+
+
+def _rate_scale(axes: Any, values: Any) -> None:
+    """Symmetric-log when the non-zero rates span more than a decade (low-rate lines stay
+    distinguishable from zero), linear otherwise; zero stays at the bottom."""
+    import numpy as np
+
+    positive = np.asarray([v for v in values if v and v > 0], dtype=float)
+    if len(positive) and positive.max() / positive.min() > 10:
+        axes.set_yscale("symlog", linthresh=float(positive.min()))
+    axes.set_ylim(bottom=0)
+
+
+def rates_vs_concurrency(
+    runs: pd.DataFrame, *, by: str = "variant", path: Path | None = None
+) -> Figure:
+    """Anomaly rate (left) beside error rate (right) vs concurrency, one line per ``by`` group,
+    in distinct colours, legend outside; the anomaly axis symmetric-log where rates span
+    orders of magnitude."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(11, 3.8), layout="constrained")
+    panels = figure.subplots(1, 2)
+    groups = list(runs.groupby(by, sort=True))
+    colours = palette(len(groups))
+    for axes, rate in zip(panels, ("anomaly_rate", "error_rate"), strict=True):
+        for colour, (name, group) in zip(colours, groups, strict=True):
+            data = group.groupby("concurrency", as_index=False)[rate].mean()
+            axes.plot(data["concurrency"], data[rate], marker="o", color=colour, label=str(name))
+        axes.set_xscale("log", base=2)
+        axes.set_xlabel("concurrent clients")
+        axes.set_ylabel(f"{rate.replace('_', ' ')} (per operation)")
+        axes.set_title(f"{rate.replace('_', ' ')} vs concurrency")
+        axes.grid(alpha=0.3)
+        _rate_scale(axes, runs[rate])
+    _legend_outside(panels[1], by)
+    return _save(figure, path)
+
+
+#: A timeline bar's colour per outcome; ``anomaly`` wins over the outcome.
+TIMELINE_COLOURS = {
+    "ok": "tab:blue",
+    "fail": "tab:orange",
+    "unknown": "tab:grey",
+    "anomaly": "tab:red",
+}
+
+
+def timeline(
+    ops: pd.DataFrame,
+    faults: pd.DataFrame,
+    *,
+    anomalous: Collection[int] = (),
+    title: str = "timeline",
+    path: Path | None = None,
+) -> Figure:
+    """Jepsen-style: one lane per client, a bar from each op's invocation to its completion
+    (an op never completed runs to the end), coloured ok / fail / unknown, red when a
+    checker's example names it (``anomalous`` op ids); fault windows shaded."""
+    from matplotlib.patches import Patch
+
+    clients = sorted(ops["client"].unique(), key=_lane_order)
+    lane = {c: i for i, c in enumerate(clients)}
+    height = min(max(2.5, 0.18 * len(clients) + 1.2), 12)
+    figure, axes = _figure(title)
+    figure.set_size_inches(9, height)
+    end = float(ops["done_s"].max()) if len(ops) and ops["done_s"].notna().any() else 0.0
+    for kind, colour in TIMELINE_COLOURS.items():
+        if kind == "anomaly":
+            mine = ops[ops["op_id"].isin(list(anomalous))]
+        else:
+            mine = ops[(ops["outcome"] == kind) & ~ops["op_id"].isin(list(anomalous))]
+        if mine.empty:
+            continue
+        done = mine["done_s"].fillna(end)
+        for y, rows in mine.assign(done=done).groupby(mine["client"].map(lane)):
+            spans = [(s, max(d - s, end / 2000)) for s, d in zip(rows["t_s"], rows["done"],
+                                                                 strict=True)]  # fmt: skip
+            axes.broken_barh(spans, (y - 0.4, 0.8), facecolors=colour)
+    _shade_faults(axes, faults, end)
+    axes.set_yticks(range(len(clients)), clients, fontsize=7 if len(clients) > 20 else 9)
+    axes.set_ylim(-0.7, len(clients) - 0.3)
+    axes.invert_yaxis()
+    axes.set_xlabel("time since the first invocation (s)")
+    axes.set_ylabel("client")
+    handles = [Patch(color=c, label=k) for k, c in TIMELINE_COLOURS.items()]
+    if len(faults):
+        handles.append(Patch(color="tab:red", alpha=0.12, label="fault window"))
+    axes.legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _save(figure, path)
+
+
+def _lane_order(client: str) -> tuple[int, int, str]:
+    """setup first, then c0, c1, … numerically, then final."""
+    if client == "setup":
+        return (0, 0, client)
+    if client.startswith("c") and client[1:].isdigit():
+        return (1, int(client[1:]), client)
+    return (2, 0, client)
+
+
+def _shade_faults(axes: Any, faults: pd.DataFrame, end: float) -> None:
+    for window in faults.itertuples():
+        stop = end if window.end_s is None or window.end_s != window.end_s else window.end_s
+        axes.axvspan(window.start_s, stop, color="tab:red", alpha=0.12)
+
+
+def latency_over_time_by(
+    frames: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]],
+    *,
+    title: str = "latency over time",
+    path: Path | None = None,
+) -> Figure:
+    """Each labelled run's op latencies (ms, log axis) against their completion time, one colour
+    per label (variant, fault, concurrency), its fault windows shaded."""
+    figure, axes = _figure(title)
+    for colour, (label, (ops, faults)) in zip(palette(len(frames)), frames.items(), strict=True):
+        timed = ops.dropna(subset=["latency_ms", "done_s"])
+        axes.scatter(timed["done_s"], timed["latency_ms"], s=4, color=colour, label=label)
+        _shade_faults(axes, faults, float(timed["done_s"].max()) if len(timed) else 0.0)
+    axes.set_yscale("log")
+    axes.set_xlabel("completed at (s since the first invocation)")
+    axes.set_ylabel("latency (ms)")
+    _legend_outside(axes)
+    return _save(figure, path)
+
+
+def latency_cdf(
+    latencies: Mapping[str, Sequence[float]],
+    *,
+    title: str = "latency CDF",
+    path: Path | None = None,
+) -> Figure:
+    """The empirical CDF of each labelled set of latencies (ms, log axis), one line each."""
+    import numpy as np
+
+    figure, axes = _figure(title)
+    for colour, (label, values) in zip(palette(len(latencies)), latencies.items(), strict=True):
+        ordered = np.sort(np.asarray([v for v in values if v == v], dtype=float))
+        if len(ordered):
+            fraction = np.arange(1, len(ordered) + 1) / len(ordered)
+            axes.step(ordered, fraction, where="post", color=colour, label=label)
+    axes.set_xscale("log")
+    axes.set_xlabel("latency (ms)")
+    axes.set_ylabel("fraction of operations ≤")
+    axes.set_ylim(0, 1.01)
+    _legend_outside(axes)
     return _save(figure, path)
