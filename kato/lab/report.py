@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kato.lab import grid
+from kato.lab import grid, story
 from kato.lab.folders import new_folder
 from kato.lab.spec import Experiment
 
@@ -80,9 +80,10 @@ def report(folders: Sequence[Path], root: Path, *, into: Path | None = None) -> 
     params = [json.loads(r.spec.to_json()) | {"run_id": r.run_id} for r in loaded]
     checkers = summary_frame((p, r.verdicts) for p, r in zip(params, loaded, strict=True))
     checkers.to_csv(folder / "checkers.csv", index=False)
-    figures = _figures(folder, rows, loaded)
+    figures = _figures(folder, rows, loaded) + story.figures(folder, loaded)
     headline = f"{len(runs)} runs; {sum(r.valid is True for r in loaded)} valid."
-    _write_pages(folder, "KATO workbench report", headline, runs, figures)
+    told = story.sections(rows, loaded, _label_columns(rows))
+    _write_pages(folder, "KATO workbench report", headline, runs, figures, sections=told)
     return folder
 
 
@@ -109,8 +110,8 @@ def sweep_notebook(
     (folder / "sweep.json").write_text(json.dumps(document, indent=2, default=str) + "\n")
     done, failures = grid.run_notebooks(source, values, folder, parameters=base, progress=progress)
     rows = grid.notebook_table(done)
-    runs = [load(path) for path in _last_faulted(folder, rows)]
-    figures = _figures(folder, rows, runs)
+    runs = [load(path) for path in _run_folders(folder, rows)]
+    figures = _figures(folder, rows, runs) + story.figures(folder, runs)
     for cell in done:
         for figure in (cell.recorded() or {}).get("figures", []):
             figures.append((f"{cell.name}: {Path(figure).stem}", cell.folder / figure))
@@ -122,23 +123,39 @@ def sweep_notebook(
         f"{source.name}: {len(done)} notebook(s), {len(failures)} failed; "
         f"{len(table)} runs, {valid} valid."
     )
-    links = [(c.name, c.values, (c.folder / source.name).relative_to(folder)) for c in done]
-    _write_pages(folder, "KATO sweep report", headline, table, figures, links, failures)
+    links = [(c.name, c.values, _as_html(c.folder / source.name).relative_to(folder)) for c in done]
+    told = story.sections(rows, runs, _label_columns(rows)) if len(rows) else []
+    _write_pages(
+        folder, "KATO sweep report", headline, table, figures, links, failures, sections=told
+    )
     if failures:
         raise SweepError(folder, failures)
     return folder
 
 
-def _last_faulted(folder: Path, rows: pd.DataFrame) -> list[Path]:
-    """The run folder of each notebook cell's last run with a fault (its throughput figure)."""
-    if "fault" not in rows.columns:
+def _run_folders(folder: Path, rows: pd.DataFrame) -> list[Path]:
+    """The run folder of every run the notebook cells recorded (each fault run gets its
+    over-time figures; every run its counter-examples)."""
+    if not {"sweep_cell", "run_id"} <= set(rows.columns):
         return []
-    faulted = rows[rows["fault"].astype(str) != "none"].groupby("sweep_cell").tail(1)
     paths = [
         folder / str(cell) / "runs" / str(run_id)
-        for cell, run_id in zip(faulted["sweep_cell"], faulted["run_id"], strict=True)
+        for cell, run_id in zip(rows["sweep_cell"], rows["run_id"], strict=True)
     ]
     return [path for path in paths if path.exists()]
+
+
+def _as_html(notebook: Path) -> Path:
+    """The executed notebook rendered as HTML beside it (nbconvert), so the report's link opens
+    a page, not raw JSON; the notebook itself if it cannot be rendered (it did not run)."""
+    if not notebook.exists():
+        return notebook
+    from nbconvert import HTMLExporter
+
+    page, _ = HTMLExporter().from_filename(str(notebook))  # type: ignore[no-untyped-call]
+    rendered = notebook.with_suffix(".html")
+    rendered.write_text(page)
+    return rendered
 
 
 def _storable(table: pd.DataFrame) -> pd.DataFrame:
@@ -182,7 +199,7 @@ def _figures(folder: Path, rows: pd.DataFrame, faulted: Iterable[Run]) -> list[t
             path = folder / f"throughput-{result.run_id}.png"
             ops, faults = ops_frame(result.history), faults_frame(result.history)
             plots.throughput_over_time(ops, faults, path=path).clear()
-            title = f"throughput over time under {result.spec.fault} ({result.run_id})"
+            title = f"throughput over time: {story.run_label(result)} ({result.run_id})"
             figures.append((title, path))
     return figures
 
@@ -206,13 +223,17 @@ def _write_pages(
     figures: Sequence[tuple[str, Path]],
     links: Sequence[tuple[str, Mapping[str, Any], Path]] = (),
     failures: Sequence[Exception] = (),
+    *,
+    sections: Sequence[story.Section] = (),
 ) -> None:
     """``report.md`` and ``report.html``: the headline, the summary table, the figures and, for
     a notebook sweep, each cell's executed notebook (``links``) and the ``failures``."""
     columns = [c for c in ["sweep_cell", *SUMMARY_COLUMNS] if c in table.columns]
     summary = table[columns].round(3)
     shown = summary.to_markdown(index=False) if len(summary) else "(no runs recorded)"
-    lines = [f"# {title}", "", headline, "", shown, ""]
+    lines = [f"# {title}", "", headline, ""]
+    lines += [part for s in sections for part in (f"## {s.title}", "", s.markdown, "")]
+    lines += ["## Runs", "", shown, ""]
     if links or failures:
         lines += ["## Notebooks", ""]
         lines += [f"- [{n}]({p}): `{json.dumps(v, default=str)}`" for n, v, p in links]
@@ -231,7 +252,9 @@ def _write_pages(
         "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}"
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
         f"img{{max-width:100%}}.failed{{color:#b00}}</style></head><body><h1>{html.escape(title)}"
-        f"</h1><p>{html.escape(headline)}</p>{summary.to_html(index=False)}"
+        f"</h1><p>{html.escape(headline)}</p>"
+        + "".join(f"<h2>{html.escape(s.title)}</h2>{s.html}" for s in sections)
+        + f"<h2>Runs</h2>{summary.to_html(index=False)}"
         f"<h2>Figures</h2>{_html_figures(figures)}"
         + (f"<h2>Notebooks</h2><ul>{items}</ul>" if items else "")
         + "</body></html>"
