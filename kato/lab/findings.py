@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ __all__ = [
     "examples_html",
     "expected_failure",
     "headline_table",
+    "saved_examples",
 ]
 
 #: The keys of a checker's example that name an operation (``op`` and those it is compared to).
@@ -130,3 +132,19 @@ def headline_table(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(lines)
+
+
+def saved_examples(runs_dir: Path, run_ids: Iterable[str]) -> pd.DataFrame:
+    """:func:`counter_examples` of saved runs (``runs_dir/<run-id>/verdicts.json``), one row per
+    run × failing checker: what a notebook shows under its table of rates."""
+    import pandas as pd
+
+    columns = ["run_id", "checker", "anomalies", "kind", "ops", "expected", "seen", "why"]
+    rows = [
+        {"run_id": run_id, **example}
+        for run_id in run_ids
+        for example in counter_examples(
+            json.loads((runs_dir / run_id / "verdicts.json").read_text())
+        )
+    ]
+    return pd.DataFrame(rows, columns=columns)
