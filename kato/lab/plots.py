@@ -21,6 +21,7 @@ __all__ = [
     "latency_cdf",
     "latency_over_time_by",
     "latency_vs_concurrency",
+    "latency_vs_concurrency_by",
     "palette",
     "rates_vs_concurrency",
     "resources_over_time",
@@ -87,11 +88,12 @@ def throughput_over_time(
     *,
     bucket_s: float = 0.25,
     path: Path | None = None,
+    title: str = "throughput over time",
 ) -> Figure:
     """Completed operations per second over the run, ok and not ok, fault windows shaded."""
     import numpy as np
 
-    figure, axes = _figure("throughput over time")
+    figure, axes = _figure(title)
     done = ops.dropna(subset=["done_s"])
     end = float(done["done_s"].max()) if len(done) else 1.0
     edges = np.arange(0.0, end + bucket_s, bucket_s)
@@ -293,7 +295,9 @@ def timeline(
         for y, rows in mine.assign(done=done).groupby(mine["client"].map(lane)):
             spans = [(s, max(d - s, end / 2000)) for s, d in zip(rows["t_s"], rows["done"],
                                                                  strict=True)]  # fmt: skip
-            axes.broken_barh(spans, (y - 0.4, 0.8), facecolors=colour)
+            axes.broken_barh(
+                spans, (y - 0.4, 0.8), facecolors=colour, edgecolors="white", linewidth=0.4
+            )
     _shade_faults(axes, faults, end)
     axes.set_yticks(range(len(clients)), clients, fontsize=7 if len(clients) > 20 else 9)
     axes.set_ylim(-0.7, len(clients) - 0.3)
@@ -319,7 +323,7 @@ def _lane_order(client: str) -> tuple[int, int, str]:
 def _shade_faults(axes: Any, faults: pd.DataFrame, end: float) -> None:
     for window in faults.itertuples():
         stop = end if window.end_s is None or window.end_s != window.end_s else window.end_s
-        axes.axvspan(window.start_s, stop, color="tab:red", alpha=0.12)
+        axes.axvspan(window.start_s, stop, color="tab:red", alpha=0.15, zorder=3)
 
 
 def latency_over_time_by(
@@ -362,4 +366,24 @@ def latency_cdf(
     axes.set_ylabel("fraction of operations ≤")
     axes.set_ylim(0, 1.01)
     _legend_outside(axes)
+    return _save(figure, path)
+
+
+def latency_vs_concurrency_by(
+    runs: pd.DataFrame, *, by: str, path: Path | None = None, title: str = "latency vs concurrency"
+) -> Figure:
+    """p50 (solid) and p99 (dashed) latency per concurrency, one colour per ``by`` group (a
+    variant, a fault…), so cells that differ are never averaged together; legend outside."""
+    figure, axes = _figure(title)
+    groups = list(runs.groupby(by, sort=True))
+    for colour, (name, group) in zip(palette(len(groups)), groups, strict=True):
+        data = group.groupby("concurrency", as_index=False)[["p50_ms", "p99_ms"]].mean()
+        for column, style in (("p50_ms", "-o"), ("p99_ms", "--^")):
+            label = f"{name} {column.removesuffix('_ms')}"
+            axes.plot(data["concurrency"], data[column], style, color=colour, label=label)
+    axes.set_xscale("log", base=2)
+    axes.set_yscale("log")
+    axes.set_xlabel("concurrent clients")
+    axes.set_ylabel("latency (ms)")
+    _legend_outside(axes, by)
     return _save(figure, path)

@@ -192,14 +192,15 @@ def _figures(folder: Path, rows: pd.DataFrame, faulted: Iterable[Run]) -> list[t
         figures.append((f"{rate.replace('_', ' ')} vs concurrency, by {by}", path))
     if {"p50_ms", "p90_ms", "p99_ms", "max_ms"} <= set(rows.columns):
         path = folder / "latency.png"
-        plots.latency_vs_concurrency(rows, path=path).clear()
-        figures.append(("latency percentiles vs concurrency", path))
+        plots.latency_vs_concurrency_by(data, by=by, path=path).clear()
+        figures.append((f"latency p50 / p99 vs concurrency, by {by}", path))
     for result in faulted:
         if any(op.f == "fault" for op in result.history):
             path = folder / f"throughput-{result.run_id}.png"
             ops, faults = ops_frame(result.history), faults_frame(result.history)
-            plots.throughput_over_time(ops, faults, path=path).clear()
-            title = f"throughput over time: {story.run_label(result)} ({result.run_id})"
+            title = f"throughput over time: {story.run_label(result)}"
+            plots.throughput_over_time(ops, faults, path=path, title=title).clear()
+            title += f" ({result.run_id})"
             figures.append((title, path))
     return figures
 

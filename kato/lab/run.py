@@ -67,7 +67,11 @@ def _run_id(spec: Experiment) -> str:
 def _git_revision() -> str | None:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         done = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,  # the code's revision, wherever the run is
         )
         if done.returncode == 0:
             return done.stdout.strip()
