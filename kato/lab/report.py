@@ -123,7 +123,9 @@ def sweep_notebook(
         f"{source.name}: {len(done)} notebook(s), {len(failures)} failed; "
         f"{len(table)} runs, {valid} valid."
     )
-    links = [(c.name, c.values, _as_html(c.folder / source.name).relative_to(folder)) for c in done]
+    for cell in done:
+        _as_html(cell.folder / source.name)
+    links = [(c.name, c.values, (c.folder / source.name).relative_to(folder)) for c in done]
     told = story.sections(rows, runs, _label_columns(rows)) if len(rows) else []
     _write_pages(
         folder, "KATO sweep report", headline, table, figures, links, failures, sections=told
@@ -145,17 +147,19 @@ def _run_folders(folder: Path, rows: pd.DataFrame) -> list[Path]:
     return [path for path in paths if path.exists()]
 
 
-def _as_html(notebook: Path) -> Path:
-    """The executed notebook rendered as HTML beside it (nbconvert), so the report's link opens
-    a page, not raw JSON; the notebook itself if it cannot be rendered (it did not run)."""
+def _as_html(notebook: Path) -> None:
+    """The executed notebook rendered as HTML beside it (nbconvert), so the report links a
+    page, not only raw JSON (nothing if the notebook is missing: it did not run)."""
     if not notebook.exists():
-        return notebook
+        return
+    import warnings
+
     from nbconvert import HTMLExporter
 
-    page, _ = HTMLExporter().from_filename(str(notebook))  # type: ignore[no-untyped-call]
-    rendered = notebook.with_suffix(".html")
-    rendered.write_text(page)
-    return rendered
+    with warnings.catch_warnings():  # the recorded results' own MIME type has no HTML: skipped
+        warnings.filterwarnings("ignore", "Your element with mimetype", UserWarning)
+        page, _ = HTMLExporter().from_filename(str(notebook))  # type: ignore[no-untyped-call]
+    notebook.with_suffix(".html").write_text(page)
 
 
 def _storable(table: pd.DataFrame) -> pd.DataFrame:
@@ -237,13 +241,17 @@ def _write_pages(
     lines += ["## Runs", "", shown, ""]
     if links or failures:
         lines += ["## Notebooks", ""]
-        lines += [f"- [{n}]({p}): `{json.dumps(v, default=str)}`" for n, v, p in links]
+        lines += [
+            f"- [{n}]({p.with_suffix('.html')}) ([ipynb]({p})): `{json.dumps(v, default=str)}`"
+            for n, v, p in links
+        ]
         lines += ["", *(f"- FAILED {f}" for f in failures), ""]
     lines += [f"![{name}]({path.relative_to(folder)})" for name, path in figures]
     (folder / "report.md").write_text("\n".join(lines) + "\n")
 
     items = "".join(
-        f"<li><a href='{html.escape(str(p))}'>{html.escape(n)}</a> "
+        f"<li><a href='{html.escape(str(p.with_suffix('.html')))}'>{html.escape(n)}</a> "
+        f"(<a href='{html.escape(str(p))}'>ipynb</a>) "
         f"<code>{html.escape(json.dumps(v, default=str))}</code></li>"
         for n, v, p in links
     )
