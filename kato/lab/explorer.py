@@ -12,6 +12,8 @@ import json
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
 from kato.lab.executor import missing
@@ -21,22 +23,29 @@ from kato.lab.spec import Experiment, variant_names
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["Explorer", "LivePlot", "live_view_cost"]
+__all__ = ["Explorer", "LivePlot", "live_view_cost", "render"]
 
 
 class LivePlot:
-    """Operations as they complete, drawn as PNG: a Locust-like panel of what happened per second.
+    """Operations as they complete, summarised per time bin and drawn as a Locust-like panel.
 
-    :meth:`add` may be called from any thread (``run``'s ``on_op``) and only appends; drawing
-    (:meth:`png`) happens elsewhere — the explorer's painter thread — so the loop that drives
-    the clients never waits for matplotlib. Once the run is judged, ``anomalous`` (the op ids
-    the checkers' examples name) adds the anomalies per second."""
+    :meth:`add` may be called from any thread (``run``'s ``on_op``) and only appends. The
+    explorer's painter thread asks for :meth:`summary` — per-bin counts and percentiles, folded
+    in incrementally, a few short arrays — and draws it with :func:`render` in another process,
+    so the loop that drives the clients never waits for matplotlib (nor for the GIL matplotlib
+    would hold). Once the run is judged, ``anomalous`` (the op ids the checkers' examples name)
+    adds the anomalies per second."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         #: (op id, completed at s, latency ms, outcome)
         self._points: list[tuple[int, float, float, str]] = []
         self._start: int | None = None
+        self._seen = 0
+        self._latencies: list[list[float]] = []  # per bin
+        self._failures: list[int] = []  # per bin
+        self._quantiles: dict[int, tuple[float, float]] = {}  # p50, p95 of bins now closed
+        self._outcomes: dict[str, int] = dict.fromkeys(("ok", "fail", "unknown"), 0)
 
     def add(self, op: Op) -> None:
         if op.f == "fault" or op.complete_ns is None or op.latency_ns is None:
@@ -55,56 +64,120 @@ class LivePlot:
         with self._lock:
             return self._points[-1][1] if self._points else 0.0
 
-    def png(self, title: str = "", anomalous: Collection[int] = ()) -> bytes:
-        """Ops, failures (and anomalies) per second; p50/p95 latency per second; outcomes."""
+    def summary(self, anomalous: Collection[int] = ()) -> dict[str, Any]:
+        """Per :data:`_BIN_S` bin: ``t``, ``ops_s``, ``failures_s``, ``anomalies_s``, ``p50``,
+        ``p95``; and ``outcomes`` so far. Folds in only what arrived since the last call (one
+        caller at a time: the painter, then the explorer once the run is over)."""
         import numpy as np
-        from matplotlib.figure import Figure
 
         with self._lock:
-            points = list(self._points)
-        figure = Figure(figsize=(11, 3.0), layout="constrained")
-        rates, latency, counts = figure.subplots(1, 3, width_ratios=[3, 3, 2])
-        seconds = np.array([int(t // _BIN_S) for _, t, _, _ in points], dtype=int)
-        bins = np.arange(seconds.max() + 1 if len(points) else 0)
-        outcomes = np.array([o for *_, o in points])
-        flagged = np.array([i in anomalous for i, *_ in points], dtype=bool)
+            new = self._points[self._seen :]
+            self._seen = len(self._points)
+        for _, t, ms, outcome in new:
+            b = int(t // _BIN_S)
+            while len(self._latencies) <= b:
+                self._latencies.append([])
+                self._failures.append(0)
+            self._latencies[b].append(ms)
+            self._failures[b] += outcome != "ok"
+            self._outcomes[outcome] = self._outcomes.get(outcome, 0) + 1
+        settled = len(self._latencies) - 2  # bins before it receive no more completions
+        quantiles: list[tuple[float, float]] = []
+        for b, values in enumerate(self._latencies):
+            q = self._quantiles.get(b)
+            if q is None:
+                p50, p95 = np.percentile(values, [50, 95]) if values else (np.nan, np.nan)
+                q = (float(p50), float(p95))
+                if b < settled:
+                    self._quantiles[b] = q
+            quantiles.append(q)
+        flagged = [0] * len(self._latencies)
+        if anomalous:
+            with self._lock:
+                for op_id, t, _, _ in self._points:
+                    if op_id in anomalous:
+                        flagged[int(t // _BIN_S)] += 1
         per_s = 1 / _BIN_S
-        for label, mask, colour in (
-            ("ops/s", np.ones(len(points), dtype=bool), "tab:blue"),
-            ("failures/s", outcomes != "ok", "tab:orange"),
-            ("anomalies/s", flagged, "tab:red"),
-        ):
-            counted: Any = np.bincount(seconds[mask], minlength=len(bins)) if len(points) else []
-            rates.plot(bins * _BIN_S, np.asarray(counted) * per_s, label=label, color=colour)
-        rates.set_yscale("symlog", linthresh=1)
-        rates.set_xlabel("time (s)")
-        rates.set_title(title or "operations per second")
-        rates.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        latencies = np.array([ms for _, _, ms, _ in points])
-        for q, style in ((50, "-"), (95, "--")):
-            values = [
-                float(np.percentile(latencies[seconds == b], q)) if (seconds == b).any() else None
-                for b in bins
-            ]
-            latency.plot(bins * _BIN_S, values, style, color="tab:blue", label=f"p{q}")
-        latency.set_xlabel("time (s)")
-        latency.set_ylabel("latency (ms)")
-        latency.set_title("latency per second")
-        latency.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        names = ["ok", "fail", "unknown", "anomaly"]
-        totals = [int((outcomes == n).sum()) for n in names[:3]] + [int(flagged.sum())]
-        counts.bar(names, totals, color=["tab:blue", "tab:orange", "tab:grey", "tab:red"])
-        counts.set_title(f"{len(points)} operations")
-        return _png(figure)
+        return {
+            "t": [b * _BIN_S for b in range(len(self._latencies))],
+            "ops_s": [len(v) * per_s for v in self._latencies],
+            "failures_s": [f * per_s for f in self._failures],
+            "anomalies_s": [f * per_s for f in flagged],
+            "p50": [q[0] for q in quantiles],
+            "p95": [q[1] for q in quantiles],
+            "outcomes": {**self._outcomes, "anomaly": sum(flagged)},
+        }
+
+    def png(self, title: str = "", anomalous: Collection[int] = ()) -> bytes:
+        """:func:`render` of the :meth:`summary` so far, in this process."""
+        return render(self.summary(anomalous), title)
+
+
+def render(summary: dict[str, Any], title: str = "") -> bytes:
+    """A :meth:`LivePlot.summary` as PNG: ops, failures and anomalies per second (symlog);
+    p50/p95 latency per bin; outcomes. A plain function of a few short lists, so the explorer
+    draws it in another process."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(11, 3.0), layout="constrained")
+    rates, latency, counts = figure.subplots(1, 3, width_ratios=[3, 3, 2])
+    for key, colour in (("ops_s", "tab:blue"), ("failures_s", "tab:orange"),
+                        ("anomalies_s", "tab:red")):  # fmt: skip
+        rates.plot(summary["t"], summary[key], label=key.replace("_s", "/s"), color=colour)
+    rates.set_yscale("symlog", linthresh=1)
+    rates.set_xlabel("time (s)")
+    rates.set_title(title or "operations per second")
+    rates.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    for key, style in (("p50", "-"), ("p95", "--")):
+        latency.plot(summary["t"], summary[key], style, color="tab:blue", label=key)
+    latency.set_xlabel("time (s)")
+    latency.set_ylabel("latency (ms)")
+    latency.set_title("latency per bin")
+    latency.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    outcomes = summary["outcomes"]
+    colours = {"ok": "tab:blue", "fail": "tab:orange", "unknown": "tab:grey", "anomaly": "tab:red"}
+    counts.bar(list(colours), [outcomes.get(k, 0) for k in colours], color=list(colours.values()))
+    counts.set_title(f"{sum(v for k, v in outcomes.items() if k != 'anomaly')} operations")
+    return _png(figure)
 
 
 #: The live panel's time bins (seconds).
 _BIN_S = 0.5
 
 
+_pool: ProcessPoolExecutor | None = None
+
+
+def _renderer() -> ProcessPoolExecutor:
+    """One process that draws live panels for every explorer of this kernel (started on first
+    use): matplotlib there holds no lock the clients' event loop needs (the GIL of this one)."""
+    global _pool
+    if _pool is None:
+        import multiprocessing
+
+        _pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        _pool.submit(_warm)  # starts the process and imports matplotlib before the first run
+    return _pool
+
+
+def _draw(summary: dict[str, Any], title: str) -> bytes:
+    """:func:`render` in the renderer process; in this thread if that process cannot run (a
+    script read from stdin cannot be re-imported by a spawned process)."""
+    global _pool
+    try:
+        return _renderer().submit(render, summary, title).result()
+    except BrokenProcessPool:
+        _pool = None
+        return render(summary, title)
+
+
+def _warm() -> None:
+    import matplotlib.figure  # noqa: F401
+
+
 class _Painter(threading.Thread):
-    """Calls ``paint`` every ``every_s`` seconds until stopped, then once more: the live view
-    is drawn here, never in the thread whose event loop drives the clients."""
+    """Calls ``paint`` every ``every_s`` seconds until stopped: the live view is refreshed
+    here, never in the thread whose event loop drives the clients."""
 
     def __init__(self, paint: Callable[[], None], every_s: float) -> None:
         super().__init__(name="kato-explorer-painter", daemon=True)
@@ -146,11 +219,21 @@ class Explorer:
     pressed), :meth:`run` runs in the caller's (headless notebooks call it directly).
 
     The live panel (:class:`LivePlot`, :attr:`phase`: starting / running / checking, n/N and
-    an ETA) is drawn every ``refresh_s`` by a painter thread, not by the clients' event loop;
-    ``live=False`` turns it off (see :func:`live_view_cost`)."""
+    an ETA, the last bin's rates and percentiles) is refreshed every ``refresh_s`` by a painter
+    thread, never by the clients' event loop; its figure is drawn from the recorded operations
+    once the clients are done, or also every ``draw_s`` seconds while they run (in a process
+    of its own; on a loaded 2-core machine that still costs an engine run's p99 several times
+    its 0.3 ms, so it is off by default). ``live=False`` turns the panel off; see
+    :func:`live_view_cost`."""
 
     def __init__(
-        self, spec: Experiment, *, refresh_s: float = 1.0, live: bool = True, **changes: Any
+        self,
+        spec: Experiment,
+        *,
+        refresh_s: float = 1.0,
+        draw_s: float | None = None,
+        live: bool = True,
+        **changes: Any,
     ) -> None:
         try:
             import ipywidgets as w
@@ -160,9 +243,12 @@ class Explorer:
 
         self.base = spec
         self.refresh_s = refresh_s
+        self.draw_s = draw_s
         self.live_view = live
         self.rows: list[dict[str, Any]] = []
         self.last: Any = None
+        #: Live figures drawn while the clients ran, over all runs.
+        self.paints = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         unknown = sorted(set(changes) - set(_CONTROLS))
@@ -219,6 +305,8 @@ class Explorer:
         )
         self._applicable(reset=False)
         self.checked()
+        if live and draw_s is not None:
+            _renderer()
 
     def _applicable(self, *, reset: bool) -> None:
         """Grey out variant and fault where they cannot apply (variants need http + redis,
@@ -298,6 +386,8 @@ class Explorer:
         self._stop.clear()
         began = time.monotonic()
 
+        drawn = [time.monotonic()]
+
         def paint() -> None:
             done = len(live)
             self.progress.value = min(done, self.progress.max)
@@ -311,9 +401,19 @@ class Explorer:
             eta = elapsed * (total - done) / done if done < total else 0.0
             state = "running" if done < total else "checking"
             self.phase.value = f"phase: <b>{state}</b>, {done}/{total} ops, ETA {eta:.0f} s"
-            if self.live_view:
-                self.live.value = live.png(title)
+            if not self.live_view:
+                return
+            summary = live.summary()
+            last = -2 if len(summary["t"]) > 1 else -1  # the last bin still fills
+            self.phase.value += (
+                f"; {summary['ops_s'][last]:.0f} ops/s, {summary['failures_s'][last]:.0f} "
+                f"failures/s, p50 {summary['p50'][last]:.1f} ms, p95 {summary['p95'][last]:.1f} ms"
+            )
+            if self.draw_s is not None and time.monotonic() - drawn[0] >= self.draw_s:
+                self.live.value = _draw(summary, title)
                 self.live.layout.display = None
+                self.paints += 1
+                drawn[0] = time.monotonic()
 
         painter = _Painter(paint, self.refresh_s)
         painter.start()
@@ -376,22 +476,31 @@ def _png(figure: Figure) -> bytes:
 
 
 def live_view_cost(
-    spec: Experiment | None = None, *, repeats: int = 5, refresh_s: float = 0.25
+    spec: Experiment | None = None,
+    *,
+    repeats: int = 5,
+    refresh_s: float = 1.0,
+    draw_s: float | None = None,
 ) -> dict[str, float]:
     """p99 latency (ms) of the same explorer run with the live view off and on, the median of
-    ``repeats`` runs each (alternated, so drift hits both alike), and their ratio. The default
-    spec is an engine run at 32 clients; the view redraws every ``refresh_s``."""
+    ``repeats`` runs each (alternated, so drift hits both alike), their ratio, and how many
+    live figures the "on" runs drew while the clients ran (the explorer's defaults: the panel
+    every ``refresh_s``, no figure until the clients are done unless ``draw_s`` is given). The
+    default spec is an engine run at 32 clients of 40 000 operations (seconds of clients)."""
     import statistics
 
     from kato.lab.spec import Experiment as Spec
 
-    spec = spec or Spec(scenario="shared-session", concurrency=32, operations=2000)
+    spec = spec or Spec(scenario="mixed", concurrency=32, operations=40_000)
     changes = {name: getattr(spec, name) for name in _CONTROLS}
     p99: dict[bool, list[float]] = {False: [], True: []}
+    paints = 0
     for _ in range(repeats):
         for live in (False, True):
-            explorer = Explorer(spec, refresh_s=refresh_s, live=live, **changes)
+            explorer = Explorer(spec, refresh_s=refresh_s, draw_s=draw_s, live=live, **changes)
             explorer.run()
             p99[live].append(float(explorer.rows[-1]["p99_ms"] or 0.0))
+            paints += explorer.paints
     off, on = statistics.median(p99[False]), statistics.median(p99[True])
-    return {"p99_off_ms": off, "p99_on_ms": on, "ratio": on / off if off else float("inf")}
+    ratio = on / off if off else float("inf")
+    return {"p99_off_ms": off, "p99_on_ms": on, "ratio": ratio, "paints": paints}
