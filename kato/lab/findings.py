@@ -79,6 +79,8 @@ def expected_failure(variant: object) -> bool:
 
 
 def _short(value: Any, limit: int = 120) -> str:
+    if value is None:
+        return ""  # not every kind of witness has a ``why``
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
