@@ -352,6 +352,19 @@ def _cmd_durability(args: argparse.Namespace) -> int:
     return 1 if int(promised["lost"].sum()) > 0 else 0
 
 
+def _cmd_live_view_cost(args: argparse.Namespace) -> int:
+    """Exit 1 when the live view more than doubles the p99 it measures."""
+    from kato.lab.explorer import live_view_cost
+
+    cost = live_view_cost(repeats=args.repeats, draw_s=args.draw)
+    print(
+        f"p99 live view off {cost['p99_off_ms']:.1f} ms, on {cost['p99_on_ms']:.1f} ms "
+        f"(median of {args.repeats}): ratio {cost['ratio']:.2f}; "
+        f"{cost['paints']:.0f} live figures drawn while the clients ran"
+    )
+    return 0 if cost["ratio"] <= 2 else 1
+
+
 def _add_endurance_verbs(verbs: Any) -> None:
     """``kato lab soak`` and ``kato lab durability``."""
     from kato.lab.durability import CLUSTER_WAITS, DURABILITY, FAULTS
@@ -547,3 +560,15 @@ def add_arguments(lab: argparse.ArgumentParser) -> None:
     _writes(zoo, _refusing("zoo", _cmd_zoo))
     _add_endurance_verbs(verbs)
     _add_fuzz_verb(verbs)
+    cost = verbs.add_parser(
+        "live-view-cost",
+        help="p99 of an engine run at 32 clients with the explorer's live view off and on",
+    )
+    cost.add_argument("--repeats", type=int, default=5, help="runs per side (the median is shown)")
+    cost.add_argument(
+        "--draw",
+        type=float,
+        default=None,
+        help="also draw the figure every DRAW seconds while the clients run (default: after)",
+    )
+    cost.set_defaults(run=_cmd_live_view_cost)

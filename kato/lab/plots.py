@@ -8,6 +8,7 @@ trial rows (one per run) and draw each cell's 95 % interval
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,11 +19,18 @@ if TYPE_CHECKING:
 __all__ = [
     "OVER_TIME_BINS",
     "RATE_LABELS",
+    "TIMELINE_COLOURS",
     "failure_rate_vs_concurrency",
     "latency_by_operation",
+    "latency_cdf",
+    "latency_over_time_by",
     "latency_vs_concurrency",
+    "latency_vs_concurrency_by",
+    "palette",
+    "rates_vs_concurrency",
     "resources_over_time",
     "throughput_over_time",
+    "timeline",
     "visibility_delay",
 ]
 
@@ -56,7 +64,13 @@ def _cells(runs: pd.DataFrame, column: str) -> pd.DataFrame:
 
 
 def _errorbar(
-    axes: Any, cells: pd.DataFrame, column: str, fmt: str, label: str, shift: float = 0.0
+    axes: Any,
+    cells: pd.DataFrame,
+    column: str,
+    fmt: str,
+    label: str,
+    shift: float = 0.0,
+    color: Any = None,
 ) -> None:
     """``column`` vs concurrency with its ``_lo`` / ``_hi`` interval as error bars, ``shift``ed
     by that many octaves (so the bars of several lines at one level do not hide each other)."""
@@ -66,7 +80,7 @@ def _errorbar(
     low = np.nan_to_num(values - cells[f"{column}_lo"].astype(float).to_numpy())
     high = np.nan_to_num(cells[f"{column}_hi"].astype(float).to_numpy() - values)
     x = cells["concurrency"].astype(float).to_numpy() * 2**shift
-    axes.errorbar(x, values, yerr=[low, high], fmt=fmt, capsize=3, label=label)
+    axes.errorbar(x, values, yerr=[low, high], fmt=fmt, capsize=3, label=label, color=color)
 
 
 def _concurrency_axis(axes: Any, runs: pd.DataFrame) -> None:
@@ -96,25 +110,51 @@ def _save(figure: Figure, path: Path | None) -> Figure:
     return figure
 
 
+def _rate_lines(axes: Any, runs: pd.DataFrame, by: str, rate: str) -> str:
+    """One line per ``by`` group of ``runs``' trials, in distinct colours: ``rate`` vs concurrency
+    with each cell's 95 % interval as error bars, on a log₂ concurrency axis and a rate scale
+    that keeps low rates apart from zero; returns the trials per point ("3" or "2–3")."""
+    counts: set[int] = set()
+    values: list[float] = []
+    groups = list(runs.groupby(by, sort=True))
+    colours = palette(len(groups))
+    for index, (name, group) in enumerate(groups):
+        cells = _cells(group, rate)
+        counts |= {int(n) for n in cells["trials"]}
+        values += [float(v) for v in cells[rate]]
+        shift = 0.06 * (index - (len(groups) - 1) / 2)
+        _errorbar(axes, cells, rate, "-o", str(name), shift=shift, color=colours[index])
+    _concurrency_axis(axes, runs)
+    _rate_scale(axes, values)
+    return "–".join(str(n) for n in sorted({min(counts), max(counts)})) if counts else "0"
+
+
 def failure_rate_vs_concurrency(
     runs: pd.DataFrame, *, by: str = "variant", rate: str = "anomaly_rate", path: Path | None = None
 ) -> Figure:
-    """One line per ``by`` group: ``rate`` (a column of :data:`RATE_LABELS`) vs concurrency,
-    each cell's 95 % Wilson interval as error bars; the title says how many trials."""
+    """One line per ``by`` group, in distinct colours: ``rate`` (a column of
+    :data:`RATE_LABELS`) vs concurrency, each cell's 95 % Wilson interval as error bars; the
+    title says how many trials; symmetric-log where the rates span orders of magnitude."""
     figure, axes = _figure(f"{RATE_LABELS[rate]} vs concurrency")
-    counts = set()
-    groups = list(runs.groupby(by, sort=True))
-    for index, (name, group) in enumerate(groups):
-        cells = _cells(group, rate)
-        counts |= set(cells["trials"])
-        _errorbar(axes, cells, rate, "-o", str(name), shift=0.06 * (index - (len(groups) - 1) / 2))
-    trials = "–".join(str(n) for n in sorted({min(counts), max(counts)})) if counts else "0"
+    trials = _rate_lines(axes, runs, by, rate)
     axes.set_title(f"{RATE_LABELS[rate]} vs concurrency ({trials} trials per point, 95 % Wilson)")
-    _concurrency_axis(axes, runs)
     axes.set_ylabel(RATE_LABELS[rate])
-    axes.set_ylim(bottom=0)
-    axes.legend(title=by, fontsize="small")
+    _legend_outside(axes, by)
     return _save(figure, path)
+
+
+def _latency_cells(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per concurrency level of ``runs``: the mean p50 and p99 over the trials with their 95 %
+    t intervals (``_lo`` / ``_hi``)."""
+    from kato.lab.results import mean_interval
+
+    groups = list(runs.groupby("concurrency"))
+    cells = runs.iloc[:0][["concurrency"]].copy()
+    cells["concurrency"] = [level for level, _ in groups]
+    for column in ("p50_ms", "p99_ms"):
+        bounds = [mean_interval(list(group[column])) for _, group in groups]
+        cells[column], cells[f"{column}_lo"], cells[f"{column}_hi"] = zip(*bounds, strict=True)
+    return cells
 
 
 def latency_vs_concurrency(
@@ -126,12 +166,7 @@ def latency_vs_concurrency(
     data = runs.groupby("concurrency", as_index=False)[
         ["p50_ms", "p90_ms", "p99_ms", "max_ms"]
     ].mean()
-    from kato.lab.results import mean_interval
-
-    cells = data[["concurrency"]].copy()
-    for column in ("p50_ms", "p99_ms"):
-        bounds = [mean_interval(list(group[column])) for _, group in runs.groupby("concurrency")]
-        cells[column], cells[f"{column}_lo"], cells[f"{column}_hi"] = zip(*bounds, strict=True)
+    cells = _latency_cells(runs)
     _errorbar(axes, cells, "p50_ms", "-o", "p50")
     _errorbar(axes, cells, "p99_ms", "-^", "p99")
     for column, style in (("p90_ms", "-s"), ("max_ms", ":x")):
@@ -149,6 +184,7 @@ def throughput_over_time(
     *,
     bins: int = OVER_TIME_BINS,
     path: Path | None = None,
+    title: str = "throughput over time",
 ) -> Figure:
     """Completed operations per second over the run in ``bins`` equal bins, ok and not ok; each
     fault window shaded, and its recovery (the first ok completion after the window ends)
@@ -159,7 +195,7 @@ def throughput_over_time(
     end = float(done["done_s"].max()) if len(done) else 1.0
     edges = np.linspace(0.0, end, bins + 1)
     width = edges[1] - edges[0]
-    figure, axes = _figure(f"throughput over time ({bins} bins of {width * 1e3:.0f} ms)")
+    figure, axes = _figure(f"{title} ({bins} bins of {width * 1e3:.0f} ms)")
     for outcome, color in (("ok", "tab:blue"), ("fail", "tab:orange"), ("unknown", "tab:red")):
         times = done.loc[done["outcome"] == outcome, "done_s"]
         if len(times):
@@ -267,4 +303,185 @@ def resources_over_time(
     connections.legend(fontsize="small", ncols=2)
     redis.set_ylim(bottom=0)
     redis.set_xlabel("time since the clients started (s)")
+    return _save(figure, path)
+
+
+def palette(count: int) -> list[Any]:
+    """``count`` distinct colours: tab10 up to 10 lines, tab20 up to 20, then a continuous map
+    (the bug zoo draws 11 lines: no two may share a colour)."""
+    from matplotlib import colormaps
+
+    if count <= 10:
+        return [colormaps["tab10"](i) for i in range(count)]
+    if count <= 20:
+        return [colormaps["tab20"](i) for i in range(count)]
+    return [colormaps["turbo"](i / max(count - 1, 1)) for i in range(count)]
+
+
+def _legend_outside(axes: Any, title: str | None = None) -> None:
+    """The legend to the right of the axes, never over the data."""
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(title=title, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+
+
+def _rate_scale(axes: Any, values: Any) -> None:
+    """Symmetric-log when the non-zero rates span more than a decade (low-rate lines stay
+    distinguishable from zero), linear otherwise; zero stays at the bottom."""
+    import numpy as np
+
+    positive = np.asarray([v for v in values if v and v > 0], dtype=float)
+    if len(positive) and positive.max() / positive.min() > 10:
+        axes.set_yscale("symlog", linthresh=float(positive.min()))
+    axes.set_ylim(bottom=0)
+
+
+def rates_vs_concurrency(
+    runs: pd.DataFrame, *, by: str = "variant", path: Path | None = None
+) -> Figure:
+    """Anomaly rate (left) beside error rate (right) vs concurrency, one line per ``by`` group,
+    in distinct colours, legend outside; the anomaly axis symmetric-log where rates span
+    orders of magnitude."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(11, 3.8), layout="constrained")
+    panels = figure.subplots(1, 2)
+    for axes, rate in zip(panels, ("anomaly_rate", "error_rate"), strict=True):
+        trials = _rate_lines(axes, runs, by, rate)
+        axes.set_ylabel(RATE_LABELS[rate])
+        axes.set_title(f"{RATE_LABELS[rate]} ({trials} trials per point, 95 % Wilson)")
+        axes.grid(alpha=0.3)
+    _legend_outside(panels[1], by)
+    return _save(figure, path)
+
+
+#: A timeline bar's colour per outcome; ``anomaly`` wins over the outcome.
+TIMELINE_COLOURS = {
+    "ok": "tab:blue",
+    "fail": "tab:orange",
+    "unknown": "tab:grey",
+    "anomaly": "tab:red",
+}
+
+
+def timeline(
+    ops: pd.DataFrame,
+    faults: pd.DataFrame,
+    *,
+    anomalous: Collection[int] = (),
+    title: str = "timeline",
+    path: Path | None = None,
+) -> Figure:
+    """Jepsen-style: one lane per client, a bar from each op's invocation to its completion
+    (an op never completed runs to the end), coloured ok / fail / unknown, red when a
+    checker's example names it (``anomalous`` op ids); fault windows shaded."""
+    from matplotlib.patches import Patch
+
+    clients = sorted(ops["client"].unique(), key=_lane_order)
+    lane = {c: i for i, c in enumerate(clients)}
+    height = min(max(2.5, 0.18 * len(clients) + 1.2), 12)
+    figure, axes = _figure(title)
+    figure.set_size_inches(9, height)
+    end = float(ops["done_s"].max()) if len(ops) and ops["done_s"].notna().any() else 0.0
+    for kind, colour in TIMELINE_COLOURS.items():
+        if kind == "anomaly":
+            mine = ops[ops["op_id"].isin(list(anomalous))]
+        else:
+            mine = ops[(ops["outcome"] == kind) & ~ops["op_id"].isin(list(anomalous))]
+        if mine.empty:
+            continue
+        done = mine["done_s"].fillna(end)
+        for y, rows in mine.assign(done=done).groupby(mine["client"].map(lane)):
+            spans = [(s, max(d - s, end / 2000)) for s, d in zip(rows["t_s"], rows["done"],
+                                                                 strict=True)]  # fmt: skip
+            axes.broken_barh(
+                spans, (y - 0.4, 0.8), facecolors=colour, edgecolors="white", linewidth=0.4
+            )
+    _shade_faults(axes, faults, end)
+    axes.set_yticks(range(len(clients)), clients, fontsize=7 if len(clients) > 20 else 9)
+    axes.set_ylim(-0.7, len(clients) - 0.3)
+    axes.invert_yaxis()
+    axes.set_xlabel("time since the first invocation (s)")
+    axes.set_ylabel("client")
+    handles = [Patch(color=c, label=k) for k, c in TIMELINE_COLOURS.items()]
+    if len(faults):
+        handles.append(Patch(color="tab:red", alpha=0.12, label="fault window"))
+    axes.legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _save(figure, path)
+
+
+def _lane_order(client: str) -> tuple[int, int, str]:
+    """setup first, then c0, c1, … numerically, then final."""
+    if client == "setup":
+        return (0, 0, client)
+    if client.startswith("c") and client[1:].isdigit():
+        return (1, int(client[1:]), client)
+    return (2, 0, client)
+
+
+def _shade_faults(axes: Any, faults: pd.DataFrame, end: float) -> None:
+    for window in faults.itertuples():
+        stop = end if window.end_s is None or window.end_s != window.end_s else window.end_s
+        axes.axvspan(window.start_s, stop, color="tab:red", alpha=0.15, zorder=3)
+
+
+def latency_over_time_by(
+    frames: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]],
+    *,
+    title: str = "latency over time",
+    path: Path | None = None,
+) -> Figure:
+    """Each labelled run's op latencies (ms, log axis) against their completion time, one colour
+    per label (variant, fault, concurrency), its fault windows shaded."""
+    figure, axes = _figure(title)
+    for colour, (label, (ops, faults)) in zip(palette(len(frames)), frames.items(), strict=True):
+        timed = ops.dropna(subset=["latency_ms", "done_s"])
+        axes.scatter(timed["done_s"], timed["latency_ms"], s=4, color=colour, label=label)
+        _shade_faults(axes, faults, float(timed["done_s"].max()) if len(timed) else 0.0)
+    axes.set_yscale("log")
+    axes.set_xlabel("completed at (s since the first invocation)")
+    axes.set_ylabel("latency (ms)")
+    _legend_outside(axes)
+    return _save(figure, path)
+
+
+def latency_cdf(
+    latencies: Mapping[str, Sequence[float]],
+    *,
+    title: str = "latency CDF",
+    path: Path | None = None,
+) -> Figure:
+    """The empirical CDF of each labelled set of latencies (ms, log axis), one line each."""
+    import numpy as np
+
+    figure, axes = _figure(title)
+    for colour, (label, values) in zip(palette(len(latencies)), latencies.items(), strict=True):
+        ordered = np.sort(np.asarray([v for v in values if v == v], dtype=float))
+        if len(ordered):
+            fraction = np.arange(1, len(ordered) + 1) / len(ordered)
+            axes.step(ordered, fraction, where="post", color=colour, label=label)
+    axes.set_xscale("log")
+    axes.set_xlabel("latency (ms)")
+    axes.set_ylabel("fraction of operations ≤")
+    axes.set_ylim(0, 1.01)
+    _legend_outside(axes)
+    return _save(figure, path)
+
+
+def latency_vs_concurrency_by(
+    runs: pd.DataFrame, *, by: str, path: Path | None = None, title: str = "latency vs concurrency"
+) -> Figure:
+    """p50 (solid) and p99 (dashed) latency per concurrency — means over the trials with their
+    95 % t intervals as error bars — one colour per ``by`` group (a variant, a fault…), so
+    cells that differ are never averaged together; legend outside."""
+    figure, axes = _figure(title)
+    groups = list(runs.groupby(by, sort=True))
+    for colour, (name, group) in zip(palette(len(groups)), groups, strict=True):
+        cells = _latency_cells(group)
+        for column, style in (("p50_ms", "-o"), ("p99_ms", "--^")):
+            label = f"{name} {column.removesuffix('_ms')}"
+            _errorbar(axes, cells, column, style, label, color=colour)
+    _concurrency_axis(axes, runs)
+    axes.set_yscale("log")
+    axes.set_ylabel("latency (ms)")
+    _legend_outside(axes, by)
     return _save(figure, path)

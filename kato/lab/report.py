@@ -3,12 +3,15 @@
 ``report(folders, root)`` reports on runs saved earlier: ``results.csv`` and ``results.parquet``
 (one ``kind="trial"`` row per run, :func:`kato.lab.grid.row`, and one ``kind="cell"`` row per
 cell with 95 % intervals, :func:`kato.lab.results.with_cells`), ``checkers.csv`` (one row per
-run × checker), the figures as PNG (intervals drawn), ``report.md`` and ``report.html`` (the
-figures first, embedded, then the cells' table). ``sweep(specs, root, trials=N)`` runs every
+run × checker), the figures as PNG (intervals drawn; a timeline and latency over time for every
+fault run, a latency CDF by variant), ``report.md`` and ``report.html`` (the figures first,
+embedded, then the story of :mod:`kato.lab.story` — headlines, anomalies by checker,
+counter-examples, environment — then the cells' table). ``sweep(specs, root, trials=N)`` runs every
 experiment N times into ``root/<sweep-id>/runs/`` and writes that report beside them.
 ``sweep_notebook(notebook, grid, root)`` runs a notebook once per grid cell into
-``root/<sweep-id>/NN-<notebook>/`` and writes the same results table over every row the
-notebooks recorded, the figures, ``report.md`` and ``report.html``.
+``root/<sweep-id>/NN-<notebook>/`` (each executed notebook also rendered as HTML) and writes
+the same results table over every row the notebooks recorded, the figures, ``report.md`` and
+``report.html``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kato.lab import grid
+from kato.lab import grid, story
 from kato.lab.folders import new_folder
 from kato.lab.spec import Experiment
 
@@ -101,9 +104,10 @@ def report(folders: Sequence[Path], root: Path, *, into: Path | None = None) -> 
     params = [json.loads(r.spec.to_json()) | {"run_id": r.run_id} for r in loaded]
     checkers = summary_frame((p, r.verdicts) for p, r in zip(params, loaded, strict=True))
     checkers.to_csv(folder / "checkers.csv", index=False)
-    figures = _figures(folder, rows, loaded)
+    figures = _figures(folder, rows, loaded) + story.figures(folder, loaded)
     headline = f"{len(loaded)} runs; {sum(r.valid is True for r in loaded)} valid."
-    _write_pages(folder, "KATO workbench report", headline, runs, figures)
+    told = story.sections(rows, loaded, _label_columns(rows))
+    _write_pages(folder, "KATO workbench report", headline, runs, figures, sections=told)
     return folder
 
 
@@ -130,8 +134,8 @@ def sweep_notebook(
     (folder / "sweep.json").write_text(json.dumps(document, indent=2, default=str) + "\n")
     done, failures = grid.run_notebooks(source, values, folder, parameters=base, progress=progress)
     rows = grid.notebook_table(done)
-    runs = [load(path) for path in _last_faulted(folder, rows)]
-    figures = _figures(folder, rows, runs)
+    runs = [load(path) for path in _run_folders(folder, rows)]
+    figures = _figures(folder, rows, runs) + story.figures(folder, runs)
     for cell in done:
         for figure in (cell.recorded() or {}).get("figures", []):
             figures.append((f"{cell.name}: {Path(figure).stem}", cell.folder / figure))
@@ -142,21 +146,26 @@ def sweep_notebook(
         f"{source.name}: {len(done)} notebook(s), {len(failures)} failed; "
         f"{len(trials)} runs, {valid} valid."
     )
+    for cell in done:
+        _as_html(cell.folder / source.name)
     links = [(c.name, c.values, (c.folder / source.name).relative_to(folder)) for c in done]
-    _write_pages(folder, "KATO sweep report", headline, table, figures, links, failures)
+    told = story.sections(rows, runs, _label_columns(rows)) if len(rows) else []
+    _write_pages(
+        folder, "KATO sweep report", headline, table, figures, links, failures, sections=told
+    )
     if failures:
         raise SweepError(folder, failures)
     return folder
 
 
-def _last_faulted(folder: Path, rows: pd.DataFrame) -> list[Path]:
-    """The run folder of each notebook cell's last run with a fault (its throughput figure)."""
-    if "fault" not in rows.columns:
+def _run_folders(folder: Path, rows: pd.DataFrame) -> list[Path]:
+    """The run folder of every run the notebook cells recorded (each fault run gets its
+    over-time figures; every run its counter-examples)."""
+    if not {"sweep_cell", "run_id"} <= set(rows.columns):
         return []
-    faulted = rows[rows["fault"].astype(str) != "none"].groupby("sweep_cell").tail(1)
     paths = [
         folder / str(cell) / "runs" / str(run_id)
-        for cell, run_id in zip(faulted["sweep_cell"], faulted["run_id"], strict=True)
+        for cell, run_id in zip(rows["sweep_cell"], rows["run_id"], strict=True)
     ]
     return [path for path in paths if path.exists()]
 
@@ -169,6 +178,21 @@ def _write_results(folder: Path, rows: pd.DataFrame) -> pd.DataFrame:
     table.to_csv(folder / "results.csv", index=False)
     table.to_parquet(folder / "results.parquet", index=False)
     return table
+
+
+def _as_html(notebook: Path) -> None:
+    """The executed notebook rendered as HTML beside it (nbconvert), so the report links a
+    page, not only raw JSON (nothing if the notebook is missing: it did not run)."""
+    if not notebook.exists():
+        return
+    import warnings
+
+    from nbconvert import HTMLExporter
+
+    with warnings.catch_warnings():  # the recorded results' own MIME type has no HTML: skipped
+        warnings.filterwarnings("ignore", "Your element with mimetype", UserWarning)
+        page, _ = HTMLExporter().from_filename(str(notebook))  # type: ignore[no-untyped-call]
+    notebook.with_suffix(".html").write_text(page)
 
 
 def _storable(table: pd.DataFrame) -> pd.DataFrame:
@@ -207,14 +231,15 @@ def _figures(folder: Path, rows: pd.DataFrame, faulted: Iterable[Run]) -> list[t
         path = folder / "latency.png"
         calm = rows[rows["fault"].astype(str) == "none"] if "fault" in rows.columns else rows
         shown, title = (calm, "runs without a fault") if len(calm) else (rows, "every run")
-        plots.latency_vs_concurrency(shown, path=path).clear()
-        figures.append((f"latency percentiles vs concurrency ({title})", path))
+        plots.latency_vs_concurrency_by(data.loc[shown.index], by=by, path=path).clear()
+        figures.append((f"latency p50 / p99 vs concurrency, by {by} ({title})", path))
     for result in faulted:
         if any(op.f == "fault" for op in result.history):
             path = folder / f"throughput-{result.run_id}.png"
             ops, faults = ops_frame(result.history), faults_frame(result.history)
-            plots.throughput_over_time(ops, faults, path=path).clear()
-            title = f"throughput over time under {result.spec.fault} ({result.run_id})"
+            title = f"throughput over time: {story.run_label(result)}"
+            plots.throughput_over_time(ops, faults, path=path, title=title).clear()
+            title += f" ({result.run_id})"
             figures.append((title, path))
     return figures
 
@@ -238,25 +263,33 @@ def _write_pages(
     figures: Sequence[tuple[str, Path]],
     links: Sequence[tuple[str, Mapping[str, Any], Path]] = (),
     failures: Sequence[Exception] = (),
+    *,
+    sections: Sequence[story.Section] = (),
 ) -> None:
-    """``report.md`` and ``report.html``: the headline, the figures, the table of cells (95 %
-    intervals as ``_lo`` / ``_hi``) and, for a notebook sweep, each cell's executed notebook
-    (``links``) and the ``failures``."""
+    """``report.md`` and ``report.html``: the headline, the figures, the story's ``sections``
+    (:mod:`kato.lab.story`), the table of cells (95 % intervals as ``_lo`` / ``_hi``) and, for
+    a notebook sweep, each cell's executed notebook (``links``, as HTML and ipynb) and the
+    ``failures``."""
     cells = table[table["kind"] == "cell"] if "kind" in table.columns else table
     columns = [c for c in SUMMARY_COLUMNS if c in cells.columns]
     summary = cells[columns].round(4)
     shown = summary.to_markdown(index=False) if len(summary) else "(no runs recorded)"
     lines = [f"# {title}", "", headline, ""]
     lines += [f"![{name}]({path.relative_to(folder)})" for name, path in figures]
-    lines += ["", "## Cells (95 % intervals: `_lo`, `_hi`)", "", shown, ""]
+    lines += ["", *(part for s in sections for part in (f"## {s.title}", "", s.markdown, ""))]
+    lines += ["## Cells (95 % intervals: `_lo`, `_hi`)", "", shown, ""]
     if links or failures:
         lines += ["## Notebooks", ""]
-        lines += [f"- [{n}]({p}): `{json.dumps(v, default=str)}`" for n, v, p in links]
+        lines += [
+            f"- [{n}]({p.with_suffix('.html')}) ([ipynb]({p})): `{json.dumps(v, default=str)}`"
+            for n, v, p in links
+        ]
         lines += ["", *(f"- FAILED {f}" for f in failures), ""]
     (folder / "report.md").write_text("\n".join(lines) + "\n")
 
     items = "".join(
-        f"<li><a href='{html.escape(str(p))}'>{html.escape(n)}</a> "
+        f"<li><a href='{html.escape(str(p.with_suffix('.html')))}'>{html.escape(n)}</a> "
+        f"(<a href='{html.escape(str(p))}'>ipynb</a>) "
         f"<code>{html.escape(json.dumps(v, default=str))}</code></li>"
         for n, v, p in links
     )
@@ -267,7 +300,8 @@ def _write_pages(
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
         f"img{{max-width:100%}}.failed{{color:#b00}}</style></head><body><h1>{html.escape(title)}"
         f"</h1><p>{html.escape(headline)}</p>{_html_figures(figures)}"
-        "<h2>Cells (95 % intervals: <code>_lo</code>, <code>_hi</code>)</h2>"
+        + "".join(f"<h2>{html.escape(s.title)}</h2>{s.html}" for s in sections)
+        + "<h2>Cells (95 % intervals: <code>_lo</code>, <code>_hi</code>)</h2>"
         f"{summary.to_html(index=False)}"
         + (f"<h2>Notebooks</h2><ul>{items}</ul>" if items else "")
         + "</body></html>"

@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -66,7 +67,11 @@ def _run_id(spec: Experiment) -> str:
 def _git_revision() -> str | None:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         done = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,  # the code's revision, wherever the run is
         )
         if done.returncode == 0:
             return done.stdout.strip()
@@ -97,6 +102,7 @@ def run(
     progress: bool = False,
     monitor: Callable[[Deployment], AbstractContextManager[object]] | None = None,
     out: Path | None = None,
+    stop: threading.Event | None = None,
 ) -> Run:
     """Run one experiment to the end and judge it. Works inside Jupyter's running loop too.
 
@@ -104,7 +110,9 @@ def run(
     ``monitor(deployment)`` is entered just before the clients start and left once they have
     all closed (a soak's resource sampler watches what the run started). ``out``: the root the
     run will be saved under; its history is journalled into ``out/<run-id>/`` as it goes, and an
-    error or Ctrl-C leaving :func:`run` carries a note naming that folder.
+    error or Ctrl-C leaving :func:`run` carries a note naming that folder. Setting ``stop``
+    (from another thread) ends the clients early; the final reads still run and the shortened
+    history is judged (see :func:`kato.lab.runner.execute`).
     """
     steps = plan(spec)
     run_id = _run_id(spec)
@@ -139,6 +147,7 @@ def run(
                         nemesis=nemesis,
                         journal=journal,
                         context={"target": deployment.info},
+                        stop=stop,
                     )
                 )
             metadata = _environment(spec, deployment.info, ceiling)

@@ -24,7 +24,10 @@ A client that raises (anything but a cancellation) does not stop the run: its op
 recorded as ``unknown``, with the exception, and the program goes on. With a ``journal`` path
 every op is also appended to a :class:`~kato.lab.history.Journal` as it completes; if the run
 is cancelled (Ctrl-C) or fails, the ops still in flight are written there as ``unknown`` with no
-completion, so what was done up to then can be judged with ``kato lab check``.
+completion, so what was done up to then can be judged with ``kato lab check``. Setting the
+``stop`` event (the explorer's Stop button, from any thread) ends the programs early the same
+way — their ops in flight become ``unknown`` — but then still plays the final steps, so the
+shortened history is judged like a whole one.
 """
 
 from __future__ import annotations
@@ -185,6 +188,13 @@ async def _play(nemesis: Nemesis, started_ns: int, recorder: _Recorder, planned:
         await asyncio.shield(_fault_op(nemesis, "stop", recorder))
 
 
+async def _cancel_on(stop: threading.Event, programs: asyncio.Future[Any]) -> None:
+    """Cancel ``programs`` once ``stop`` is set (polled: the event is set from another thread)."""
+    while not stop.is_set() and not programs.done():
+        await asyncio.sleep(0.05)
+    programs.cancel()
+
+
 async def _sleep_until(at_ns: int) -> None:
     delay = (at_ns - time.monotonic_ns()) / 1e9
     if delay > 0:
@@ -201,6 +211,7 @@ async def execute(
     nemesis: Nemesis | None = None,
     journal: Path | None = None,
     context: Mapping[str, Any] | None = None,
+    stop: threading.Event | None = None,
 ) -> History:
     """Run ``plan`` (setup, then every program concurrently — and the ``nemesis``'s fault window,
     if any — then final) and return its history, also written to ``journal`` as it goes (a new
@@ -212,7 +223,7 @@ async def execute(
             writer = stack.enter_context(contextlib.closing(Journal(journal, params)))
         recorder = _Recorder(on_op, writer)
         try:
-            await _execute(spec, plan, make_client, recorder, node, nemesis)
+            await _execute(spec, plan, make_client, recorder, node, nemesis, stop)
         except BaseException as exc:
             recorder.abandon(f"in flight when the run stopped ({type(exc).__name__})")
             raise
@@ -226,6 +237,7 @@ async def _execute(
     recorder: _Recorder,
     node: str,
     nemesis: Nemesis | None,
+    stop: threading.Event | None = None,
 ) -> None:
     slots: dict[str, str] = {}
     control = make_client()
@@ -254,11 +266,25 @@ async def _execute(
 
         round_, round_started = 0, started
         while True:
-            await asyncio.gather(
+            programs = asyncio.gather(
                 *(program(c, steps, round_started) for c, steps in enumerate(plan.programs))
             )
-            last = deadline is None or time.monotonic_ns() >= deadline
-            if last and playing is not None:
+            watching = None if stop is None else asyncio.create_task(_cancel_on(stop, programs))
+            try:
+                await programs
+            except asyncio.CancelledError:
+                if stop is None or not stop.is_set():
+                    raise
+                if playing is not None:  # its stop() still runs (shielded)
+                    playing.cancel()
+                    await asyncio.gather(playing, return_exceptions=True)
+                recorder.abandon("in flight when the run was stopped")
+            finally:
+                if watching is not None:
+                    watching.cancel()
+            stopped = stop is not None and stop.is_set()
+            last = stopped or deadline is None or time.monotonic_ns() >= deadline
+            if last and playing is not None and not playing.done():
                 await playing
             await _final(spec, plan, control, slots, recorder, node, nemesis)
             if last:

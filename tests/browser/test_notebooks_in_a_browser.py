@@ -254,10 +254,12 @@ def test_a_sweep_report_opened_from_a_file_loads_every_image(
     page.goto((folder / "report.html").as_uri())
     page.wait_for_load_state("load")
     images = page.locator("img")
-    expect(images).to_have_count(3)  # anomaly rate, error rate, latency vs concurrency
+    # anomalies, anomalous trials and errors vs concurrency, latency, the latency CDF
+    expect(images).to_have_count(5)
     widths = page.evaluate(WIDTHS, "img")
     assert all(w > 0 for w in widths), widths
-    expect(page.locator("table tbody tr")).to_have_count(2)  # one row per run
+    expect(page.locator("h2:has-text('Cells') + table tbody tr")).to_have_count(2)  # per cell
+    expect(page.get_by_text("production: 0 anomalies in 2 runs")).to_be_visible()  # headline
     expect(page.locator("figcaption").first).to_contain_text("vs concurrency")
     _shot(watched, tmp_path / "report.png")
     assert watched.errors == []

@@ -33,8 +33,12 @@ def test_report_over_saved_runs(tmp_path: Path) -> None:
     for name in (*figures, "report.md", "report.html"):
         assert (folder / name).stat().st_size > 0, name
     page = (folder / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 4
-    assert page.index("<img") < page.index("<table"), "the figures lead, then the table"
+    assert page.count("data:image/png;base64,") == 5  # three rates, latency, the latency CDF
+    assert (folder / "latency-cdf.png").stat().st_size > 0
+    assert page.index("<img") < page.index("<table"), "the figures lead, then the tables"
+    assert "production: 0 anomalies in 3 runs" in page  # the headline per cell
+    assert "Anomalies by checker" in page and "no_lost_updates" in page
+    assert "git_revision" in page and "seeds" in page  # the environment
 
 
 def test_cli_sweep_runs_the_grid_and_prints_the_report_folder(tmp_path: Path) -> None:

@@ -10,11 +10,13 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from kato.lab.clients import LabClient, Result
 from kato.lab.history import JOURNAL, History
+from kato.lab.run import run
 from kato.lab.runner import execute, run_blocking
 from kato.lab.scenarios import Step, plan
 from kato.lab.spec import Experiment
@@ -109,3 +111,21 @@ def test_an_interrupted_run_leaves_its_journal_for_kato_lab_check(tmp_path: Path
     # judged, and nothing wrong: some verdicts are unknown (the final reads never ran)
     verdicts = {line.split()[0]: line.split()[1] for line in judged.stdout.splitlines()[1:-1]}
     assert "no_lost_updates" in verdicts and "False" not in verdicts.values(), judged.stdout
+
+
+def test_stop_ends_a_time_based_run_in_its_round_and_still_judges_it() -> None:
+    """The Stop event and the rounds of a ``duration_s`` run: the round under way stops, its
+    final reads run, and no further round starts."""
+    spec = Experiment(scenario="shared-session", concurrency=4, duration_s=60, operations=None)
+    stop = threading.Event()
+    timer = threading.Timer(1.0, stop.set)
+    timer.start()
+    begun = time.monotonic()
+    try:
+        result = run(spec, stop=stop)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - begun < 20, "stopped long before its 60 s"
+    final = [op for op in result.history if op.client == "final"]
+    assert final and final[-1].outcome == "ok"  # the stopped round's final read still ran
+    assert result.valid is True, result.verdicts

@@ -76,6 +76,10 @@ def test_sweep_gathers_one_table_and_one_report(tmp_path: Path) -> None:
     assert "anomalies per operation vs concurrency, by scenario" in page
     summary = (folder / "report.md").read_text()
     assert "00-failure-vs-concurrency/failure-vs-concurrency.ipynb" in summary
+    assert "00-failure-vs-concurrency/failure-vs-concurrency.html" in page  # rendered to read
+    rendered = folder / "00-failure-vs-concurrency" / "failure-vs-concurrency.html"
+    assert "<html" in rendered.read_text()[:200].lower()
+    assert "lifecycle: 0 anomalies in 2 runs" in page  # the headline per cell
 
 
 def test_a_sweep_with_a_failing_cell_still_reports(tmp_path: Path) -> None:

@@ -81,7 +81,12 @@ class Variant:
             "store": "redis",
             "variant": self.name,
         }
-        return Experiment(**{**base, **self.spec, **changes})
+        merged = {**base, **self.spec, **changes}
+        if merged["scenario"] == "ttl" and "operations" not in changes:
+            # ttl's reads per kept-alive session come from operations per client: keep three,
+            # so one read falls past a stale expiry (R5) at any concurrency, 32 included
+            merged["operations"] = max(merged["operations"], 6 * merged["concurrency"])
+        return Experiment(**merged)
 
     def production(self, spec: Experiment) -> Experiment:
         """The production comparison of ``spec``: the same run on production, with the fix."""
