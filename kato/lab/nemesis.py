@@ -30,6 +30,10 @@ fault               start → stop                                           win
                     ``--data-dir``, AOF) and wait until it answers
 ``ltm-lock``        another process takes the SQLite LTM's write lock     LTM not writable
                     (:class:`~kato.lab.ltm_lock.LTMLock`) → releases it
+``ltm-pause``       SIGSTOP the MongoDB LTM's ``nx-27017`` → SIGCONT       LTM frozen
+``ltm-kill``        SIGKILL ``nx-27017`` → start it again on the same      LTM down
+                    port and data folder (its SQLite files: what it
+                    acknowledged survives)
 ==================  =====================================================  ===================
 
 A deployment the workbench did not start (the ``url`` target) is reached only through commands
@@ -38,9 +42,9 @@ its operator gives (``fault_hooks``, from a target file): :class:`CommandHook` r
 drives its nemesis through commands on real nodes. A url spec with a fault but no hook for it is
 refused when the spec is made.
 
-``ltm-pause`` and ``ltm-kill`` (SIGSTOP / SIGKILL of the MongoDB LTM's ``nx-27017`` server) are
-named in :data:`~kato.lab.spec.FAULTS` but refused by the spec: the http target runs the SQLite
-LTM only.
+The LTM faults need the LTM they act on: ``ltm-lock`` the SQLite LTM (``ltm="sqlite"``, the
+default), ``ltm-pause`` and ``ltm-kill`` the MongoDB one (``ltm="mongo"``: the ``nx-27017``
+server :func:`~kato.lab.targets.deploy` starts, :class:`~kato.ltm.nx27017.NX27017`).
 
 Which scenarios suit: the run must still be issuing operations when the fault starts and after it
 ends. By default the window is placed inside the run: the middle third of a time-based run
@@ -65,6 +69,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from kato.lab.ltm_lock import LTMLock
 from kato.lab.proxy import LatencyProxy
+from kato.ltm.nx27017 import NX27017
 from kato.stores.redis_server import RedisServer
 
 if TYPE_CHECKING:
@@ -74,7 +79,9 @@ if TYPE_CHECKING:
 __all__ = [
     "CommandHook",
     "Fault",
+    "LTMKill",
     "LTMLockFault",
+    "LTMPause",
     "Nemesis",
     "RedisKill",
     "RedisLatency",
@@ -258,6 +265,43 @@ class LTMLockFault:
         return self.lock.stop()
 
 
+class LTMPause:
+    """SIGSTOP the MongoDB LTM's ``nx-27017``, then SIGCONT: connections stay open but nothing
+    answers, so each LTM call of the service fails after its socket timeout."""
+
+    name = "ltm-pause"
+
+    def __init__(self, mongo: NX27017) -> None:
+        self.mongo = mongo
+
+    def start(self) -> dict[str, Any]:
+        self.mongo.pause()
+        return {"pid": self.mongo.running().pid, "signal": "SIGSTOP"}
+
+    def stop(self) -> dict[str, Any]:
+        self.mongo.resume()
+        return {"pid": self.mongo.running().pid, "signal": "SIGCONT"}
+
+
+class LTMKill:
+    """SIGKILL the MongoDB LTM's ``nx-27017``, then start it again on the same port and data
+    folder: its databases are SQLite files there, so every write it acknowledged is back."""
+
+    name = "ltm-kill"
+
+    def __init__(self, mongo: NX27017) -> None:
+        self.mongo = mongo
+
+    def start(self) -> dict[str, Any]:
+        pid = self.mongo.running().pid
+        self.mongo.kill()
+        return {"pid": pid, "port": self.mongo.port, "signal": "SIGKILL"}
+
+    def stop(self) -> dict[str, Any]:
+        _spawn(self.mongo.start)  # the new server must outlive the runner's thread
+        return {"pid": self.mongo.running().pid, "port": self.mongo.port}
+
+
 def children(pid: int) -> list[int]:
     """The child processes of ``pid`` (from ``/proc``), or ``[]``."""
     path = Path(f"/proc/{pid}/task/{pid}/children")
@@ -356,6 +400,10 @@ def nemesis_for(spec: Experiment, deployment: Deployment) -> Nemesis | None:
         if deployment.ltm_path is None:
             raise ValueError("ltm-lock needs the SQLite LTM deploy() starts (store=redis)")
         fault = LTMLockFault(deployment.ltm_path)
+    elif spec.fault in ("ltm-pause", "ltm-kill"):
+        if deployment.mongo is None:
+            raise ValueError(f"{spec.fault} needs the nx-27017 deploy() starts (ltm=mongo)")
+        fault = (LTMPause if spec.fault == "ltm-pause" else LTMKill)(deployment.mongo)
     elif spec.fault == "redis-latency":
         if deployment.proxy is None:
             raise ValueError("redis-latency needs the latency proxy deploy() starts for it")

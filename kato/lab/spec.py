@@ -28,7 +28,8 @@ from typing import Any
 from kato.stores.redis_server import PERSISTENCE_MODES
 
 __all__ = [
-    "FAULTS", "NOOP", "ROUND_OPERATIONS", "SCENARIOS", "TARGETS", "Experiment", "variant_names"
+    "FAULTS", "LTMS", "LTM_FAULTS", "NOOP", "ROUND_OPERATIONS", "SCENARIOS", "TARGETS",
+    "Experiment", "variant_names",
 ]  # fmt: skip
 
 SCENARIOS = (
@@ -56,8 +57,10 @@ FAULTS = (
     "ltm-pause",
     "ltm-kill",
 )
-#: Faults of the MongoDB LTM's server, which the workbench's targets do not run yet.
-MONGO_FAULTS = ("ltm-pause", "ltm-kill")
+#: The long-term memories an http target's service can run behind Redis (``Experiment.ltm``).
+LTMS = ("sqlite", "mongo")
+#: The faults each LTM has: SQLite's write lock, or the MongoDB LTM's ``nx-27017`` server.
+LTM_FAULTS = {"sqlite": ("ltm-lock",), "mongo": ("ltm-pause", "ltm-kill")}
 
 #: A base URL of the url target: scheme, host, optional port and path prefix, no query.
 _BASE_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
@@ -123,6 +126,10 @@ class Experiment:
     fault_jitter_ms: float = 10.0
     #: Persistence of the embedded Redis (``store="redis"``): none, everysec or always (AOF).
     redis_persistence: str = "none"
+    #: The service's long-term memory behind Redis (``target="http"``, ``store="redis"``):
+    #: ``sqlite`` (a file in its data directory) or ``mongo`` (an ``nx-27017`` server the
+    #: workbench starts, for the ``ltm-pause`` and ``ltm-kill`` faults).
+    ltm: str = "sqlite"
     #: Open loop: invocations per second, whatever the completions do (``None``: closed loop).
     rate: float | None = None
     #: Session TTL for the ``ttl`` scenario (seconds).
@@ -176,6 +183,7 @@ class Experiment:
                 ("store", STORES),
                 ("fault", (*FAULTS, *self.fault_hooks)),
                 ("redis_persistence", PERSISTENCE_MODES),
+                ("ltm", LTMS),
             )
             if getattr(self, name) not in allowed
         ]
@@ -229,6 +237,11 @@ class Experiment:
             )
         if self.redis_persistence != "none" and self.store != "redis":
             problems.append("redis_persistence needs store=redis")
+        if self.ltm != "sqlite" and (self.target != "http" or self.store != "redis"):
+            problems.append(
+                f"ltm={self.ltm} is the LTM of the service the workbench starts behind Redis: "
+                "it needs target=http, store=redis"
+            )
         if self.lost_responses > 0 and self.target != "http":
             problems.append("lost_responses needs target=http (the zoo server drops them)")
         if self.client_retries > 0 and self.target == "engine":
@@ -275,11 +288,13 @@ class Experiment:
             problems.append("faults act on what the workbench starts: use target=http, store=redis")
         if self.fault == "worker-kill" and self.workers < 2:
             problems.append("worker-kill needs workers >= 2 (one worker has no supervisor)")
-        if self.fault in MONGO_FAULTS:
-            problems.append(
-                f"{self.fault} acts on the MongoDB LTM's server, and the workbench's http target "
-                "runs the SQLite LTM: use ltm-lock"
-            )
+        for ltm, faults in LTM_FAULTS.items():
+            if self.fault in faults and self.ltm != ltm:
+                problems.append(
+                    f"{self.fault} acts on the {ltm} LTM and this run's LTM is {self.ltm}: set "
+                    f"ltm={ltm} (the {self.ltm} LTM's faults: "
+                    f"{', '.join(LTM_FAULTS[self.ltm])})"
+                )
         return problems
 
     @property
