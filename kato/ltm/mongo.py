@@ -375,9 +375,7 @@ class MongoLTM:
                 with self._nodes.client().start_session() as session:
                     return bool(
                         session.with_transaction(
-                            lambda s: (
-                                self._claim(effect_id, s) and self._apply_all(effects, s)
-                            )
+                            lambda s: self._claim(effect_id, s) and self._apply_all(effects, s)
                         )
                     )
             owner = uuid.uuid4().hex
