@@ -117,11 +117,8 @@ class NX27017:
     def stop(self) -> None:
         """SIGTERM (SIGKILL after 10 s), also when paused; reaped."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGCONT)  # a paused server cannot act on SIGTERM
-        stop(process)
+        if process is not None and process.poll() is None:
+            stop(process)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown; :meth:`start` brings it back on the same port and files."""
