@@ -2,8 +2,9 @@
 
 A :class:`Fault` acts only on what the workbench itself started for the run — the embedded
 ``redis-server`` (:class:`~kato.stores.redis_server.RedisServer`), the latency proxy between the
-service and Redis (:class:`~kato.lab.proxy.LatencyProxy`) and the ``kato serve`` process tree
-(:class:`~kato.lab.targets.ServerProcess`) — never on a process found by name or port. The
+service and Redis (:class:`~kato.lab.proxy.LatencyProxy`), the ``kato serve`` process tree
+(:class:`~kato.lab.targets.ServerProcess`) and the MongoDB LTM's ``nx-27017`` server
+(:class:`~kato.ltm.nx27017.NX27017`) — never on a process found by name or port. The
 embedded Redis that ``kato serve`` supervises itself is never the nemesis's: a deployment with a
 Redis fault starts its own and hands it to the service as ``KATO_REDIS_URL``. The
 runner (:func:`kato.lab.runner.execute`) plays the schedule: it calls ``start`` at
