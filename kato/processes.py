@@ -7,6 +7,7 @@ SIGKILL. Standard library only: the stores, the LTM test server and the workbenc
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import signal
 import socket
@@ -32,7 +33,12 @@ def die_with_parent() -> None:
 
 
 def stop(process: subprocess.Popen[bytes], *, timeout: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL if the child has not exited after ``timeout`` seconds; reaped."""
+    """SIGTERM, then SIGKILL if the child has not exited after ``timeout`` seconds; reaped.
+
+    A SIGCONT goes first: a child a fault paused (SIGSTOP) cannot act on SIGTERM.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGCONT)
     process.terminate()
     try:
         process.wait(timeout=timeout)

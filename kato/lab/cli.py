@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kato._version import DISTRIBUTION
-from kato.lab.spec import SCENARIOS, STORES, TARGETS, Experiment
+from kato.lab.spec import LTMS, SCENARIOS, STORES, TARGETS, Experiment
 from kato.stores.redis_server import PERSISTENCE_MODES
 
 __all__ = ["add_arguments"]
@@ -72,7 +72,7 @@ _RUN_FIELDS = (
     "scenario", "target", "store", "variant", "workers", "concurrency", "operations", "duration_s",
     "seed",
     "fault", "rate", "lost_responses", "client_retries", "fault_at_s", "fault_for_s",
-    "redis_persistence", "redis_cluster", "redis_wait_replicas", "hosts",
+    "redis_persistence", "redis_cluster", "redis_wait_replicas", "hosts", "ltm",
 )  # fmt: skip
 
 
@@ -512,6 +512,13 @@ def add_arguments(lab: argparse.ArgumentParser) -> None:
     )
     run.add_argument(
         "--hosts", type=int, default=None, help="kato serve hosts sharing Redis and a MongoDB LTM"
+    )
+    run.add_argument(
+        "--ltm",
+        choices=LTMS,
+        default=None,
+        help="the service's LTM behind Redis (default sqlite; mongo: an nx-27017 server, for "
+        "ltm-pause and ltm-kill)",
     )
     run.add_argument("--rate", type=float, default=None, help="open loop: operations per second")
     run.add_argument(

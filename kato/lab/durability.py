@@ -5,7 +5,10 @@ RDB), AOF ``everysec``, AOF ``always``} × fault {``redis-restart`` (SIGTERM, re
 ``redis-kill`` (SIGKILL, restart on the same port and data directory), ``worker-kill`` (SIGKILL
 one uvicorn worker), ``service-restart`` (stop ``kato serve`` and start it again with the same
 ``--data-dir``, its own embedded Redis keeping the AOF there), ``ltm-lock`` (another process
-holds the SQLite LTM's write lock)}.
+holds the SQLite LTM's write lock), ``ltm-pause`` (SIGSTOP the MongoDB LTM's ``nx-27017`` server,
+SIGCONT), ``ltm-kill`` (SIGKILL it, start it again on the same port and data folder)}. The
+``ltm-pause`` and ``ltm-kill`` cells run the service on the MongoDB LTM (``ltm="mongo"``); all
+others on SQLite.
 
 Session faults run :data:`DURABILITY`, ``many-sessions`` in open loop, so observes are
 acknowledged before, during and after the fault, and every session is read at the end
@@ -39,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from kato.lab import grid
 from kato.lab.folders import new_folder
-from kato.lab.spec import Experiment
+from kato.lab.spec import LTM_FAULTS, Experiment
 from kato.stores.redis_server import PERSISTENCE_MODES
 
 if TYPE_CHECKING:
@@ -71,7 +74,10 @@ DURABILITY = Experiment(
     fault_for_s=1.0,
     timeout_s=5,
 )
-FAULTS = ("redis-restart", "redis-kill", "worker-kill", "service-restart", "ltm-lock")
+FAULTS = (
+    "redis-restart", "redis-kill", "worker-kill", "service-restart", "ltm-lock", "ltm-pause",
+    "ltm-kill",
+)  # fmt: skip
 #: Where in the schedule ``service-restart`` starts: later than the others (30 %), because
 #: ``kato serve`` takes seconds to come back, longer than the rest of the schedule, so only the
 #: observes acknowledged before the stop are there to be lost.
@@ -95,7 +101,11 @@ def _cell(fault: str, operations: int, persistence: str) -> Experiment:
         else None
     )
     return base.with_(
-        operations=operations, redis_persistence=persistence, fault=fault, fault_at_s=restart_at
+        operations=operations,
+        redis_persistence=persistence,
+        fault=fault,
+        fault_at_s=restart_at,
+        ltm=next((ltm for ltm, faults in LTM_FAULTS.items() if fault in faults), "sqlite"),
     )
 
 

@@ -2,8 +2,9 @@
 
 A :class:`Fault` acts only on what the workbench itself started for the run — the embedded
 ``redis-server`` (:class:`~kato.stores.redis_server.RedisServer`), the latency proxy between the
-service and Redis (:class:`~kato.lab.proxy.LatencyProxy`) and the ``kato serve`` process tree
-(:class:`~kato.lab.targets.ServerProcess`) — never on a process found by name or port. The
+service and Redis (:class:`~kato.lab.proxy.LatencyProxy`), the ``kato serve`` process tree
+(:class:`~kato.lab.targets.ServerProcess`) and the MongoDB LTM's ``nx-27017`` server
+(:class:`~kato.ltm.nx27017.NX27017`) — never on a process found by name or port. The
 embedded Redis that ``kato serve`` supervises itself is never the nemesis's: a deployment with a
 Redis fault starts its own and hands it to the service as ``KATO_REDIS_URL``. The
 runner (:func:`kato.lab.runner.execute`) plays the schedule: it calls ``start`` at
@@ -37,6 +38,10 @@ fault               start → stop                                           win
 ``redis-master-     (cluster) SIGSTOP a master → SIGCONT (a pause longer   a master frozen
 pause``             than the node timeout fails it over; it rejoins as
                     a replica)
+``ltm-pause``       SIGSTOP the MongoDB LTM's ``nx-27017`` → SIGCONT       LTM frozen
+``ltm-kill``        SIGKILL ``nx-27017`` → start it again on the same      LTM down
+                    port and data folder (its SQLite files: what it
+                    acknowledged survives)
 ==================  =====================================================  ===================
 
 A deployment the workbench did not start (the ``url`` target) is reached only through commands
@@ -45,9 +50,9 @@ its operator gives (``fault_hooks``, from a target file): :class:`CommandHook` r
 drives its nemesis through commands on real nodes. A url spec with a fault but no hook for it is
 refused when the spec is made.
 
-``ltm-pause`` and ``ltm-kill`` (SIGSTOP / SIGKILL of the MongoDB LTM's ``nx-27017`` server) are
-named in :data:`~kato.lab.spec.FAULTS` but refused by the spec: the http target runs the SQLite
-LTM only.
+The LTM faults need the LTM they act on: ``ltm-lock`` the SQLite LTM (``ltm="sqlite"``, the
+default), ``ltm-pause`` and ``ltm-kill`` the MongoDB one (``ltm="mongo"``: the ``nx-27017``
+server :func:`~kato.lab.targets.deploy` starts, :class:`~kato.ltm.nx27017.NX27017`).
 
 Which scenarios suit: the run must still be issuing operations when the fault starts and after it
 ends. By default the window is placed inside the run: the middle third of a time-based run
@@ -72,6 +77,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from kato.lab.ltm_lock import LTMLock
 from kato.lab.proxy import LatencyProxy
+from kato.ltm.nx27017 import NX27017
 from kato.stores.redis_cluster import EmbeddedCluster
 from kato.stores.redis_server import RedisServer
 
@@ -82,7 +88,9 @@ if TYPE_CHECKING:
 __all__ = [
     "CommandHook",
     "Fault",
+    "LTMKill",
     "LTMLockFault",
+    "LTMPause",
     "Nemesis",
     "RedisFailover",
     "RedisKill",
@@ -313,6 +321,43 @@ class LTMLockFault:
         return self.lock.stop()
 
 
+class LTMPause:
+    """SIGSTOP the MongoDB LTM's ``nx-27017``, then SIGCONT: connections stay open but nothing
+    answers, so each LTM call of the service fails after its socket timeout."""
+
+    name = "ltm-pause"
+
+    def __init__(self, mongo: NX27017) -> None:
+        self.mongo = mongo
+
+    def start(self) -> dict[str, Any]:
+        self.mongo.pause()
+        return {"pid": self.mongo.running().pid, "signal": "SIGSTOP"}
+
+    def stop(self) -> dict[str, Any]:
+        self.mongo.resume()
+        return {"pid": self.mongo.running().pid, "signal": "SIGCONT"}
+
+
+class LTMKill:
+    """SIGKILL the MongoDB LTM's ``nx-27017``, then start it again on the same port and data
+    folder: its databases are SQLite files there, so every write it acknowledged is back."""
+
+    name = "ltm-kill"
+
+    def __init__(self, mongo: NX27017) -> None:
+        self.mongo = mongo
+
+    def start(self) -> dict[str, Any]:
+        pid = self.mongo.running().pid
+        self.mongo.kill()
+        return {"pid": pid, "port": self.mongo.port, "signal": "SIGKILL"}
+
+    def stop(self) -> dict[str, Any]:
+        _spawn(self.mongo.start)  # the new server must outlive the runner's thread
+        return {"pid": self.mongo.running().pid, "port": self.mongo.port}
+
+
 def children(pid: int) -> list[int]:
     """The child processes of ``pid`` (from ``/proc``), or ``[]``."""
     path = Path(f"/proc/{pid}/task/{pid}/children")
@@ -416,6 +461,10 @@ def nemesis_for(spec: Experiment, deployment: Deployment) -> Nemesis | None:
             raise ValueError(f"{spec.fault} needs the cluster deploy() starts (redis_cluster)")
         kind = RedisFailover if spec.fault == "redis-failover" else RedisMasterPause
         fault = kind(deployment.cluster)
+    elif spec.fault in ("ltm-pause", "ltm-kill"):
+        if deployment.mongo is None:
+            raise ValueError(f"{spec.fault} needs the nx-27017 deploy() starts (ltm=mongo)")
+        fault = (LTMPause if spec.fault == "ltm-pause" else LTMKill)(deployment.mongo)
     elif spec.fault == "redis-latency":
         if deployment.proxy is None:
             raise ValueError("redis-latency needs the latency proxy deploy() starts for it")

@@ -28,7 +28,8 @@ from typing import Any
 from kato.stores.redis_server import PERSISTENCE_MODES
 
 __all__ = [
-    "FAULTS", "NOOP", "ROUND_OPERATIONS", "SCENARIOS", "TARGETS", "Experiment", "variant_names"
+    "FAULTS", "LTMS", "LTM_FAULTS", "NOOP", "ROUND_OPERATIONS", "SCENARIOS", "TARGETS",
+    "Experiment", "variant_names",
 ]  # fmt: skip
 
 SCENARIOS = (
@@ -58,10 +59,12 @@ FAULTS = (
     "redis-failover",
     "redis-master-pause",
 )
-#: Faults of the MongoDB LTM's server, which the workbench's targets do not run yet.
-MONGO_FAULTS = ("ltm-pause", "ltm-kill")
 #: The faults of a Redis Cluster (``redis_cluster`` > 0); the others act on one Redis.
 CLUSTER_FAULTS = ("redis-failover", "redis-master-pause", "worker-kill")
+#: The long-term memories an http target's service can run behind Redis (``Experiment.ltm``).
+LTMS = ("sqlite", "mongo")
+#: The faults each LTM has: SQLite's write lock, or the MongoDB LTM's ``nx-27017`` server.
+LTM_FAULTS = {"sqlite": ("ltm-lock",), "mongo": ("ltm-pause", "ltm-kill")}
 
 #: A base URL of the url target: scheme, host, optional port and path prefix, no query.
 _BASE_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
@@ -136,6 +139,10 @@ class Experiment:
     #: the Redis and one LTM; clients use them round robin. Several hosts share a MongoDB LTM
     #: (``nx-27017``): a SQLite file belongs to one host.
     hosts: int = 1
+    #: The service's long-term memory behind Redis (``target="http"``, ``store="redis"``):
+    #: ``sqlite`` (a file in its data directory) or ``mongo`` (an ``nx-27017`` server the
+    #: workbench starts, for the ``ltm-pause`` and ``ltm-kill`` faults).
+    ltm: str = "sqlite"
     #: Open loop: invocations per second, whatever the completions do (``None``: closed loop).
     rate: float | None = None
     #: Session TTL for the ``ttl`` scenario (seconds).
@@ -189,6 +196,7 @@ class Experiment:
                 ("store", STORES),
                 ("fault", (*FAULTS, *self.fault_hooks)),
                 ("redis_persistence", PERSISTENCE_MODES),
+                ("ltm", LTMS),
             )
             if getattr(self, name) not in allowed
         ]
@@ -243,6 +251,11 @@ class Experiment:
         if self.redis_persistence != "none" and self.store != "redis":
             problems.append("redis_persistence needs store=redis")
         problems += self._cluster_problems()
+        if self.ltm != "sqlite" and (self.target != "http" or self.store != "redis"):
+            problems.append(
+                f"ltm={self.ltm} is the LTM of the service the workbench starts behind Redis: "
+                "it needs target=http, store=redis"
+            )
         if self.lost_responses > 0 and self.target != "http":
             problems.append("lost_responses needs target=http (the zoo server drops them)")
         if self.client_retries > 0 and self.target == "engine":
@@ -289,11 +302,13 @@ class Experiment:
             problems.append("faults act on what the workbench starts: use target=http, store=redis")
         if self.fault == "worker-kill" and self.workers < 2:
             problems.append("worker-kill needs workers >= 2 (one worker has no supervisor)")
-        if self.fault in MONGO_FAULTS:
-            problems.append(
-                f"{self.fault} acts on the MongoDB LTM's server, and the workbench's http target "
-                "runs the SQLite LTM: use ltm-lock"
-            )
+        for ltm, faults in LTM_FAULTS.items():
+            if self.fault in faults and self.ltm != ltm:
+                problems.append(
+                    f"{self.fault} acts on the {ltm} LTM and this run's LTM is {self.ltm}: set "
+                    f"ltm={ltm} (the {self.ltm} LTM's faults: "
+                    f"{', '.join(LTM_FAULTS[self.ltm])})"
+                )
         return problems
 
     def _cluster_problems(self) -> list[str]:
@@ -307,6 +322,8 @@ class Experiment:
             problems.append("hosts > 1 needs target=http, store=redis (the hosts share Redis)")
         if self.hosts > 1 and self.fault == "service-restart":
             problems.append("service-restart runs kato serve's own Redis: one host only")
+        if self.hosts > 1 and self.fault == "ltm-lock":
+            problems.append("ltm-lock locks one host's SQLite LTM; several hosts share MongoDB")
         if (self.redis_cluster or self.redis_wait_replicas) and (
             self.target != "http" or self.store != "redis"
         ):

@@ -16,9 +16,12 @@ also runs a :class:`~kato.lab.proxy.LatencyProxy` between the service and Redis,
 is given the proxy's address as ``KATO_REDIS_URL``. For the ``service-restart`` fault the
 workbench starts no Redis: ``kato serve`` runs its own embedded one (``--redis-persistence``, the
 AOF in its ``--data-dir``), which a restart of the service must find again. Behind Redis the
-service's LTM is SQLite, in a data directory the workbench makes (``Deployment.ltm_path``); for
-the ``ltm-lock`` fault the service waits at most ``LTM_FAULT_TIMEOUT_S`` for its write lock, so a
-fault window of a second outlasts it.
+service's LTM is SQLite, in a data directory the workbench makes (``Deployment.ltm_path``), or
+with ``ltm="mongo"`` MongoDB: an ``nx-27017`` server the workbench starts on a free port, its
+files in that data directory (``Deployment.mongo``), given to the service as ``KATO_MONGO_URL``.
+Under an LTM fault (``ltm-lock``, ``ltm-pause``, ``ltm-kill``) the service waits at most
+``LTM_FAULT_TIMEOUT_S`` for its LTM (SQLite's write lock; MongoDB's server selection, connect and
+each answer), so a fault window of a second outlasts it.
 
 With ``redis_cluster`` the workbench starts an embedded Redis Cluster
 (:class:`~kato.stores.redis_cluster.EmbeddedCluster`) instead, for the ``redis-failover`` and
@@ -50,7 +53,7 @@ from kato.lab.clients import EngineClient, HttpClient, LabClient
 from kato.lab.proxy import LatencyProxy
 from kato.lab.remote import FULL, Capabilities, delete_sessions, probe
 from kato.lab.spec import Experiment
-from kato.ltm.nx27017 import running_nx27017
+from kato.ltm.nx27017 import NX27017
 from kato.nodes import MemoryNodes
 from kato.processes import die_with_parent, free_port
 from kato.sessions import MemorySessionStore
@@ -79,8 +82,10 @@ class Deployment:
     proxy: LatencyProxy | None = None
     #: What the target serves beyond the session API (all of it, unless a url target lacks it).
     capabilities: Capabilities = FULL
-    #: The service's SQLite LTM file (``store="redis"`` runs only).
+    #: The service's SQLite LTM file (``store="redis"``, ``ltm="sqlite"`` runs only).
     ltm_path: Path | None = None
+    #: The service's MongoDB LTM server (``ltm="mongo"`` runs only).
+    mongo: NX27017 | None = None
 
 
 @dataclass
@@ -249,29 +254,34 @@ def deploy(spec: Experiment, *, redis_persistence: str | None = None) -> Iterato
         cluster = None
         proxy = None
         ltm_path = None
+        mongo = None
         args = ["--workers", str(spec.workers), "--store", spec.store, "--log-level", "warning"]
         if spec.store == "redis":
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kato-data-")))
-            ltm_path = data_dir / "ltm.sqlite3"
-            args += ["--data-dir", str(data_dir)]
+            # several hosts share one LTM: a SQLite file would be one host's own
+            ltm = "mongo" if spec.hosts > 1 else spec.ltm
+            args += ["--data-dir", str(data_dir), "--ltm", ltm]
+            if ltm == "mongo":
+                mongo = stack.enter_context(NX27017(data_dir / "nx27017"))
+                env["KATO_MONGO_URL"] = mongo.url
+            else:
+                ltm_path = data_dir / "ltm.sqlite3"
             if spec.fault.startswith("ltm-"):
                 env["KATO_LTM_TIMEOUT"] = str(LTM_FAULT_TIMEOUT_S)
         if spec.store == "redis" and spec.fault == "service-restart":
             # kato serve runs (and supervises) its own Redis, its AOF in the data directory the
             # restarted server is given again; an empty KATO_REDIS_URL names none
             env["KATO_REDIS_URL"] = ""
-            args += ["--redis-persistence", persistence, "--ltm", "sqlite"]
+            args += ["--redis-persistence", persistence]
         elif spec.store == "redis" and spec.redis_cluster:
             cluster = stack.enter_context(EmbeddedCluster(spec.redis_cluster))
             env["KATO_REDIS_URL"] = cluster.url
-            args += ["--ltm", "sqlite"]
         elif spec.store == "redis":
             redis = stack.enter_context(RedisServer(persistence=persistence))  # type: ignore[arg-type]
             env["KATO_REDIS_URL"] = redis.url
             if spec.fault == "redis-latency":
                 proxy = stack.enter_context(LatencyProxy("127.0.0.1", redis.port, seed=spec.seed))
                 env["KATO_REDIS_URL"] = proxy.url
-            args += ["--ltm", "sqlite"]
         else:
             args += ["--ltm", "memory"]
         program: tuple[str, ...] = ("kato", "serve")
@@ -282,10 +292,6 @@ def deploy(spec: Experiment, *, redis_persistence: str | None = None) -> Iterato
             args += ["--variant", spec.variant]
             if spec.lost_responses > 0:
                 args += ["--lose-responses", str(spec.lost_responses)]
-        if spec.hosts > 1:  # one LTM for every host: a SQLite file would be one host's own
-            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="kato-lab-ltm-"))
-            env["KATO_MONGO_URL"] = stack.enter_context(running_nx27017(Path(folder)))
-            args[args.index("--ltm") + 1] = "mongo"
         servers = [
             stack.enter_context(serve(*args, env=env, program=program)) for _ in range(spec.hosts)
         ]
@@ -301,12 +307,14 @@ def deploy(spec: Experiment, *, redis_persistence: str | None = None) -> Iterato
                 "redis_cluster": spec.redis_cluster,
                 "hosts": [s.url for s in servers],
                 "redis_wait_replicas": spec.redis_wait_replicas,
+                "ltm": spec.ltm if spec.store == "redis" else "memory",
             },
             server=server,
             redis=redis,
             proxy=proxy,
             ltm_path=ltm_path,
             cluster=cluster,
+            mongo=mongo,
         )
 
 

@@ -44,10 +44,15 @@ behind. That is this mode's stated limitation.
 **Applying an effect id once.** ``apply(effects, effect_id=…)`` inserts ``{_id: effect_id}``
 into ``applied``; the unique ``_id`` index lets only one insert of an id succeed. With
 transactions the insert is part of the transaction, so the id is recorded exactly when the
-effects are. Without them the insert comes first, as a claim (``done: false``), and is marked
-``done`` after the effects: a second drainer of the same outbox entry finds the claim and applies
-nothing; an apply that fails midway deletes its claim so a later drain applies the effects again
-(possibly a second time for the writes that had landed: the standalone mode's limitation above).
+effects are. Without them the insert comes first, as a claim (``done: false``, its writer and
+its time), and is marked ``done`` after the effects. A second drainer of the same outbox entry
+finds a live claim and raises ``StoreUnavailableError`` (the outbox keeps the effects pending
+and asks again); an apply that fails midway deletes its claim, so a later drain applies the
+effects again. A claim older than ``MongoNodes.lease_s`` is taken over: its writer could not
+delete it (the server was unreachable), or a paused server ran the claim after its writer
+had given up. Without that, such a claim would keep the effects from ever being applied. What
+stays is the standalone mode's limitation above: writes of a failed apply that had landed, or
+that a paused server runs late, are applied again by the retry.
 
 **Snapshots** (§7.3). Snapshot reads need a replica set, so consistency is checked instead:
 every learn and every clear increments the node's ``version`` before and after its writes
@@ -77,6 +82,8 @@ import logging
 import os
 import re
 import threading
+import time
+import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
@@ -165,8 +172,11 @@ class MongoNodes:
     Parameters:
         url: a MongoDB connection string.
         database_prefix: the start of every node's database name (letters, digits, ``_``).
-        timeout_ms: how long an operation waits to find a usable server before the store is
-            reported unavailable.
+        timeout_ms: how long an operation waits to find a usable server, to connect, and for
+            each answer before the store is reported unavailable (pymongo's
+            ``serverSelectionTimeoutMS``, ``connectTimeoutMS`` and ``socketTimeoutMS``): a
+            server that stops answering (paused, or its host gone) fails a request after this
+            long instead of holding it and a thread of the service.
         transactions: force multi-document transactions on or off; by default they are used
             when the server is a replica set member or ``mongos``.
         client_options: passed on to :class:`pymongo.MongoClient`.
@@ -190,8 +200,16 @@ class MongoNodes:
             )
         self.url = url
         self.database_prefix = database_prefix
-        self._options = {"serverSelectionTimeoutMS": timeout_ms, **client_options}
+        self._options = {
+            "serverSelectionTimeoutMS": timeout_ms,
+            "connectTimeoutMS": timeout_ms,
+            "socketTimeoutMS": timeout_ms,
+            **client_options,
+        }
         self._transactions = transactions
+        #: How long a claim without a transaction holds its effect id (see ``MongoLTM._lease``):
+        #: ten times a call's timeout, longer than any live writer takes for one step's effects.
+        self.lease_s = 10 * timeout_ms / 1000
         self._client: MongoClient[Document] | None = None
         self._pid = 0
         self._stores: dict[str, MongoLTM] = {}
@@ -357,36 +375,67 @@ class MongoLTM:
                 with self._nodes.client().start_session() as session:
                     return bool(
                         session.with_transaction(
-                            lambda s: (
-                                self._claim(effect_id, s, done=True) and self._apply_all(effects, s)
-                            )
+                            lambda s: self._claim(effect_id, s) and self._apply_all(effects, s)
                         )
                     )
-            if not self._claim(effect_id, None, done=False):
+            owner = uuid.uuid4().hex
+            if effect_id is not None and not self._lease(effect_id, owner):
                 return False
             try:
                 self._apply_all(effects, None)
             except BaseException:
                 if effect_id is not None:
                     with contextlib.suppress(Exception):
-                        self._db().applied.delete_one({"_id": effect_id, "done": False})
+                        self._db().applied.delete_one(
+                            {"_id": effect_id, "owner": owner, "done": False}
+                        )
                 raise
             if effect_id is not None:
                 self._db().applied.update_one({"_id": effect_id}, {"$set": {"done": True}})
             return True
 
-    def _claim(self, effect_id: str | None, session: ClientSession | None, *, done: bool) -> bool:
-        """Record ``effect_id`` in ``applied``; ``False`` if it is there already.
+    def _lease(self, effect_id: str, owner: str) -> bool:
+        """Claim ``effect_id`` for ``owner`` without a transaction (``done: false`` plus the
+        claim's time); ``False`` if it was applied already.
+
+        A claim held by another writer for less than the lease means that writer is applying
+        the effects: raise ``StoreUnavailableError``, so the outbox keeps them pending and asks
+        again. An older claim is taken over: its writer failed and could not delete it, or the
+        server ran the claim after the writer had given up on it (a paused server answering
+        late) — left alone it would keep the effects from ever being applied.
+        """
+        applied = self._db().applied
+        now = time.time()
+        claim = {"done": False, "owner": owner, "at": now}
+        with contextlib.suppress(DuplicateKeyError):  # a racing insert won: read what it holds
+            result = applied.update_one({"_id": effect_id}, {"$setOnInsert": claim}, upsert=True)
+            if result.upserted_id is not None:
+                return True
+        stale = {"_id": effect_id, "done": False, "at": {"$lt": now - self._nodes.lease_s}}
+        if applied.update_one(stale, {"$set": claim}).modified_count:
+            log.warning("MongoDB LTM: took over the stale claim of effects %s", effect_id)
+            return True
+        found = applied.find_one({"_id": effect_id}, projection={"done": True})
+        if found is None:  # its writer failed and deleted it meanwhile
+            return self._lease(effect_id, owner)
+        if found.get("done"):
+            return False
+        raise StoreUnavailableError(
+            f"LTM effects {effect_id} are being applied by another writer (node {self.node_id})"
+        )
+
+    def _claim(self, effect_id: str | None, session: ClientSession) -> bool:
+        """Record ``effect_id`` as done in the transaction; ``False`` if it is there already.
 
         An upsert that inserts nothing when the id exists: no write error, which would abort a
         transaction; two transactions recording the same id conflict, and the retried one
-        finds it. Outside a transaction two racing upserts may meet the unique index instead.
+        finds it.
         """
         if effect_id is None:
             return True
         try:
             result = self._db().applied.update_one(
-                {"_id": effect_id}, {"$setOnInsert": {"done": done}}, upsert=True, session=session
+                {"_id": effect_id}, {"$setOnInsert": {"done": True}}, upsert=True, session=session
             )
         except DuplicateKeyError:
             return False

@@ -45,9 +45,11 @@ def _chromium() -> str | None:
     return next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's chromium, headless, through Playwright."""
+    """Debian's chromium, headless, through Playwright. Module-scoped: Playwright's sync API
+    runs an event loop on the main thread until it stops, and the suite's later tests call
+    ``asyncio.run``, which refuses to run inside it."""
     executable = _chromium()
     if executable is None:
         pytest.skip("chromium is not installed: make test installs it when root (apt-get)")

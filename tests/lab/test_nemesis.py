@@ -400,8 +400,41 @@ def test_spec_accepts_ltm_faults_only_where_they_run() -> None:
     with pytest.raises(ValueError, match="target=http, store=redis"):
         Experiment(fault="ltm-lock")
     for fault in ("ltm-pause", "ltm-kill"):
-        with pytest.raises(ValueError, match="runs the SQLite LTM"):
+        with pytest.raises(ValueError, match="set ltm=mongo"):
             UNDER_FAULT.with_(fault=fault)
+        assert UNDER_FAULT.with_(fault=fault, ltm="mongo").fault == fault
+    with pytest.raises(ValueError, match=r"ltm-lock acts on the sqlite LTM .* set ltm=sqlite"):
+        UNDER_FAULT.with_(fault="ltm-lock", ltm="mongo")
     bare = Deployment(make_client=lambda: None, info={})  # type: ignore[arg-type,return-value]
     with pytest.raises(ValueError, match="SQLite LTM"):
         nemesis_for(UNDER_FAULT.with_(fault="ltm-lock"), bare)
+    with pytest.raises(ValueError, match="needs the nx-27017"):
+        nemesis_for(UNDER_FAULT.with_(fault="ltm-kill", ltm="mongo"), bare)
+
+
+def test_learn_race_on_the_mongo_ltm_under_ltm_pause_loses_and_doubles_no_learn() -> None:
+    """The outbox under a frozen MongoDB server: learns acknowledged before, during and after
+    the pause are each counted once. Steps need the LTM to read, so some answer 503 during the
+    window (honestly): no checker may find an anomaly, the LTM ones must be valid."""
+    spec = Experiment(
+        scenario="learn-race",
+        target="http",
+        store="redis",
+        ltm="mongo",
+        workers=2,
+        concurrency=4,
+        operations=160,
+        fault="ltm-pause",
+        fault_at_s=0.5,
+        fault_for_s=1.0,
+        client_retries=3,
+        timeout_s=5,
+    )
+    result = run(spec, progress=False)
+    verdicts = {c["name"]: c for c in result.verdicts["checkers"]}
+    assert verdicts["ltm_effects"]["valid"] is True, verdicts["ltm_effects"]["examples"]
+    assert verdicts["ltm_effects"]["counts"]["acknowledged"] > 0
+    assert verdicts["counts"]["valid"] is True
+    assert all(c["valid"] is not False for c in verdicts.values()), verdicts
+    [start, stop] = [op for op in _fault_ops(result.history) if op.outcome == "ok"]
+    assert start.value["signal"] == "SIGSTOP" and stop.value["signal"] == "SIGCONT"

@@ -41,6 +41,8 @@ def test_a_variant_on_a_target_that_cannot_run_it_is_refused(changes: dict[str, 
         ({"store": "disk"}, "store must be one of memory, redis"),
         ({"fault": "meteor"}, "fault must be one of none, redis-restart"),
         ({"redis_persistence": "fsync"}, "redis_persistence must be one of none"),
+        ({"ltm": "postgres"}, "ltm must be one of sqlite, mongo, got 'postgres'"),
+        ({"ltm": None}, "ltm must be str"),
         ({"workers": 0}, "workers must be >= 1"),
         ({"workers": 1.5}, "workers must be int, got 1.5"),
         ({"workers": True}, "workers must be int, got True"),
@@ -79,6 +81,7 @@ def test_each_field_is_checked_by_name(changes: dict[str, object], message: str)
         ({"lost_responses": 0.2}, "lost_responses needs target=http"),
         ({"client_retries": 2}, "client_retries needs target=http"),
         ({"fault": "redis-pause"}, "faults act on what the workbench starts"),
+        ({"ltm": "mongo"}, "ltm=mongo is the LTM of the service .* target=http, store=redis"),
     ],
 )
 def test_the_engine_target_refuses_what_it_would_ignore(
@@ -131,7 +134,6 @@ def test_a_url_target_with_a_hook_runs_that_fault_and_round_trips() -> None:
     assert spec.with_(fault="node-kill").fault == "node-kill"  # a hook may name its own fault
     with pytest.raises(ValueError, match="fault must be one of"):
         NOOP.with_(fault="node-kill")
-
 
 
 def test_specs_are_hashable_by_value_also_with_fault_hooks() -> None:
@@ -190,3 +192,15 @@ def test_a_cluster_run_with_its_faults_and_hosts_is_valid() -> None:
             **_HTTP_REDIS, redis_cluster=3, redis_wait_replicas=1, hosts=2, fault=fault
         )
         assert spec.redis_cluster == 3 and spec.hosts == 2
+
+
+def test_the_mongo_ltm_runs_behind_redis_on_the_http_target_and_round_trips() -> None:
+    spec = NOOP.with_(target="http", store="redis", ltm="mongo", fault="ltm-kill")
+    assert Experiment.from_dict(json.loads(spec.to_json())) == spec
+    with pytest.raises(ValueError, match="ltm=mongo is the LTM of the service"):
+        spec.with_(store="memory", fault="none")
+    with pytest.raises(
+        ValueError,
+        match=r"ltm-pause acts on the mongo LTM .* \(the sqlite LTM's faults: ltm-lock\)",
+    ):
+        spec.with_(ltm="sqlite", fault="ltm-pause")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import socket
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -105,3 +107,56 @@ def test_the_test_server_has_no_transactions(mongo_backend: Backend) -> None:
     store = nodes.ltm("plain-name")
     assert isinstance(store, MongoLTM)
     assert store.database == mongo_backend.prefix + "plain-name"
+
+
+def test_an_effect_claim_left_behind_is_taken_over_and_a_live_one_is_waited_for(
+    mongo_backend: Backend,
+) -> None:
+    """Without transactions an effect id is claimed before its writes. A claim a writer left
+    (the server ran it after the writer gave up) must not keep the effects out for ever; a
+    claim younger than the lease is another writer's, and the effects stay pending."""
+    nodes = mongo_backend.make()
+    assert isinstance(nodes, MongoNodes)
+    ltm = nodes.ltm("n")
+    assert isinstance(ltm, MongoLTM)
+    applied = nodes.client()[ltm.database].applied
+    effects = learn(SessionState(stm=(("a",), ("b",))), EngineConfig()).effects
+
+    applied.insert_one({"_id": "s:1", "done": False, "owner": "ghost", "at": 0.0})
+    assert ltm.apply(effects, effect_id="s:1") is True  # stale: taken over, applied once
+    assert ltm.apply(effects, effect_id="s:1") is False  # done: never again
+    assert ltm.applied(["s:1"]) == {"s:1"}
+
+    applied.insert_one({"_id": "s:2", "done": False, "owner": "busy", "at": time.time()})
+    with pytest.raises(StoreUnavailableError, match="another writer"):
+        ltm.apply(effects, effect_id="s:2")
+    assert ltm.applied(["s:2"]) == set()
+    [pattern] = ltm.patterns()
+    assert pattern.frequency == 1
+
+
+def test_a_paused_server_fails_calls_after_the_timeout_not_never(tmp_path: Path) -> None:
+    """SIGSTOP keeps the connection open: only a socket timeout ends a call (``timeout_ms``)."""
+    from kato.ltm.nx27017 import NX27017
+
+    with NX27017(tmp_path) as server:
+        nodes = MongoNodes(server.url, timeout_ms=300)
+        ltm = nodes.ltm("n")
+        try:
+            learn_hello(ltm)
+            server.pause()
+            started = time.monotonic()
+            try:
+                with pytest.raises(StoreUnavailableError):
+                    ltm.totals()
+            finally:
+                server.resume()
+            assert time.monotonic() - started < 3.0
+            assert ltm.totals().total_pattern_frequencies == 1
+            server.kill()
+            with pytest.raises(StoreUnavailableError):
+                ltm.totals()
+            server.start()  # same port, same files: what it acknowledged is back
+            assert ltm.totals().total_pattern_frequencies == 1
+        finally:
+            nodes.close()

@@ -238,6 +238,15 @@ class _Canaries:
         self.targets.session_ids[:] = [await self._canary(n) for n in range(CANARIES)]
 
 
+async def _drained(store: redis.Redis, *, timeout_s: float = 10.0, prefix: str = "kato") -> None:
+    """Wait until the service's outbox drainer has applied every pending LTM effect (its index
+    is empty), so that no background settle changes a session record while the store is
+    snapshotted, restored or fingerprinted."""
+    deadline = time.monotonic() + timeout_s
+    while store.zcard(f"{prefix}:outbox") and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+
+
 def _snapshot(store: redis.Redis) -> dict[bytes, tuple[int, bytes]]:
     """Every key's serialized value and remaining TTL (ms; 0 for none)."""
     keys = list(store.scan_iter(count=1000))
@@ -327,6 +336,7 @@ async def campaign(
             await canaries.create()
             generator = CaseGenerator(ops, canaries.targets, seed)
             cases = chain(nasty_cases(canaries.targets), generator)
+            await _drained(store)
             snapshot = _snapshot(store)
 
             async def send(batch: list[Case]) -> list[Answer]:
@@ -349,11 +359,13 @@ async def campaign(
                     # Accepted writes are accounted for apart: put the store back, then send
                     # the rejected requests again, alone, and check those. (A rejection that
                     # depended on a write of its batch may be accepted now: round again.)
+                    await _drained(store)
                     _restore(store, snapshot)
                     baseline = fingerprint(store, service.ltm_path)
                     batch = [c for c, a in zip(batch, answers, strict=True) if _rejected(a)]
                     answers = await send(batch)
                 if _wrote(batch, answers):
+                    await _drained(store)
                     _restore(store, snapshot)
                     baseline = fingerprint(store, service.ltm_path)
                 elif batch:

@@ -4,8 +4,10 @@ A fingerprint maps every Redis key to a digest of its value and every LTM table 
 its rows. TTLs are left out (a rejected request may legitimately restart one), and so are the
 session indexes' expiry scores and their entries for sessions whose keys are gone (index
 upkeep, which ``count`` and the limit checks do lazily): an index is fingerprinted as the set of
-live sessions it lists. Anything else a request changes shows up as a changed, added or removed
-entry.
+live sessions it lists. The outbox index (``<prefix>:outbox``) is left out too: the service's
+drainer empties it in the background, whatever the requests of the moment; the effects it points
+to live in the session records and the LTM, which are fingerprinted. Anything else a request
+changes shows up as a changed, added or removed entry.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ def fingerprint(
     prints: Fingerprint = {}
     for key, kind, value in zip(keys, types, values, strict=True):
         name = key.decode(errors="replace")
+        if name == f"{prefix}:outbox":
+            continue
         if kind == b"zset" and index.search(name):
             members = [member for member, _ in value]
             with client.pipeline(transaction=False) as pipe:
