@@ -159,11 +159,18 @@ def _with_pending(view: LTMView, pending: tuple[Pending, ...]) -> LTMView:
     return overlay
 
 
+class _NothingPending(Exception):
+    """Raised by :func:`_without`'s change when the record holds none of the entries: a settle
+    then writes nothing (no version bump for a record another write already settled)."""
+
+
 def _without(applied: set[str]) -> ChangeFn[None]:
     """The change that drops the pending entries in ``applied`` from a record."""
 
     def change(record: SessionRecord) -> Change[None]:
         left = tuple(entry for entry in record.pending if entry.effect_id not in applied)
+        if len(left) == len(record.pending):
+            raise _NothingPending
         return Change(replace(record, pending=left), None)
 
     return change
@@ -417,9 +424,13 @@ class Kato:
                 if lease.record.pending:
                     await self._drain(lease.record)
                     applied = {entry.effect_id for entry in lease.record.pending}
-                    outcome = await self._update(session_id, _without(applied))
-                    if outcome.lease.record.pending:
-                        continue  # a newer write committed more; the next pass takes them
+                    try:
+                        outcome = await self._update(session_id, _without(applied))
+                    except _NothingPending:
+                        pass  # settled meanwhile (by the session's own request): nothing to write
+                    else:
+                        if outcome.lease.record.pending:
+                            continue  # a newer write committed more; the next pass takes them
             except SessionNotFoundError:
                 pass  # deleted or expired: its pending effects went with it (see delete)
             await self.sessions.settled(session_id, mark)
