@@ -273,7 +273,7 @@ class Kato:
         """Delete a session once its pending LTM effects are applied (503 while they cannot be:
         deleting it then would lose acknowledged learns)."""
         self._check_id(session_id)
-        record = (await self.sessions.get(session_id, touch=False)).record
+        record = (await self.sessions.get(session_id, touch=False, predictions=False)).record
         if record.pending:
             with _about(session_id):
                 await self._drain(record)
@@ -571,7 +571,7 @@ class Kato:
         }
 
     async def get_predictions(self, session_id: str) -> Body:
-        lease = await self._get(session_id)
+        lease = await self._get(session_id, predictions=True)
         state = lease.record.state
         return {
             "predictions": [dict(p) for p in state.predictions],
@@ -592,7 +592,7 @@ class Kato:
         }
 
     async def get_cognition_data(self, session_id: str) -> Body:
-        lease = await self._get(session_id)
+        lease = await self._get(session_id, predictions=True)
         return {
             "cognition_data": _cognition(lease.record.state),
             "session_id": session_id,
@@ -669,10 +669,11 @@ class Kato:
         if not looks_like_session_id(session_id):
             raise SessionNotFoundError(session_id)
 
-    async def _get(self, session_id: str) -> Lease:
-        """Read a session (a read drains its pending effects too)."""
+    async def _get(self, session_id: str, *, predictions: bool = False) -> Lease:
+        """Read a session (a read drains its pending effects too); its predictions only when
+        asked (they are most of a session's bytes)."""
         self._check_id(session_id)
-        lease = await self.sessions.get(session_id)
+        lease = await self.sessions.get(session_id, predictions=predictions)
         await self._settle(lease.record)
         return lease
 

@@ -282,8 +282,10 @@ class ObservedSessionStore:
     async def create(self, record: SessionRecord) -> Lease:
         return await self._observe("create", lambda: self.inner.create(record))
 
-    async def get(self, session_id: str, *, touch: bool = True) -> Lease:
-        return await self._observe("get", lambda: self.inner.get(session_id, touch=touch))
+    async def get(self, session_id: str, *, touch: bool = True, predictions: bool = True) -> Lease:
+        return await self._observe(
+            "get", lambda: self.inner.get(session_id, touch=touch, predictions=predictions)
+        )
 
     async def update(
         self, session_id: str, change: ChangeFn[T], *, unique_id: str | None = None

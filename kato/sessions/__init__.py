@@ -4,6 +4,7 @@ A session is one user's short-term context on one node. Stores implement
 :class:`~kato.sessions.store.SessionStore`; the in-memory store serves a single process.
 """
 
+from kato.sessions import codec
 from kato.sessions.ids import looks_like_session_id, new_session_id
 from kato.sessions.memory import MemorySessionStore
 from kato.sessions.outbox import Pending, effect_id
@@ -19,6 +20,7 @@ __all__ = [
     "Pending",
     "SessionRecord",
     "SessionStore",
+    "codec",
     "compute",
     "effect_id",
     "looks_like_session_id",

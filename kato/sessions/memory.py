@@ -90,7 +90,7 @@ class MemorySessionStore:
             return
         raise SessionLimitError.reached(kind, limit)
 
-    async def get(self, session_id: str, *, touch: bool = True) -> Lease:
+    async def get(self, session_id: str, *, touch: bool = True, predictions: bool = True) -> Lease:
         record, deadline = self._live(session_id)
         if touch:
             deadline = self._deadline(record, deadline)

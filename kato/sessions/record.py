@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,35 +31,3 @@ class SessionRecord:
     state: SessionState = field(default_factory=SessionState)
     version: int = 0
     pending: tuple[Pending, ...] = ()
-
-    def to_json(self) -> str:
-        outbox = {"pending": [p.to_dict() for p in self.pending]} if self.pending else {}
-        return json.dumps(
-            {
-                "session_id": self.session_id,
-                "node_id": self.node_id,
-                "created_at": self.created_at,
-                "ttl_seconds": self.ttl_seconds,
-                "metadata": self.metadata,
-                "config": self.config,
-                "state": self.state.to_dict(),
-                "version": self.version,
-                **outbox,
-            },
-            separators=(",", ":"),
-        )
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> SessionRecord:
-        data = json.loads(text)
-        return cls(
-            session_id=data["session_id"],
-            node_id=data["node_id"],
-            created_at=data["created_at"],
-            ttl_seconds=data["ttl_seconds"],
-            metadata=data["metadata"],
-            config=data["config"],
-            state=SessionState.from_dict(data["state"]),
-            version=data["version"],
-            pending=tuple(Pending.from_dict(item) for item in data.get("pending", ())),
-        )

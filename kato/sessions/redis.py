@@ -3,7 +3,9 @@
 Layout (``P`` = key prefix, ``S`` = session id; ``{S}`` is a hash tag, so one session's keys live
 in one slot and the store also runs on Redis Cluster):
 
-* ``P:{S}`` — a hash: ``v`` version, ``d`` the record as JSON, ``t`` TTL in milliseconds;
+* ``P:{S}`` — a hash: ``v`` version, ``t`` TTL in milliseconds, and the record in parts
+  (:mod:`kato.sessions.codec`: head, state, predictions, outbox), so a route reads and a write
+  sends only the parts it needs;
 * ``P:{S}:ids`` / ``P:{S}:idq`` — replies remembered for idempotent retries (hash) and their
   ids, oldest last (list), trimmed to ``applied_limit``;
 * ``P:sessions`` — the session index: a sorted set of ids scored by expiry time (ms);
@@ -38,8 +40,9 @@ How each guarantee of sessions.md holds:
    ``max_attempts`` times (then :class:`~kato.exceptions.ConflictError`; never a livelock).
 3. *Effects once*: ``change`` is pure (it runs in a worker thread); its LTM effects are part of
    the record it writes (the outbox), and a write that carries pending effects indexes its
-   session in ``P:outbox`` right after it commits, so the drainer finds it (a process that
-   dies in between leaves the effects to the session's next request).
+   session in ``P:outbox`` in the same script, so the drainer finds it (on a cluster, where the
+   index lives in another slot, right after the commit: a process that dies in between leaves
+   the effects to the session's next request).
 4. *No resurrection*: the compare-and-set refuses a missing key; only ``create`` makes one.
 5. *One clock*: the key's TTL is the expiry. Every access restarts it inside the same script
    (``PEXPIRE``); ``expires_at`` is derived from ``PTTL``.
@@ -83,8 +86,9 @@ import json
 import logging
 import random
 import time
+import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
@@ -100,6 +104,7 @@ from kato.exceptions import (
     SessionNotFoundError,
     StoreUnavailableError,
 )
+from kato.sessions import codec
 from kato.sessions.ids import looks_like_session_id
 from kato.sessions.record import SessionRecord
 from kato.sessions.store import Change, ChangeFn, Lease, Outcome, compute
@@ -119,50 +124,93 @@ __all__ = [
 
 T = TypeVar("T")
 log = logging.getLogger("kato")
+#: An argument of a Lua script.
+Arg = str | bytes | int
 #: A client of one Redis or of a Redis Cluster (the seams use the commands both have).
 RedisClient = redis_asyncio.Redis | RedisCluster
 #: Longest pause between two tries of a cluster command (a failover takes about two seconds).
 _CLUSTER_BACKOFF_CAP_S = 0.25
 
+#: The parts a read of predictions asks for.
+_WITH_PREDICTIONS = (*codec.RECORD_PARTS, *codec.PREDICTION_PARTS)
+
+#: Milliseconds a writer's lease on a session lasts unless its write releases it sooner (the
+#: longest another process's writer waits for one that died holding it).
+LEASE_MS = 1000
+#: Seconds an update waits for other processes' writers' leases before it goes on without one.
+LEASE_WAIT_S = 2.0
+
 #: Seconds a write waits behind this process's other writers of its session before it goes on
 #: unqueued (see ``RedisSessionStore._queued``).
 WRITER_QUEUE_S = 1.0
 
-# KEYS: doc, ids, idq   ARGV: touch ("1"/"0"), unique id ("" for none)
-# -> false if missing, else {version, doc, pttl, earlier reply or false}
+# KEYS: doc, ids, idq, lease
+# ARGV: touch ("1"/"0"), unique id ("" for none), lease token ("" for none), lease ms, part names...
+# -> false if missing; {lease pttl} if another writer holds the lease; else
+#    {version, pttl, earlier reply or false, legacy doc or false, parts...}
 _READ = """
-local r = redis.call('HMGET', KEYS[1], 'v', 'd', 't')
+local fields = {'v', 't', 'd'}
+for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+local r = redis.call('HMGET', KEYS[1], unpack(fields))
 if not r[1] then return false end
-if ARGV[1] == '1' then
-  for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], r[3]) end
-end
 local earlier = false
 if ARGV[2] ~= '' then earlier = redis.call('HGET', KEYS[2], ARGV[2]) end
-return {r[1], r[2], redis.call('PTTL', KEYS[1]), earlier}
+if ARGV[3] ~= '' and not earlier then
+  local holder = redis.call('GET', KEYS[4])
+  if holder and holder ~= ARGV[3] then return {redis.call('PTTL', KEYS[4])} end
+  redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4])
+end
+if ARGV[1] == '1' then
+  for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], r[2]) end
+end
+local reply = {r[1], redis.call('PTTL', KEYS[1]), earlier, r[3]}
+for i = 4, #r do reply[#reply + 1] = r[i] end
+return reply
 """
 
-# KEYS: doc, ids, idq
-# ARGV: expected version, new version, doc, ttl ms, restart ttl ("1"/"0"), unique id, reply, limit
-# -> {-1} missing, {0} conflict, {1, remaining TTL in ms} written
+# KEYS: doc, ids, idq, lease, wake[, outbox index]
+# ARGV: expected version, new version, ttl ms, restart ttl ("1"/"0"), unique id, reply, limit,
+#       outbox mark ("" for none), session id, drop the legacy document ("1"/"0"), lease token
+#       ("" for none), then the changed parts as field, value, field, value...
+# -> {-1} missing, {0} conflict (a lease is kept), {1, remaining TTL in ms} written (the lease
+#    released, one waiter woken)
 _COMPARE_AND_SET = """
 local v = redis.call('HGET', KEYS[1], 'v')
 if not v then return {-1} end
 if v ~= ARGV[1] then return {0} end
-redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3], 't', ARGV[4])
-if ARGV[6] ~= '' then
-  redis.call('HSET', KEYS[2], ARGV[6], ARGV[7])
-  redis.call('LPUSH', KEYS[3], ARGV[6])
-  while redis.call('LLEN', KEYS[3]) > tonumber(ARGV[8]) do
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 't', ARGV[3], unpack(ARGV, 12))
+if ARGV[10] == '1' then redis.call('HDEL', KEYS[1], 'd') end
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[2], ARGV[5], ARGV[6])
+  redis.call('LPUSH', KEYS[3], ARGV[5])
+  while redis.call('LLEN', KEYS[3]) > tonumber(ARGV[7]) do
     redis.call('HDEL', KEYS[2], redis.call('RPOP', KEYS[3]))
   end
 end
-if ARGV[5] == '1' then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+if ARGV[4] == '1' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then
   redis.call('PEXPIRE', KEYS[2], ttl)
   redis.call('PEXPIRE', KEYS[3], ttl)
 end
+if ARGV[8] ~= '' then redis.call('ZADD', KEYS[6], 'GT', ARGV[8], ARGV[9]) end
+if ARGV[11] ~= '' and redis.call('GET', KEYS[4]) == ARGV[11] then
+  redis.call('DEL', KEYS[4])
+  redis.call('LPUSH', KEYS[5], 1)
+  redis.call('LTRIM', KEYS[5], 0, 0)
+  redis.call('PEXPIRE', KEYS[5], 1000)
+end
 return {1, ttl}
+"""
+
+# KEYS: lease, wake   ARGV: lease token -> 1 released (one waiter woken), 0 not held
+_RELEASE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('LPUSH', KEYS[2], 1)
+redis.call('LTRIM', KEYS[2], 0, 0)
+redis.call('PEXPIRE', KEYS[2], 1000)
+return 1
 """
 
 # KEYS: index, node set   ARGV: id, score, now ms, max sessions, max per node (0: no limit)
@@ -201,11 +249,11 @@ if mark and tonumber(mark) == tonumber(ARGV[2]) then return redis.call('ZREM', K
 return 0
 """
 
-# KEYS: doc   ARGV: version, doc, ttl ms
+# KEYS: doc   ARGV: version, ttl ms, then the parts as field, value, field, value...
 _CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 'd', ARGV[2], 't', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 't', ARGV[2], unpack(ARGV, 3))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """
 
@@ -231,6 +279,8 @@ class StoreCounters:
     bytes_received: int = 0
     conflicts: int = 0
     updates: int = 0
+    #: Waits for another process's writer's lease on a session (``_update``).
+    lease_waits: int = 0
     #: ``WAIT`` (``wait_replicas``): writes waited for, replicas that acknowledged them, and
     #: writes fewer replicas than asked acknowledged before the timeout.
     replica_waits: int = 0
@@ -241,7 +291,8 @@ class StoreCounters:
 @dataclass(frozen=True, slots=True)
 class Read:
     """A session as one read found it: ``keys`` are its document, reply-hash and reply-list
-    keys; ``earlier`` is the reply remembered under the update's ``unique_id``, if any."""
+    keys; ``earlier`` is the reply remembered under the update's ``unique_id``, if any;
+    ``legacy``: the record was an earlier KATO's whole document (:mod:`kato.sessions.codec`)."""
 
     session_id: str
     keys: list[str]
@@ -249,20 +300,30 @@ class Read:
     record: SessionRecord
     pttl_ms: int
     earlier: Mapping[str, Any] | None
+    legacy: bool = False
+    #: The writer's lease this read took (``""``: none; see ``RedisSessionStore._update``).
+    lease: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Write:
     """What an update commits: ``record`` (already at the next version) computed from ``read``;
-    ``reply`` (JSON, or ``""``) to remember under ``unique_id`` (or ``""``); ``restart_ttl``
-    restarts the key's TTL."""
+    ``parts``, the parts of it that changed (:func:`kato.sessions.codec.encode`); ``reply``
+    (JSON, or ``""``) to remember under ``unique_id`` (or ``""``); ``restart_ttl`` restarts the
+    key's TTL. A commit also indexes the session in the outbox index when ``record`` carries
+    pending effects (:meth:`RedisSessionStore.index_outbox`)."""
 
     read: Read
     record: SessionRecord
-    doc: str
+    parts: Mapping[str, bytes]
     restart_ttl: bool
     unique_id: str
     reply: str
+
+    @property
+    def size(self) -> int:
+        """Bytes this write sends (parts and reply), for the store's counters."""
+        return sum(len(value) for value in self.parts.values()) + len(self.reply)
 
 
 class Commit(Protocol):
@@ -281,29 +342,42 @@ class Refresh(Protocol):
 
 class CompareAndSet:
     """Production's commit: one script writes only if the version is still the one read, and
-    never creates a missing key (guarantees 2 and 4)."""
+    never creates a missing key (guarantees 2 and 4). On one Redis the same script indexes a
+    session whose record carries pending effects in the outbox index (one round trip); on a
+    cluster that index lives in another slot, so it takes a round trip of its own."""
 
     def __init__(self, store: RedisSessionStore) -> None:
         self._store = store
         self._script = store.register_script(_COMPARE_AND_SET)
 
     async def __call__(self, write: Write) -> int | None:
-        new = write.record
-        args: list[str | int] = [
+        store, new, keys = self._store, write.record, write.read.keys
+        in_script = bool(new.pending) and not store.cluster
+        args: list[str | bytes | int] = [
             write.read.version,
             str(new.version),
-            write.doc,
             new.ttl_seconds * 1000,
             "1" if write.restart_ttl else "0",
             write.unique_id,
             write.reply,
-            self._store.applied_limit,
+            store.applied_limit,
+            store.now_ms() if in_script else "",
+            write.read.session_id,
+            "1" if write.read.legacy else "0",
+            write.read.lease,
+            *codec.flat(write.parts),
         ]
-        status, *ttl = await self._store.run_write(self._script, write.read.keys, args)
+        if in_script:
+            keys = [*keys, store.outbox_key]
+        status, *ttl = await store.run_write(self._script, keys, args)
         if status == -1:
             session_id = write.read.session_id
             raise SessionNotFoundError(session_id, f"Session '{session_id}' was deleted")
-        return int(ttl[0]) if status == 1 else None
+        if status != 1:
+            return None
+        if new.pending and not in_script:
+            await store.index_outbox(write.read.session_id)
+        return int(ttl[0])
 
 
 class RedisSessionStore:
@@ -321,6 +395,8 @@ class RedisSessionStore:
     * **max_sessions**, **max_sessions_per_node** - live sessions allowed (0: no limit).
     * **queue_writers** - queue this process's writers of one session (``_queued``); off only
       to rebuild the earlier system's races in the bug zoo.
+    * **leases** - writers of one session in other processes wait for each other's lease
+      (``_update``); off only to rebuild the earlier system in the bug zoo.
     * **commit**, **refresh** - the seams of the module docstring (built on this store).
     * **wait_replicas** - after each write, ``WAIT`` for this many replicas (0: don't wait).
     """
@@ -338,6 +414,7 @@ class RedisSessionStore:
         max_sessions: int = 0,
         max_sessions_per_node: int = 0,
         queue_writers: bool = True,
+        leases: bool = True,
         commit: Callable[[RedisSessionStore], Commit] = CompareAndSet,
         refresh: Callable[[RedisSessionStore], Refresh] | None = None,
         wait_replicas: int = 0,
@@ -352,6 +429,7 @@ class RedisSessionStore:
         self.max_sessions = max_sessions
         self.max_sessions_per_node = max_sessions_per_node
         self.queue_writers = queue_writers
+        self.leases = leases
         self.counters = StoreCounters()
         # a lock lives while a writer holds or awaits it, then drops out of the map by itself
         self._writers: weakref.WeakValueDictionary[str, asyncio.Lock] = (
@@ -366,6 +444,7 @@ class RedisSessionStore:
         self._create_script = self.register_script(_CREATE)
         self._index_script = self.register_script(_INDEX)
         self._settled_script = self.register_script(_SETTLED)
+        self._release_script = self.register_script(_RELEASE)
         self._commit = commit(self)
         self._refresh = refresh(self) if refresh is not None else None
 
@@ -378,7 +457,7 @@ class RedisSessionStore:
         """A Lua script of this store's client (see :class:`Script`)."""
         return Script(self._redis, text)
 
-    async def run_write(self, script: Script, keys: list[str], args: list[str | int]) -> Any:
+    async def run_write(self, script: Script, keys: list[str], args: Sequence[Arg]) -> Any:
         """Run a writing script; with ``wait_replicas``, ``WAIT`` in the same round trip."""
         if not self.wait_replicas:
             return await script(keys, args)
@@ -431,11 +510,12 @@ class RedisSessionStore:
 
     # -- keys and encoding -------------------------------------------------------------------
     def keys(self, session_id: str) -> list[str]:
-        """The keys of a session: its document, its replies (hash) and their ids (list)."""
+        """The keys of a session: its document, its replies (hash) and their ids (list), its
+        writers' lease and the list that wakes a writer waiting for it."""
         if not looks_like_session_id(session_id):  # keys derive from validated ids only
             raise SessionNotFoundError(session_id)
         doc = f"{self.prefix}:{{{session_id}}}"
-        return [doc, doc + ":ids", doc + ":idq"]
+        return [doc, doc + ":ids", doc + ":idq", doc + ":lease", doc + ":wake"]
 
     def note_round_trip(self, sent: int, received: int = 0, *, background: bool = False) -> None:
         """Count one round trip to Redis (the seams report theirs here too). ``background``:
@@ -455,27 +535,55 @@ class RedisSessionStore:
         return Lease(record, time.time() + max(pttl_ms, 0) / 1000)
 
     # -- reads -------------------------------------------------------------------------------
-    async def _read(self, session_id: str, *, touch: bool, unique_id: str | None) -> Read:
+    async def _read(
+        self,
+        session_id: str,
+        *,
+        touch: bool,
+        unique_id: str | None,
+        predictions: bool = False,
+        lease: str = "",
+    ) -> Read:
         keys = self.keys(session_id)
+        names = _WITH_PREDICTIONS if predictions else codec.RECORD_PARTS
+        args = ["1" if touch else "0", unique_id or "", lease, LEASE_MS, *names]
         with redis_errors("read", session_id):
-            reply = await self._read_script(
-                keys=keys, args=["1" if touch else "0", unique_id or ""]
-            )
-        if not reply:
+            reply = await self._read_script(keys=keys, args=args)
+        if not reply or len(reply) == 1:
             self.note_round_trip(len(session_id))
+            if reply:
+                raise _LeaseHeld(int(reply[0]))
             raise SessionNotFoundError(session_id)
-        version, doc, pttl, earlier = reply
-        self.note_round_trip(len(session_id), len(doc) + len(earlier or b""))
-        record = replace(SessionRecord.from_json(doc), version=int(version))
+        version, pttl, earlier, legacy, *values = reply
+        received = sum(len(value) for value in values if value) + len(earlier or b"")
+        self.note_round_trip(len(session_id), received + len(legacy or b""))
+        parts = dict(zip(names, values, strict=True))
+        if legacy is not None:
+            parts[codec.LEGACY] = legacy
+        record = codec.decode(parts, int(version))
         remembered = json.loads(earlier) if earlier else None
-        read = Read(session_id, keys, version.decode(), record, int(pttl), remembered)
+        read = Read(
+            session_id,
+            keys,
+            version.decode(),
+            record,
+            int(pttl),
+            remembered,
+            legacy=legacy is not None,
+            lease=lease if earlier is None else "",
+        )
         if touch and self._refresh is not None:
             with redis_errors("read", session_id):
                 await self._refresh(read)
         return read
 
-    async def get(self, session_id: str, *, touch: bool = True) -> Lease:
-        read = await self._read(session_id, touch=touch and self.auto_extend, unique_id=None)
+    async def get(self, session_id: str, *, touch: bool = True, predictions: bool = True) -> Lease:
+        read = await self._read(
+            session_id,
+            touch=touch and self.auto_extend,
+            unique_id=None,
+            predictions=predictions,
+        )
         return self._lease(read.record, read.pttl_ms)
 
     async def exists(self, session_id: str) -> bool:
@@ -492,15 +600,16 @@ class RedisSessionStore:
             return await self._create_within_limits(record)
         keys = self.keys(record.session_id)
         ttl_ms = record.ttl_seconds * 1000
-        doc = record.to_json()
+        parts = codec.encode(record)
+        args = ["0", ttl_ms, *codec.flat(parts)]
         async with self._redis.pipeline(transaction=False) as pipe:
-            await self._create_script(keys=keys[:1], args=["0", doc, ttl_ms], client=pipe)
-            pipe.zadd(self.index_key, {record.session_id: self._now_ms() + ttl_ms}, nx=True)
+            await self._create_script(keys=keys[:1], args=args, client=pipe)
+            pipe.zadd(self.index_key, {record.session_id: self.now_ms() + ttl_ms}, nx=True)
             with redis_errors("create", record.session_id):
                 if self.wait_replicas:
                     await self._queue_wait(pipe, keys[0])
                 created, _, *acked = await self._execute_waiting(pipe)
-        self.note_round_trip(len(doc))
+        self.note_round_trip(_size(parts))
         if acked:
             self._note_replicas(acked[0], keys[0])
         self._check_created(record, created)
@@ -516,22 +625,23 @@ class RedisSessionStore:
         entries the script is unsure of and ask again; delete the document if refused."""
         keys = self.keys(record.session_id)
         ttl_ms = record.ttl_seconds * 1000
-        doc = record.to_json()
+        parts = codec.encode(record)
         sets = [self.index_key, f"{{{self.index_key}}}:node:{record.node_id}"]
 
         def args() -> list[str | int]:
-            now = self._now_ms()
+            now = self.now_ms()
             limits = [self.max_sessions, self.max_sessions_per_node]
             return [record.session_id, now + ttl_ms, now, *limits]
 
         with redis_errors("create", record.session_id):
             async with self._redis.pipeline(transaction=False) as pipe:
-                await self._create_script(keys=keys[:1], args=["0", doc, ttl_ms], client=pipe)
+                create = ["0", ttl_ms, *codec.flat(parts)]
+                await self._create_script(keys=keys[:1], args=create, client=pipe)
                 await self._index_script(keys=sets, args=args(), client=pipe)
                 if self.wait_replicas:
                     await self._queue_wait(pipe, keys[0])
                 created, verdict, *acked = await self._execute_waiting(pipe)
-            self.note_round_trip(len(doc))
+            self.note_round_trip(_size(parts))
             if acked:
                 self._note_replicas(acked[0], keys[0])
             self._check_created(record, created)
@@ -560,52 +670,112 @@ class RedisSessionStore:
     async def _update(
         self, session_id: str, change: ChangeFn[T], *, unique_id: str | None, restart: bool
     ) -> Outcome[T]:
+        """Read, compute, compare-and-set; again on a conflict (see the module docstring).
+
+        With ``leases``, the read also takes the session's writers' lease (a token with a
+        ``LEASE_MS`` expiry, which the write releases): while another process's writer holds
+        it, this one waits to be woken (``BLPOP`` on the session's wake list) instead of
+        computing a change that would lose the compare-and-set — a hot session written from
+        several processes recomputed most of its writes without it. The lease is a hint, never
+        the guard: the compare-and-set decides, so an expired or stolen lease costs a conflict,
+        not a lost write. Waiting ends after ``LEASE_WAIT_S``; the writer then goes on
+        without a lease.
+        """
         self.counters.updates += 1
         async with self._queued(session_id):
-            for attempt in range(self.max_attempts):
-                read = await self._read(session_id, touch=self.auto_extend, unique_id=unique_id)
-                if read.earlier is not None:
-                    return Outcome(
-                        self._lease(read.record, read.pttl_ms), None, replayed=read.earlier
-                    )
-                try:
-                    changed = await compute(change, read.record)
-                except SnapshotChanged:
-                    await self._back_off(attempt)
-                    continue
-                new = replace(changed.record, version=read.record.version + 1)
-                reply = json.dumps(changed.reply) if unique_id and changed.reply is not None else ""
-                write = Write(
-                    read,
-                    new,
-                    new.to_json(),
-                    restart_ttl=self.auto_extend or restart,
-                    unique_id=unique_id if unique_id and reply else "",
-                    reply=reply,
-                )
-                try:
-                    with redis_errors("update", session_id):
-                        ttl = await self._commit(write)
-                finally:
-                    self.note_round_trip(len(write.doc) + len(reply))
-                if ttl is not None:
-                    if new.pending:
-                        await self._index_outbox(session_id)
-                    return Outcome(self._lease(new, ttl), changed.value)
-                self.counters.conflicts += 1
-                if self._observer is not None:
-                    self._observer.conflict()
-                await self._back_off(attempt)
-            raise ConflictError(
-                f"session {session_id} kept changing under {self.max_attempts} concurrent-write "
-                "attempts; nothing was applied",
-                session_id=session_id,
-            )
+            writer = _Writer(uuid.uuid4().hex if self.leases else "")
+            try:
+                return await self._attempts(session_id, change, unique_id, restart, writer)
+            finally:
+                if writer.held:  # not released by a write: a failure, or a crash of change
+                    await self._release(session_id, writer.held)
 
-    async def _index_outbox(self, session_id: str) -> None:
-        """Index a session whose committed record carries pending effects (see guarantee 3)."""
+    async def _attempts(
+        self,
+        session_id: str,
+        change: ChangeFn[T],
+        unique_id: str | None,
+        restart: bool,
+        writer: _Writer,
+    ) -> Outcome[T]:
+        deadline = time.monotonic() + LEASE_WAIT_S
+        attempt = 0
+        while attempt < self.max_attempts:
+            try:
+                read = await self._read(
+                    session_id, touch=self.auto_extend, unique_id=unique_id, lease=writer.token
+                )
+            except _LeaseHeld as held:
+                if not await self._await_lease(session_id, held.pttl_ms, deadline):
+                    writer.token = ""  # waited long enough: optimistic from now on
+                continue
+            writer.held = read.lease
+            if read.earlier is not None:
+                return Outcome(self._lease(read.record, read.pttl_ms), None, replayed=read.earlier)
+            try:
+                changed = await compute(change, read.record)
+            except SnapshotChanged:
+                await self._back_off(attempt)
+                attempt += 1
+                continue
+            new = replace(changed.record, version=read.record.version + 1)
+            reply = json.dumps(changed.reply) if unique_id and changed.reply is not None else ""
+            write = Write(
+                read,
+                new,
+                codec.encode(new, since=None if read.legacy else read.record),
+                restart_ttl=self.auto_extend or restart,
+                unique_id=unique_id if unique_id and reply else "",
+                reply=reply,
+            )
+            try:
+                with redis_errors("update", session_id):
+                    ttl = await self._commit(write)
+            finally:
+                self.note_round_trip(write.size)
+            if ttl is not None:
+                writer.held = ""  # the write released it
+                return Outcome(self._lease(new, ttl), changed.value)
+            self.counters.conflicts += 1
+            if self._observer is not None:
+                self._observer.conflict()
+            await self._back_off(attempt)
+            attempt += 1
+        raise ConflictError(
+            f"session {session_id} kept changing under {self.max_attempts} concurrent-write "
+            "attempts; nothing was applied",
+            session_id=session_id,
+        )
+
+    async def _await_lease(self, session_id: str, pttl_ms: int, deadline: float) -> bool:
+        """Wait until another writer's lease on the session is released (its write wakes one
+        waiter) or expires, at most until ``deadline``; ``False`` once that has passed."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        self.counters.lease_waits += 1
+        # well inside the socket timeout: a blocked read that outlives it is an outage
+        timeout = max(min(max(pttl_ms, 1) / 1000, remaining, self._wait_ms / 2000), 0.001)
         with redis_errors("update", session_id):
-            await self._redis.zadd(self.outbox_key, {session_id: self._now_ms()}, gt=True)
+            await self._redis.blpop([self.keys(session_id)[4]], timeout=timeout)
+        self.note_round_trip(len(session_id))
+        return True
+
+    async def _release(self, session_id: str, token: str) -> None:
+        """Release a lease a failed update still holds (best effort: it expires anyway)."""
+        keys = self.keys(session_id)[3:]
+        try:
+            with redis_errors("update", session_id):
+                await self._release_script(keys=keys, args=[token])
+            self.note_round_trip(len(token))
+        except StoreUnavailableError:
+            log.warning("a session's writer lease was left to expire", exc_info=True)
+
+    async def index_outbox(self, session_id: str) -> None:
+        """Index a session whose committed record carries pending effects (guarantee 3), in a
+        round trip of its own (for commits that cannot do it in their script)."""
+        with redis_errors("update", session_id):
+            await self._redis.zadd(self.outbox_key, {session_id: self.now_ms()}, gt=True)
         self.note_round_trip(len(session_id))
 
     async def outbox(self, limit: int) -> list[tuple[str, float]]:
@@ -663,7 +833,7 @@ class RedisSessionStore:
         )
         with redis_errors("extend", session_id):
             await self._redis.zadd(
-                self.index_key, {session_id: self._now_ms() + ttl_seconds * 1000}, xx=True
+                self.index_key, {session_id: self.now_ms() + ttl_seconds * 1000}, xx=True
             )
         self.note_round_trip(len(session_id))
         return outcome.lease
@@ -681,14 +851,14 @@ class RedisSessionStore:
 
     # -- counting ----------------------------------------------------------------------------
     @staticmethod
-    def _now_ms() -> int:
+    def now_ms() -> int:
         return int(time.time() * 1000)
 
     async def count(self) -> int:
         """Exact live sessions: repair index entries past their recorded expiry, then count."""
         with redis_errors("count"):
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.zrangebyscore(self.index_key, "-inf", self._now_ms())
+                pipe.zrangebyscore(self.index_key, "-inf", self.now_ms())
                 pipe.zcard(self.index_key)
                 stale, total = await pipe.execute()
             self.note_round_trip(0)
@@ -699,7 +869,7 @@ class RedisSessionStore:
     async def _repair(self, ids: list[str]) -> int:
         """Re-score the index entries of ``ids`` whose keys live on, drop the others; the
         index's size afterwards. Two round trips; the caller translates Redis errors."""
-        now = self._now_ms()
+        now = self.now_ms()
         async with self._redis.pipeline(transaction=False) as pipe:
             for session_id in ids:
                 pipe.pttl(self.keys(session_id)[0])
@@ -720,6 +890,26 @@ class RedisSessionStore:
         await self._redis.aclose()
 
 
+def _size(parts: Mapping[str, bytes]) -> int:
+    return sum(len(value) for value in parts.values())
+
+
+class _LeaseHeld(Exception):
+    """Raised by a read that found another writer's lease on the session."""
+
+    def __init__(self, pttl_ms: int) -> None:
+        super().__init__(pttl_ms)
+        self.pttl_ms = pttl_ms
+
+
+@dataclass(slots=True)
+class _Writer:
+    """One update's lease: the token it asks with (``""``: none) and the one it holds."""
+
+    token: str
+    held: str = ""
+
+
 class Script:
     """A Lua script of the store's client, run by its SHA; queued in a cluster pipeline it is
     sent whole (``EVAL``): a pipeline cannot load a script the node it reaches has not cached
@@ -729,7 +919,7 @@ class Script:
         self._text = text
         self._script = client.register_script(text)
 
-    async def __call__(self, keys: list[str], args: list[str | int], *, client: Any = None) -> Any:
+    async def __call__(self, keys: list[str], args: Sequence[Arg], *, client: Any = None) -> Any:
         if isinstance(client, ClusterPipeline):
             return client.eval(self._text, len(keys), *keys, *args)
         return await self._script(keys=keys, args=args, client=client)

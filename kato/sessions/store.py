@@ -7,7 +7,9 @@ record atomically against every other writer of that session, in any process. A 
 have effects of its own: effects go into ``Change.value``, and LTM effects into the new
 record's outbox (``SessionRecord.pending``), which the caller drains after the update returns.
 A store may call ``change`` in a worker thread (it reads long-term memory and computes
-predictions), never on the event loop.
+predictions), never on the event loop. The record it hands ``change`` may leave the session's
+stored predictions unread (:data:`kato.sessions.codec.NOT_READ`): no engine step reads them, a
+step replaces them.
 
 The store indexes every session whose committed record carries pending effects
 (``outbox``), so a drainer finds them without scanning; ``settled`` drops one from the index.
@@ -77,8 +79,12 @@ class SessionStore(Protocol):
         """Store a new session; it is visible to every later call the moment this returns."""
         ...
 
-    async def get(self, session_id: str, *, touch: bool = True) -> Lease:
-        """Read a session; ``touch`` restarts its TTL (sliding expiry). Never writes the record."""
+    async def get(self, session_id: str, *, touch: bool = True, predictions: bool = True) -> Lease:
+        """Read a session; ``touch`` restarts its TTL (sliding expiry). Never writes the record.
+
+        ``predictions=False``: the record's predictions and future potentials may be left
+        unread (:data:`kato.sessions.codec.NOT_READ`), for reads that do not answer with them.
+        """
         ...
 
     async def update(

@@ -83,11 +83,11 @@ class PlantedBugsStore(RedisSessionStore):
         super().__init__(url)
         self.side = redis_asyncio.Redis.from_url(url)
 
-    async def get(self, session_id: str, *, touch: bool = True) -> Lease:
+    async def get(self, session_id: str, *, touch: bool = True, predictions: bool = True) -> Lease:
         if "0123456789abcdef" in session_id:  # the hand-written forged id
             raise RuntimeError("planted crash")
         try:
-            return await super().get(session_id, touch=touch)
+            return await super().get(session_id, touch=touch, predictions=predictions)
         except SessionNotFoundError:
             await self.side.incr("kato:planted")
             raise

@@ -95,9 +95,9 @@ class CountingStore(MemorySessionStore):
         super().__init__()
         self.calls: Counter[str] = Counter()
 
-    async def get(self, session_id: str, *, touch: bool = True) -> Any:
+    async def get(self, session_id: str, *, touch: bool = True, predictions: bool = True) -> Any:
         self.calls["get"] += 1
-        return await super().get(session_id, touch=touch)
+        return await super().get(session_id, touch=touch, predictions=predictions)
 
     async def update(self, session_id: str, change: Any, *, unique_id: str | None = None) -> Any:
         self.calls["update"] += 1

@@ -153,7 +153,7 @@ class UnreachableStore(MemorySessionStore):
     async def create(self, record):  # type: ignore[no-untyped-def]
         raise StoreUnavailableError("session store unreachable: connection refused")
 
-    async def get(self, session_id, *, touch=True):  # type: ignore[no-untyped-def]
+    async def get(self, session_id, *, touch=True, predictions=True):  # type: ignore[no-untyped-def]
         raise StoreUnavailableError("session store unreachable: connection refused")
 
     async def count(self):  # type: ignore[no-untyped-def]

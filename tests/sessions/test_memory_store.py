@@ -75,19 +75,3 @@ def test_count_is_exact_and_drops_expired_sessions() -> None:
     assert run(store.count()) == 2
     clock.now += 11
     assert run(store.count()) == 1
-
-
-def test_record_json_round_trip() -> None:
-    from kato.engine import SessionState
-
-    rec = SessionRecord(
-        new_session_id(1),
-        "node",
-        created_at=1.5,
-        ttl_seconds=60,
-        metadata={"a": 1},
-        config={"max_pattern_length": 2},
-        state=SessionState(stm=(("a", "b"),), emotives_accumulator=({"joy": 1.0},), time=3),
-        version=4,
-    )
-    assert SessionRecord.from_json(rec.to_json()) == rec

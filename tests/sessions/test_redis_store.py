@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import textwrap
@@ -12,8 +13,9 @@ from dataclasses import replace
 import pytest
 import redis
 
+from kato.engine import SessionState
 from kato.exceptions import SessionNotFoundError, StoreUnavailableError
-from kato.sessions import Change, SessionRecord, new_session_id
+from kato.sessions import Change, Pending, SessionRecord, new_session_id
 from kato.sessions.redis import CompareAndSet, Read, RedisSessionStore, Write
 from kato.stores.redis_server import RedisServer
 
@@ -48,6 +50,62 @@ def test_an_update_costs_two_round_trips(redis_server: RedisServer, key_prefix: 
 
     updates, reads = asyncio.run(scenario())
     assert updates == 20 and reads == 1
+
+
+def test_an_update_that_learns_still_costs_two_round_trips_and_is_indexed(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    """A write whose record carries pending effects indexes its session in the outbox index
+    inside the compare-and-set script: no third round trip."""
+
+    def learns(rec: SessionRecord) -> Change[None]:
+        entry = Pending(f"{rec.session_id}:x", ())
+        return Change(replace(rec, pending=(*rec.pending, entry)), None)
+
+    async def scenario() -> tuple[int, list[tuple[str, float]]]:
+        store = RedisSessionStore(redis_server.url, key_prefix=key_prefix)
+        rec = record()
+        await store.create(rec)
+        before = store.counters.round_trips
+        await store.update(rec.session_id, learns)
+        trips = store.counters.round_trips - before
+        indexed = await store.outbox(10)
+        await store.close()
+        return trips, indexed
+
+    trips, indexed = asyncio.run(scenario())
+    assert trips == 2 and len(indexed) == 1
+
+
+def test_a_session_an_earlier_kato_stored_whole_is_read_and_rewritten_in_parts(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    rec = replace(record(), state=SessionState(stm=(("a",),), time=1, predictions=({"n": 1.5},)))
+    doc = json.dumps(
+        {
+            "session_id": rec.session_id, "node_id": rec.node_id, "created_at": rec.created_at,
+            "ttl_seconds": rec.ttl_seconds, "metadata": {}, "config": {},
+            "state": rec.state.to_dict(), "version": 3,
+        }
+    )  # fmt: skip
+    client = redis.Redis.from_url(redis_server.url)
+    key = f"{key_prefix}:{{{rec.session_id}}}"
+    client.hset(key, mapping={"v": 3, "d": doc, "t": 60_000})
+    client.pexpire(key, 60_000)
+
+    async def scenario() -> tuple[SessionRecord, SessionRecord]:
+        store = RedisSessionStore(redis_server.url, key_prefix=key_prefix)
+        before = (await store.get(rec.session_id)).record
+        await store.update(rec.session_id, append("b"))
+        after = (await store.get(rec.session_id)).record
+        await store.close()
+        return before, after
+
+    before, after = asyncio.run(scenario())
+    assert before == replace(rec, version=3)
+    assert after.state.stm == (("a",), ("b",)) and after.state.predictions == ({"n": 1.5},)
+    assert after.version == 4 and not client.hexists(key, "d")
+    client.close()
 
 
 def test_the_seams_see_every_commit_and_every_touching_read(

@@ -105,7 +105,7 @@ def redis_store(
     layer: Callable[[RedisSessionStore], SessionStore] | None = None, **options: Any
 ) -> StoreFactory:
     """A variant's store: production's ``RedisSessionStore`` for the settings, changed through
-    its seams (``options``: ``commit``, ``refresh``, ``queue_writers``) and wrapped in
+    its seams (``options``: ``commit``, ``refresh``, ``queue_writers``, ``leases``) and wrapped in
     ``layer`` (a :class:`StoreLayer`), if given."""
 
     def build(settings: Settings) -> SessionStore:
@@ -133,8 +133,8 @@ class StoreLayer:
     async def create(self, record: SessionRecord) -> Lease:
         return await self.inner.create(record)
 
-    async def get(self, session_id: str, *, touch: bool = True) -> Lease:
-        return await self.inner.get(session_id, touch=touch)
+    async def get(self, session_id: str, *, touch: bool = True, predictions: bool = True) -> Lease:
+        return await self.inner.get(session_id, touch=touch, predictions=predictions)
 
     async def update(
         self, session_id: str, change: ChangeFn[T], *, unique_id: str | None = None

@@ -23,15 +23,17 @@ observations.
 from __future__ import annotations
 
 from kato.lab.zoo._variant import Variant, redis_store
+from kato.sessions import codec
 from kato.sessions.redis import Read, RedisSessionStore
 
 __all__ = ["VARIANT", "WriteBack"]
 
-# KEYS: doc   ARGV: version, doc, ttl ms — the old "save to refresh the TTL"
+# KEYS: doc   ARGV: version, ttl ms, then the record's parts as field, value... — the old
+# "save to refresh the TTL"
 _WRITE_BACK = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 'd', ARGV[2], 't', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 't', ARGV[2], unpack(ARGV, 3))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """
 
@@ -44,13 +46,13 @@ class WriteBack:
         self._script = store.redis.register_script(_WRITE_BACK)
 
     async def __call__(self, read: Read) -> None:
-        doc = read.record.to_json()
+        parts = codec.encode(read.record)
         ttl_ms = read.record.ttl_seconds * 1000
-        await self._script(keys=read.keys[:1], args=[read.version, doc, ttl_ms])
-        self._store.note_round_trip(len(doc))
+        await self._script(keys=read.keys[:1], args=[read.version, ttl_ms, *codec.flat(parts)])
+        self._store.note_round_trip(sum(len(value) for value in parts.values()))
 
 
 VARIANT = Variant.of(
     __name__, "shared-session", "no_lost_updates", workers=1, concurrency=16, operations=200,
-    store=redis_store(refresh=WriteBack, queue_writers=False),
+    store=redis_store(refresh=WriteBack, queue_writers=False, leases=False),
 )

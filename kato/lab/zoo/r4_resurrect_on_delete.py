@@ -28,19 +28,21 @@ import asyncio
 
 from kato.exceptions import SessionNotFoundError
 from kato.lab.zoo._variant import Variant, redis_store
+from kato.sessions import codec
 from kato.sessions.redis import RedisSessionStore, Write
 
 __all__ = ["VARIANT", "PlainWrite"]
 
-# KEYS: doc, ids   ARGV: refuse a missing key ("1"/"0"), version, doc, ttl ms, unique id, reply
-# -> false if refused, else the key's PTTL: no version check, ever
+# KEYS: doc, ids   ARGV: refuse a missing key ("1"/"0"), version, ttl ms, unique id, reply,
+# then the whole record's parts as field, value... -> false if refused, else the key's PTTL: no
+# version check, ever
 _PLAIN_WRITE = """
 if ARGV[1] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then return false end
-redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3], 't', ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-if ARGV[5] ~= '' then
-  redis.call('HSET', KEYS[2], ARGV[5], ARGV[6])
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 't', ARGV[3], unpack(ARGV, 6))
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[2], ARGV[4], ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
 end
 return redis.call('PTTL', KEYS[1])
 """
@@ -55,21 +57,24 @@ class PlainWrite:
     ) -> None:
         self.refuse_missing = refuse_missing
         self.delay_s = delay_s
+        self._store = store
         self._script = store.redis.register_script(_PLAIN_WRITE)
 
     async def __call__(self, write: Write) -> int | None:
         await asyncio.sleep(self.delay_s)  # the exposure: a write still in flight
         new, refuse = write.record, "1" if self.refuse_missing else "0"
-        args: list[str | int] = [refuse, str(new.version), write.doc, new.ttl_seconds * 1000]
-        args += [write.unique_id, write.reply]
+        args: list[str | bytes | int] = [refuse, str(new.version), new.ttl_seconds * 1000]
+        args += [write.unique_id, write.reply, *codec.flat(codec.encode(write.record))]
         ttl = await self._script(keys=write.read.keys[:2], args=args)
         if ttl is None:
             session_id = write.read.session_id
             raise SessionNotFoundError(session_id, f"Session '{session_id}' was deleted")
+        if new.pending:
+            await self._store.index_outbox(write.read.session_id)
         return int(ttl)
 
 
 VARIANT = Variant.of(
     __name__, "delete-race", "resurrection", workers=1, concurrency=4, operations=160,
-    store=redis_store(commit=PlainWrite, queue_writers=False),
+    store=redis_store(commit=PlainWrite, queue_writers=False, leases=False),
 )

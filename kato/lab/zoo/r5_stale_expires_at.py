@@ -52,8 +52,9 @@ class StaleExpiresAt(StoreLayer):
         await self._stamp(session_id, outcome.lease.record.ttl_seconds)
         return outcome
 
-    async def get(self, session_id: str, *, touch: bool = True) -> Lease:
-        lease = await self.inner.get(session_id, touch=touch)  # restarts the key's TTL only
+    async def get(self, session_id: str, *, touch: bool = True, predictions: bool = True) -> Lease:
+        # restarts the key's TTL only
+        lease = await self.inner.get(session_id, touch=touch, predictions=predictions)
         with redis_errors("read", session_id):
             stamp = await self.inner.redis.hget(self.inner.keys(session_id)[0], _FIELD)
         if stamp is not None and float(stamp) <= time.time():

@@ -56,8 +56,10 @@ class SwallowedErrors(StoreLayer):
         except Exception:  # the bug: every failure reads as "no such session"
             raise SessionNotFoundError(session_id) from None
 
-    async def get(self, session_id: str, *, touch: bool = True) -> Lease:
-        return await self._load(session_id, lambda: self.inner.get(session_id, touch=touch))
+    async def get(self, session_id: str, *, touch: bool = True, predictions: bool = True) -> Lease:
+        return await self._load(
+            session_id, lambda: self.inner.get(session_id, touch=touch, predictions=predictions)
+        )
 
     async def update(
         self, session_id: str, change: ChangeFn[T], *, unique_id: str | None = None
