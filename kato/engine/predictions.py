@@ -127,24 +127,32 @@ def _matching_blocks(a: Sequence[str], size_b: int, positions: dict[str, list[in
     neighbours, which never changes a block when there is no junk: the longest run found is
     already maximal within its range.
     """
+    hits = [(i, js) for i, symbol in enumerate(a) if (js := positions.get(symbol))]
+    if len(hits) == 1 and len(hits[0][1]) == 1:  # one pair of equal symbols: one block
+        return [(hits[0][0], hits[0][1][0], 1)]
     found: list[Block] = []
     queue = [(0, len(a), 0, size_b)]
-    nothing: list[int] = []
     while queue:
         alo, ahi, blo, bhi = queue.pop()
         best_i, best_j, best = alo, blo, 0
         runs: dict[int, int] = {}
-        for i in range(alo, ahi):
-            previous = runs.get
+        last = -2
+        for i, js in hits:  # the i whose symbol is not in b: no runs there, none carried on
+            if i < alo:
+                continue
+            if i >= ahi:
+                break
+            previous = runs if i == last + 1 else _NO_RUNS
             runs = {}
-            for j in positions.get(a[i], nothing):
+            for j in js:
                 if j < blo:
                     continue
                 if j >= bhi:
                     break
-                k = runs[j] = previous(j - 1, 0) + 1
+                k = runs[j] = previous.get(j - 1, 0) + 1
                 if k > best:
                     best_i, best_j, best = i - k + 1, j - k + 1, k
+            last = i
         if best:
             found.append((best_i, best_j, best))
             if alo < best_i and blo < best_j:
@@ -164,6 +172,10 @@ def _matching_blocks(a: Sequence[str], size_b: int, positions: dict[str, list[in
             i1, j1, k1 = i2, j2, k2
     blocks.append((i1, j1, k1))
     return blocks
+
+
+_NO_RUNS: dict[int, int] = {}
+"""Runs of equal symbols ending at the previous position of ``a`` when there are none."""
 
 
 def _present(
@@ -352,7 +364,7 @@ class _Ensemble:
 
 
 def _json(events: tuple[Event, ...]) -> str:
-    return json.dumps([list(event) for event in events])
+    return json.dumps(events)  # tuples are written as arrays
 
 
 @dataclass(slots=True)

@@ -400,15 +400,20 @@ class _NodeCache:
                 self._reset()
                 since = -1
             loaded = 0
-            for row in reader.patterns_since(since):
-                pattern = self._decode(row)
-                if pattern.name not in self.patterns:
-                    for symbol in set(pattern.flat):
-                        self.index.setdefault(symbol, set()).add(pattern.name)
-                self.patterns[pattern.name] = pattern
-                loaded += 1
-            for stats in reader.symbol_stats_since(since):
-                self.symbols[stats.name] = stats
+            try:
+                for row in reader.patterns_since(since):
+                    pattern = self._decode(row)
+                    if pattern.name not in self.patterns:
+                        for symbol in set(pattern.flat):
+                            self.index.setdefault(symbol, set()).add(pattern.name)
+                    self.patterns[pattern.name] = pattern
+                    loaded += 1
+                for stats in reader.symbol_stats_since(since):
+                    self.symbols[stats.name] = stats
+            except BaseException:
+                self._reset()  # half caught up is exact as of no version: load whole next time
+                self.generation = -1
+                raise
             self.generation = version
         long_lived(loaded)
 
