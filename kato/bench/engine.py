@@ -117,7 +117,9 @@ def run(sizes: Sequence[int], stm_lengths: Sequence[int], *, vocabulary: int, re
 
 def engine_rows(sizes: Sequence[int], *, reps: int, vocabulary: int = 5000) -> list[bench_rows.Row]:
     """``kato bench``'s engine rows: predictions p50 (3-event STM) at each LTM size beside the
-    p50 at the smallest, and the memory a learned pattern takes beside its JSON document."""
+    p50 at the smallest; at each size but the smallest, the p99 beside the p50 of the same
+    predictions (what the collector's pauses cost: goal ``<= 2`` at 100k patterns); and the
+    memory a learned pattern takes beside its JSON document."""
     rng = random.Random(20261125)
     config = EngineConfig()
     measured = {}
@@ -141,7 +143,21 @@ def engine_rows(sizes: Sequence[int], *, reps: int, vocabulary: int = 5000) -> l
         for size, row in measured.items()
         if size != sizes[0]
     ]
-    return [*rows, _memory_row(min(sizes[-1], 10_000), vocabulary=vocabulary)]
+    tails = [
+        bench_rows.Row(
+            section="engine",
+            name=f"engine.predictions_p99_p50.{bench_rows.size_label(size)}",
+            ours=row.predict_p99_ms,
+            reference=row.predict_p50_ms,
+            unit="ms (p99)",
+            reference_is=f"p50 of the same {reps} predictions",
+            goal=bench_rows.Goal("ratio", "<=", 2.0) if size >= 100_000 else None,
+            note=f"{row.candidates:.0f} candidates per STM",
+        )
+        for size, row in measured.items()
+        if size != sizes[0]
+    ]
+    return [*rows, *tails, _memory_row(min(sizes[-1], 10_000), vocabulary=vocabulary)]
 
 
 def _memory_row(patterns: int, *, vocabulary: int) -> bench_rows.Row:

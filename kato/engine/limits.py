@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
 from typing import Any
 
 from kato.engine.config import EngineConfig
@@ -67,8 +68,9 @@ def check_match_pairs(
     """Refuse a prediction whose matcher would visit more than ``max_match_pairs`` pairs of
     equal symbols in its first pass over every candidate (``patterns``, flattened)."""
     pairs = 0
+    count = state_counts.get
     for flat in patterns:
-        pairs += sum(state_counts.get(symbol, 0) for symbol in flat)
+        pairs += sum(map(count, flat, repeat(0, len(flat))))
     if pairs > config.max_match_pairs:
         raise LimitExceededError.over(
             "match_pairs", config.max_match_pairs, pairs, "too many repeated symbols to match"

@@ -20,12 +20,13 @@ from kato.exceptions import StoreUnavailableError
 
 __all__ = ["SCHEMA_VERSION", "Connections", "sqlite_errors"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS nodes (
     node_id TEXT PRIMARY KEY,
     version INTEGER NOT NULL DEFAULT 0,
+    cleared INTEGER NOT NULL DEFAULT 0,
     total_pattern_frequencies INTEGER NOT NULL DEFAULT 0,
     total_symbol_frequencies INTEGER NOT NULL DEFAULT 0,
     total_symbols_in_patterns_frequencies INTEGER NOT NULL DEFAULT 0,
@@ -39,6 +40,7 @@ CREATE TABLE IF NOT EXISTS patterns (
     frequency INTEGER NOT NULL,
     emotives TEXT NOT NULL,
     metadata TEXT NOT NULL,
+    generation INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (node_id, name)
 );
 CREATE TABLE IF NOT EXISTS pattern_symbols (
@@ -52,6 +54,7 @@ CREATE TABLE IF NOT EXISTS symbols (
     symbol TEXT NOT NULL,
     frequency INTEGER NOT NULL,
     pattern_member_frequency INTEGER NOT NULL,
+    generation INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (node_id, symbol)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS symbol_emotives (
@@ -73,6 +76,21 @@ CREATE TABLE IF NOT EXISTS vectors (
     PRIMARY KEY (node_id, name)
 ) WITHOUT ROWID;
 """
+
+# Created after the columns they index exist (a version-2 file gains them first).
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS patterns_generation ON patterns (node_id, generation);
+CREATE INDEX IF NOT EXISTS symbols_generation ON symbols (node_id, generation);
+"""
+
+# Columns added since version 2, for files created before them: (table, column, declaration).
+# ``generation`` 0 and ``cleared`` 0 are exact for old rows: a process's cache loads a node
+# whole the first time it reads it, and only later writes are read by generation.
+_ADDED_COLUMNS = (
+    ("nodes", "cleared", "INTEGER NOT NULL DEFAULT 0"),
+    ("patterns", "generation", "INTEGER NOT NULL DEFAULT 0"),
+    ("symbols", "generation", "INTEGER NOT NULL DEFAULT 0"),
+)
 
 # Primary result codes that mean "the database cannot serve now", not "this is a bug".
 _UNAVAILABLE_CODES = {
@@ -200,6 +218,13 @@ class Connections:
                     f"LTM schema version {found} is newer than this KATO's ({SCHEMA_VERSION})"
                 )
             for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            for table, column, declaration in _ADDED_COLUMNS:
+                present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            for statement in _INDEXES.split(";"):
                 if statement.strip():
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

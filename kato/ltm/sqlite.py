@@ -15,11 +15,13 @@ file name derived from a node id, and ``clear_all`` a handful of range deletes.
 
 Tables (``node_id`` leads every key)::
 
-    nodes            node_id │ version, total_pattern_frequencies, total_symbol_frequencies,
-                             │ total_symbols_in_patterns_frequencies, symbol_count (= K)
-    patterns         node_id, name │ events JSON, length, frequency, emotives JSON, metadata JSON
+    nodes            node_id │ version, cleared, total_pattern_frequencies,
+                             │ total_symbol_frequencies, total_symbols_in_patterns_frequencies,
+                             │ symbol_count (= K)
+    patterns         node_id, name │ events JSON, length, frequency, emotives JSON, metadata JSON,
+                                   │ generation
     pattern_symbols  node_id, symbol, name        (the symbol index that candidates use)
-    symbols          node_id, symbol │ frequency, pattern_member_frequency
+    symbols          node_id, symbol │ frequency, pattern_member_frequency, generation
     symbol_emotives  node_id, symbol, key │ total  (rowid keeps the keys' first-seen order)
     vectors          node_id, name │ vector JSON  (the VCTR registry)
     applied_effects  node_id, effect_id            (the outbox ids ``apply`` has applied)
@@ -62,6 +64,7 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import AbstractContextManager
@@ -78,7 +81,7 @@ from kato.engine import (
     SymbolStats,
     Totals,
 )
-from kato.engine.ltm import apply_learn, symbol_counts
+from kato.engine.ltm import apply_learn, long_lived, symbol_counts
 from kato.ltm._codec import decode_events, encode_events
 from kato.ltm._sqlite_db import Connections, sqlite_errors
 
@@ -91,6 +94,10 @@ PROBE_TRIES = 3
 PROBE_PAUSE_S = 0.005
 
 _SELECT_PATTERN = "SELECT name, events, frequency, emotives, metadata FROM patterns"
+_SELECT_NODE = (
+    "SELECT version, cleared, total_pattern_frequencies, total_symbol_frequencies,"
+    " total_symbols_in_patterns_frequencies, symbol_count FROM nodes WHERE node_id = ?"
+)
 
 
 class SQLiteNodes:
@@ -122,10 +129,11 @@ class SQLiteNodes:
             raise ValueError(f"synchronous must be NORMAL, FULL or EXTRA, got {synchronous!r}")
         self.path = Path(text)
         self._connections = Connections(self.path, timeout=timeout, synchronous=synchronous.upper())
+        self._caches = _Caches()
 
     def ltm(self, node_id: str) -> LTMStore:
         """The store of ``node_id`` (its rows only; nothing is created until it learns)."""
-        return SQLiteLTM(self._connections, node_id)
+        return SQLiteLTM(self._connections, node_id, self._caches)
 
     def ping(self) -> None:
         """Raise ``StoreUnavailableError`` unless the database answers a query."""
@@ -157,8 +165,10 @@ class SQLiteNodes:
                 conn.execute(f"PRAGMA busy_timeout = {int(self._connections.timeout * 1000)}")
 
     def close(self) -> None:
-        """Close every connection of this process; the next operation opens a new one."""
+        """Close every connection of this process and drop its read caches; the next operation
+        opens a new connection and loads again."""
         self._connections.close()
+        self._caches.drop()
 
     def __repr__(self) -> str:
         return f"SQLiteNodes({os.fspath(self.path)!r})"
@@ -203,13 +213,32 @@ class _Reader:
             for symbol, frequency, member in rows
         }
 
-    def totals(self) -> Totals:
-        row = self._conn.execute(
-            "SELECT total_pattern_frequencies, total_symbol_frequencies,"
-            " total_symbols_in_patterns_frequencies, symbol_count FROM nodes WHERE node_id = ?",
-            (self._node,),
-        ).fetchone()
-        return Totals() if row is None else Totals(*row)
+    def patterns_since(self, generation: int) -> sqlite3.Cursor:
+        """The pattern rows written after ``generation`` (every one for ``-1``)."""
+        if generation < 0:
+            return self._conn.execute(f"{_SELECT_PATTERN} WHERE node_id = ?", (self._node,))
+        return self._conn.execute(
+            f"{_SELECT_PATTERN} WHERE node_id = ? AND generation > ?", (self._node, generation)
+        )
+
+    def symbol_stats_since(self, generation: int) -> list[SymbolStats]:
+        """The symbol records written after ``generation`` (every one for ``-1``); a learn
+        rewrites the record of each symbol whose emotive totals it changes."""
+        where, of_those = "", ""
+        params: tuple[object, ...] = (self._node,)
+        if generation >= 0:
+            where, params = " AND generation > ?2", (self._node, generation)
+            of_those = f" AND symbol IN (SELECT symbol FROM symbols WHERE node_id = ?1{where})"
+        rows = self._conn.execute(
+            "SELECT symbol, frequency, pattern_member_frequency FROM symbols"
+            f" WHERE node_id = ?1{where}",
+            params,
+        ).fetchall()
+        emotives = self._emotives(of_those, params)
+        return [
+            SymbolStats(symbol, frequency, member, emotives.get(symbol, {}))
+            for symbol, frequency, member in rows
+        ]
 
     def patterns(self, offset: int, limit: int | None) -> list[Pattern]:
         rows = self._conn.execute(
@@ -250,7 +279,7 @@ class _Reader:
         )
         return {row[0] for row in rows}
 
-    def _emotives(self, where: str, params: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    def _emotives(self, where: str, params: tuple[object, ...]) -> dict[str, dict[str, float]]:
         found: dict[str, dict[str, float]] = {}
         rows = self._conn.execute(
             f"SELECT symbol, key, total FROM symbol_emotives WHERE node_id = ?1{where}"
@@ -263,30 +292,48 @@ class _Reader:
 
 
 class _View:
-    """The reads of one node through a :class:`_Reader`, with errors translated.
+    """The reads of one node in one snapshot, from the node's cache when it is exact as of the
+    snapshot and through a :class:`_Reader` otherwise, with errors translated.
 
     What :meth:`SQLiteLTM.snapshot` yields: an :class:`LTMView`, plus the listing reads.
     """
 
-    def __init__(self, reader: _Reader, path: Path) -> None:
+    def __init__(
+        self, reader: _Reader, path: Path, cache: _NodeCache, version: int, totals: Totals
+    ) -> None:
         self._reader = reader
         self._path = path
+        self._cache = cache
+        self._version = version
+        self._totals = totals
 
     def candidates(self, symbols: Collection[str]) -> list[Pattern]:
+        cache = self._cache
+        with cache.lock:
+            if cache.generation == self._version:
+                return cache.candidates(symbols)
         with sqlite_errors("candidates", self._path):
             return self._reader.candidates(symbols)
 
     def pattern(self, name: str) -> Pattern | None:
+        cache = self._cache
+        with cache.lock:
+            if cache.generation == self._version:
+                return cache.patterns.get(name)
         with sqlite_errors("pattern", self._path):
             return self._reader.pattern(name)
 
     def symbol_stats(self, symbols: Collection[str]) -> dict[str, SymbolStats]:
+        cache = self._cache
+        with cache.lock:
+            if cache.generation == self._version:
+                known = cache.symbols
+                return {symbol: known[symbol] for symbol in symbols if symbol in known}
         with sqlite_errors("symbol_stats", self._path):
             return self._reader.symbol_stats(symbols)
 
     def totals(self) -> Totals:
-        with sqlite_errors("totals", self._path):
-            return self._reader.totals()
+        return self._totals
 
     def patterns(self, offset: int, limit: int | None) -> list[Pattern]:
         with sqlite_errors("patterns", self._path):
@@ -309,6 +356,111 @@ class _View:
             return self._reader.applied(effect_ids)
 
 
+class _NodeCache:
+    """One node's decoded patterns, symbol→names index and symbol records in this process,
+    exact as of the node's version ``generation`` (``-1``: nothing loaded yet).
+
+    Every field is read and changed under ``lock`` only; the records are immutable values that
+    a refresh replaces, so what a read returned stays exact for the version it was read at.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.generation = -1
+        self._reset()
+
+    def _reset(self) -> None:
+        self.patterns: dict[str, Pattern] = {}
+        self.index: dict[str, set[str]] = {}
+        self.symbols: dict[str, SymbolStats] = {}
+        self._texts: dict[str, str] = {}  # one str per distinct symbol, shared by all patterns
+
+    def candidates(self, symbols: Collection[str]) -> list[Pattern]:
+        """As :meth:`_Reader.candidates`; call it under ``lock``."""
+        index = self.index
+        names: set[str] = set()
+        for symbol in symbols:
+            found = index.get(symbol)
+            if found:
+                names.update(found)
+        patterns = self.patterns
+        return [patterns[name] for name in sorted(names)]
+
+    def catch_up(self, reader: _Reader, version: int, cleared: int) -> None:
+        """Bring the cache to ``version`` from ``reader``'s snapshot, which is at ``version``.
+
+        Reads only the rows written after the cache's generation, or every row of the node
+        when it was cleared since. A snapshot older than the cache leaves it alone.
+        """
+        with self.lock:
+            if version <= self.generation:
+                return
+            since = self.generation
+            if cleared > since:
+                self._reset()
+                since = -1
+            loaded = 0
+            try:
+                for row in reader.patterns_since(since):
+                    pattern = self._decode(row)
+                    if pattern.name not in self.patterns:
+                        for symbol in set(pattern.flat):
+                            self.index.setdefault(symbol, set()).add(pattern.name)
+                    self.patterns[pattern.name] = pattern
+                    loaded += 1
+                for stats in reader.symbol_stats_since(since):
+                    self.symbols[stats.name] = stats
+            except BaseException:
+                self._reset()  # half caught up is exact as of no version: load whole next time
+                self.generation = -1
+                raise
+            self.generation = version
+        long_lived(loaded)
+
+    def _decode(self, row: tuple[str, str, int, str, str]) -> Pattern:
+        name, events, frequency, emotives, metadata = row
+        texts = self._texts
+        return Pattern(
+            name=name,
+            events=tuple(
+                tuple(texts.setdefault(symbol, symbol) for symbol in event)
+                for event in json.loads(events)
+            ),
+            frequency=frequency,
+            emotives=tuple(json.loads(emotives)),
+            metadata={key: tuple(values) for key, values in json.loads(metadata).items()},
+        )
+
+
+class _Caches:
+    """The read caches of this process, one per node of the file.
+
+    A forked child starts with none: a lock held by a thread of the parent at the fork would
+    never be released in the child.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._nodes: dict[str, _NodeCache] = {}
+
+    def get(self, node_id: str) -> _NodeCache:
+        if self._pid != os.getpid():
+            self._lock = threading.Lock()
+            self._nodes = {}
+            self._pid = os.getpid()
+        cache = self._nodes.get(node_id)
+        if cache is None:
+            with self._lock:
+                cache = self._nodes.setdefault(node_id, _NodeCache())
+        return cache
+
+    def drop(self) -> None:
+        """Forget every node (a snapshot still open keeps the cache it holds)."""
+        with self._lock:
+            self._nodes = {}
+
+
 class SQLiteLTM:
     """One node's long-term memory in a :class:`SQLiteNodes` file (an :class:`LTMStore`).
 
@@ -316,16 +468,18 @@ class SQLiteLTM:
     transaction of their own.
     """
 
-    def __init__(self, connections: Connections, node_id: str) -> None:
+    def __init__(self, connections: Connections, node_id: str, caches: _Caches) -> None:
         self._connections = connections
         self.node_id = node_id
+        self._caches = caches
 
     # -- reads -------------------------------------------------------------------------------
     def snapshot(self) -> AbstractContextManager[LTMView]:
         """A view whose reads all happen in one read transaction (one WAL snapshot).
 
         Never raises :class:`~kato.engine.SnapshotChanged`: the snapshot is exact. Inside
-        another snapshot of the same thread it reuses that one.
+        another snapshot of the same thread it reuses that one. Its first read is the node's
+        row, which brings this process's cache of the node up to the snapshot.
         """
         return self._snapshot()
 
@@ -338,7 +492,14 @@ class SQLiteLTM:
             if not nested:
                 conn.execute("BEGIN")
         try:
-            yield _View(_Reader(conn, self.node_id), path)
+            with sqlite_errors("snapshot", path):
+                row = conn.execute(_SELECT_NODE, (self.node_id,)).fetchone()
+                version, cleared = (0, 0) if row is None else row[:2]
+                reader = _Reader(conn, self.node_id)
+                cache = self._caches.get(self.node_id)
+                cache.catch_up(reader, version, cleared)
+            totals = Totals() if row is None else Totals(*row[2:])
+            yield _View(reader, path, cache, version, totals)
         finally:
             if not nested and conn.in_transaction:
                 with sqlite_errors("snapshot", path):
@@ -405,11 +566,12 @@ class SQLiteLTM:
                     conn.execute("ROLLBACK")
                     return False
                 conn.execute("INSERT OR IGNORE INTO nodes (node_id) VALUES (?)", (self.node_id,))
+                (generation,) = conn.execute(
+                    "UPDATE nodes SET version = version + 1 WHERE node_id = ? RETURNING version",
+                    (self.node_id,),
+                ).fetchall()[0]
                 for effect in effects:
-                    self._apply_one(conn, effect)
-                conn.execute(
-                    "UPDATE nodes SET version = version + 1 WHERE node_id = ?", (self.node_id,)
-                )
+                    self._apply_one(conn, effect, generation)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -417,9 +579,10 @@ class SQLiteLTM:
                 raise
         return True
 
-    def _apply_one(self, conn: sqlite3.Connection, effect: Effect) -> None:
+    def _apply_one(self, conn: sqlite3.Connection, effect: Effect, generation: int) -> None:
+        """One effect, its rows stamped with ``generation`` (the node's new version)."""
         if isinstance(effect, LearnPattern):
-            self._learn(conn, effect)
+            self._learn(conn, effect, generation)
         elif isinstance(effect, RegisterVector):
             conn.execute(
                 "INSERT INTO vectors (node_id, name, vector) VALUES (?, ?, ?)"
@@ -427,20 +590,22 @@ class SQLiteLTM:
                 (self.node_id, effect.name, json.dumps([float(x) for x in effect.vector])),
             )
         elif isinstance(effect, ClearNode):
-            self._clear(conn)
+            self._clear(conn, generation)
         else:  # pragma: no cover - the Effect union is closed
             raise TypeError(f"unknown effect {effect!r}")
 
-    def _learn(self, conn: sqlite3.Connection, effect: LearnPattern) -> None:
+    def _learn(self, conn: sqlite3.Connection, effect: LearnPattern, generation: int) -> None:
         node = self.node_id
         existing = _Reader(conn, node).pattern(effect.name)
         learned = apply_learn(existing, effect)
         counts = symbol_counts(effect.events)
         conn.execute(
-            "INSERT INTO patterns (node_id, name, events, length, frequency, emotives, metadata)"
-            " VALUES (?, ?, ?, ?, 1, ?, ?)"
+            "INSERT INTO patterns"
+            " (node_id, name, events, length, frequency, emotives, metadata, generation)"
+            " VALUES (?, ?, ?, ?, 1, ?, ?, ?)"
             " ON CONFLICT (node_id, name) DO UPDATE SET frequency = frequency + 1,"
-            " emotives = excluded.emotives, metadata = excluded.metadata",
+            " emotives = excluded.emotives, metadata = excluded.metadata,"
+            " generation = excluded.generation",
             (
                 node,
                 effect.name,
@@ -448,6 +613,7 @@ class SQLiteLTM:
                 learned.length,
                 json.dumps([dict(entry) for entry in learned.emotives]),
                 json.dumps({key: list(values) for key, values in learned.metadata.items()}),
+                generation,
             ),
         )
         conn.executemany(
@@ -460,11 +626,13 @@ class SQLiteLTM:
             (node, json.dumps(list(counts))),
         ).fetchone()[0]
         conn.executemany(
-            "INSERT INTO symbols (node_id, symbol, frequency, pattern_member_frequency)"
-            " VALUES (?, ?, ?, 1) ON CONFLICT (node_id, symbol) DO UPDATE SET"
+            "INSERT INTO symbols"
+            " (node_id, symbol, frequency, pattern_member_frequency, generation)"
+            " VALUES (?, ?, ?, 1, ?) ON CONFLICT (node_id, symbol) DO UPDATE SET"
             " frequency = frequency + excluded.frequency,"
-            " pattern_member_frequency = pattern_member_frequency + 1",
-            [(node, symbol, count) for symbol, count in counts.items()],
+            " pattern_member_frequency = pattern_member_frequency + 1,"
+            " generation = excluded.generation",
+            [(node, symbol, count, generation) for symbol, count in counts.items()],
         )
         if effect.emotives:
             conn.executemany(
@@ -484,13 +652,14 @@ class SQLiteLTM:
             (learned.length, len(counts), len(counts) - known, node),
         )
 
-    def _clear(self, conn: sqlite3.Connection) -> None:
+    def _clear(self, conn: sqlite3.Connection, generation: int) -> None:
         for table in ("patterns", "pattern_symbols", "symbols", "symbol_emotives", "vectors"):
             conn.execute(f"DELETE FROM {table} WHERE node_id = ?", (self.node_id,))
         conn.execute(
-            "UPDATE nodes SET total_pattern_frequencies = 0, total_symbol_frequencies = 0,"
-            " total_symbols_in_patterns_frequencies = 0, symbol_count = 0 WHERE node_id = ?",
-            (self.node_id,),
+            "UPDATE nodes SET cleared = ?, total_pattern_frequencies = 0,"
+            " total_symbol_frequencies = 0, total_symbols_in_patterns_frequencies = 0,"
+            " symbol_count = 0 WHERE node_id = ?",
+            (generation, self.node_id),
         )
         log.info("cleared the long-term memory of node %s", self.node_id)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from kato.engine import EngineConfig, SessionState, SnapshotChanged, learn, pattern_hash
+from kato.engine import ClearNode, EngineConfig, SessionState, SnapshotChanged, learn, pattern_hash
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -131,6 +131,30 @@ def test_a_learn_is_seen_by_another_process_immediately(shared_backend: Backend)
             learned.append(pattern_hash(events))
             watcher.send("read")
             assert json.loads(watcher.read()) == sorted(learned)
+
+
+def test_a_clear_empties_the_view_of_another_process(shared_backend: Backend) -> None:
+    """A process that has read the node (SQLite: its cache is loaded) sees a clear made by
+    another process at its next read, and then only what is learned after the clear."""
+    node = f"clr-{uuid.uuid4().hex[:10]}"
+    ltm = shared_backend.make().ltm(node)
+    before = (("shared",), ("before",))
+    ltm.apply(learn(SessionState(stm=before), EngineConfig()).effects)
+    with workers(
+        Worker(
+            "watch", shared_backend.location, shared_backend.prefix, node=node, symbols=["shared"]
+        )
+    ) as (watcher,):
+        watcher.send()
+        watcher.send("read")
+        assert json.loads(watcher.read()) == [pattern_hash(before)]
+        ltm.apply([ClearNode()])
+        watcher.send("read")
+        assert json.loads(watcher.read()) == []
+        after = (("shared",), ("after",))
+        ltm.apply(learn(SessionState(stm=after), EngineConfig()).effects)
+        watcher.send("read")
+        assert json.loads(watcher.read()) == [pattern_hash(after)]
 
 
 def test_sqlite_snapshots_stay_consistent_while_another_process_learns(

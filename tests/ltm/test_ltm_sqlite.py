@@ -129,3 +129,127 @@ def test_threads_each_use_their_own_connection(nodes: SQLiteNodes) -> None:
     assert len(connections) >= 2
     nodes.close()  # closes the worker threads' connections too
     assert ltm.totals().total_pattern_frequencies == 200  # and the next use reopens
+
+
+def learn_events(ltm: object, *events: tuple[str, ...], emotives: float | None = None) -> None:
+    state = SessionState(
+        stm=tuple(events),
+        emotives_accumulator=({"joy": emotives},) if emotives is not None else (),
+    )
+    ltm.apply(learn(state, EngineConfig()).effects)  # type: ignore[attr-defined]
+
+
+def view_of(ltm: object, symbols: list[str]) -> tuple[object, ...]:
+    """Everything a prediction reads, from one snapshot."""
+    with ltm.snapshot() as view:  # type: ignore[attr-defined]
+        patterns = view.candidates(symbols)
+        return (
+            patterns,
+            [view.pattern(p.name) for p in patterns],
+            view.symbol_stats(symbols),
+            view.totals(),
+        )
+
+
+def test_a_snapshot_older_than_the_cache_reads_what_it_saw(nodes: SQLiteNodes) -> None:
+    """Another thread's snapshot may bring the cache past an open snapshot: that one still
+    answers as of its own version (from SQL), and the cache answers the newer ones."""
+    ltm = nodes.ltm("n")
+    learn_events(ltm, ("a",), ("b",))
+    before = view_of(ltm, ["a", "b", "c"])
+
+    def newer() -> tuple[object, ...]:
+        learn_events(ltm, ("a",), ("b",), emotives=2.0)
+        learn_events(ltm, ("b",), ("c",))
+        return view_of(ltm, ["a", "b", "c"])
+
+    with ltm.snapshot() as view, ThreadPoolExecutor(1) as pool:
+        assert view.totals().total_pattern_frequencies == 1
+        after = pool.submit(newer).result()
+        assert (
+            view.candidates(["a", "b", "c"]),
+            [view.pattern(p.name) for p in view.candidates(["a", "b", "c"])],
+            view.symbol_stats(["a", "b", "c"]),
+            view.totals(),
+        ) == before
+    assert after != before
+    assert view_of(ltm, ["a", "b", "c"]) == after
+    fresh = SQLiteNodes(nodes.path)  # another process's first read: a whole load
+    assert view_of(fresh.ltm("n"), ["a", "b", "c"]) == after
+    fresh.close()
+
+
+def test_the_cache_follows_another_store_on_the_same_file(path: Path) -> None:
+    """Two stores of one file stand for two processes: each one's cached view follows every
+    learn and clear of the other, and equals a store that loads the node whole."""
+    here, there = SQLiteNodes(path), SQLiteNodes(path)
+    mine, theirs = here.ltm("n"), there.ltm("n")
+    symbols = ["a", "b", "c", "d"]
+    learn_events(mine, ("a",), ("b",))
+    view_of(mine, symbols)  # this store's cache is loaded
+    learn_events(theirs, ("a",), ("b",), emotives=1.5)  # an existing pattern again
+    learn_events(theirs, ("c",), ("d", "a"), emotives=-1.0)
+    seen = view_of(mine, symbols)
+    assert seen == view_of(theirs, symbols)
+    assert {p.events: p.frequency for p in mine.candidates(symbols)} == {
+        (("a",), ("b",)): 2,
+        (("c",), ("d", "a")): 1,
+    }
+    assert mine.symbol_stats(["a"])["a"].emotives == {"joy": 0.5}
+    theirs.apply([ClearNode()])
+    assert view_of(mine, symbols) == ([], [], {}, view_of(theirs, symbols)[3])
+    assert mine.totals().total_pattern_frequencies == 0
+    learn_events(theirs, ("d",), ("c",))
+    learn_events(mine, ("b",), ("d",))
+    assert {p.events for p in mine.candidates(symbols)} == {(("d",), ("c",)), (("b",), ("d",))}
+    fresh = SQLiteNodes(path)
+    assert view_of(mine, symbols) == view_of(fresh.ltm("n"), symbols) == view_of(theirs, symbols)
+    for made in (here, there, fresh):
+        made.close()
+
+
+def test_a_version_2_file_is_migrated_on_open(path: Path) -> None:
+    """A file written before the cache columns existed opens, reads and learns as before."""
+    path.parent.mkdir(parents=True)
+    old = sqlite3.connect(path, isolation_level=None)
+    old.executescript(
+        """
+        CREATE TABLE nodes (node_id TEXT PRIMARY KEY, version INTEGER NOT NULL DEFAULT 0,
+            total_pattern_frequencies INTEGER NOT NULL DEFAULT 0,
+            total_symbol_frequencies INTEGER NOT NULL DEFAULT 0,
+            total_symbols_in_patterns_frequencies INTEGER NOT NULL DEFAULT 0,
+            symbol_count INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+        CREATE TABLE patterns (node_id TEXT NOT NULL, name TEXT NOT NULL, events TEXT NOT NULL,
+            length INTEGER NOT NULL, frequency INTEGER NOT NULL, emotives TEXT NOT NULL,
+            metadata TEXT NOT NULL, PRIMARY KEY (node_id, name));
+        CREATE TABLE pattern_symbols (node_id TEXT NOT NULL, symbol TEXT NOT NULL,
+            name TEXT NOT NULL, PRIMARY KEY (node_id, symbol, name)) WITHOUT ROWID;
+        CREATE TABLE symbols (node_id TEXT NOT NULL, symbol TEXT NOT NULL,
+            frequency INTEGER NOT NULL, pattern_member_frequency INTEGER NOT NULL,
+            PRIMARY KEY (node_id, symbol)) WITHOUT ROWID;
+        CREATE TABLE symbol_emotives (node_id TEXT NOT NULL, symbol TEXT NOT NULL,
+            key TEXT NOT NULL, total REAL NOT NULL, UNIQUE (node_id, symbol, key));
+        CREATE TABLE applied_effects (node_id TEXT NOT NULL, effect_id TEXT NOT NULL,
+            PRIMARY KEY (node_id, effect_id)) WITHOUT ROWID;
+        CREATE TABLE vectors (node_id TEXT NOT NULL, name TEXT NOT NULL, vector TEXT NOT NULL,
+            PRIMARY KEY (node_id, name)) WITHOUT ROWID;
+        INSERT INTO nodes VALUES ('n', 4, 1, 2, 2, 2);
+        INSERT INTO patterns VALUES ('n', 'p1', '[["hello"], ["world"]]', 2, 1, '[]', '{}');
+        INSERT INTO pattern_symbols VALUES ('n', 'hello', 'p1'), ('n', 'world', 'p1');
+        INSERT INTO symbols VALUES ('n', 'hello', 1, 1), ('n', 'world', 1, 1);
+        PRAGMA user_version = 2;
+        """
+    )
+    old.close()
+    nodes = SQLiteNodes(path)
+    ltm = nodes.ltm("n")
+    assert [p.name for p in ltm.candidates(["hello"])] == ["p1"]
+    learn_events(ltm, ("hello",), ("again",))
+    patterns, _, stats, totals = view_of(ltm, ["hello", "world", "again"])
+    assert len(patterns) == 2  # type: ignore[arg-type]
+    assert stats["hello"].frequency == 2  # type: ignore[index]
+    assert totals.total_pattern_frequencies == 2  # type: ignore[attr-defined]
+    nodes.close()
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA user_version").fetchone()[0] == 3
+    check.close()
