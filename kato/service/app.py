@@ -22,6 +22,7 @@ from kato.core import Kato
 from kato.nodes import open_nodes
 from kato.observability import Metrics, ObservedSessionStore, configure_logging
 from kato.service.errors import install_error_handlers
+from kato.service.fastpath import FastPath
 from kato.service.middleware import RequestObserver
 from kato.service.monitoring import Monitor
 from kato.service.ratelimit import RateLimiter
@@ -109,6 +110,7 @@ def create_app(
     router = build_router(kato, metrics, monitor, started=time.monotonic())
     app.state.routes = router.routes  # what a 405's ``Allow`` is computed from
     app.include_router(router)
+    app.add_middleware(FastPath, routes=router.routes, operations=router.operations, kato=kato)
     if settings.rate_limit > 0:  # inside the observer, so a 429 is logged and counted too
         app.add_middleware(RateLimiter, rate=settings.rate_limit, burst=settings.burst)
     app.add_middleware(
