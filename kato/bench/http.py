@@ -216,6 +216,18 @@ class _Kato:
         body: Mapping[str, object] | None,
         seconds: float | None = None,
     ) -> Load:
+        """One load, then :meth:`settle` (so the next starts on a quiet server)."""
+        load = self._run(method, paths, body, seconds)
+        self.settle()
+        return load
+
+    def _run(
+        self,
+        method: str,
+        paths: list[str],
+        body: Mapping[str, object] | None,
+        seconds: float | None = None,
+    ) -> Load:
         request = Request(method, paths, body)
         return run_load(
             self.url,
@@ -225,6 +237,17 @@ class _Kato:
             tool=self.tool,
         )
 
+    def settle(self) -> list[_Reading]:
+        """Read ``/metrics`` until the count of answered requests stops changing (those in
+        flight when a load stopped have been answered; 10 s at most); the readings taken."""
+        readings = [self.reading()]
+        while readings[-1].at < readings[0].at + 10:
+            time.sleep(0.2)
+            readings.append(self.reading())
+            if readings[-1].answered == readings[-2].answered:
+                break
+        return readings
+
     def reading(self) -> _Reading:
         text = self.http.get("/metrics", headers={"Accept": "text/plain"}).text
         return _Reading(text, time.monotonic())
@@ -232,21 +255,16 @@ class _Kato:
     def counted(self, paths: list[str]) -> tuple[Load, _PerObserve]:
         """Observes into ``paths`` under load, and what each cost the store (its counters).
 
-        Four readings of ``/metrics``: two back to back (what a reading itself costs the store:
-        it counts the live sessions), one after :data:`IDLE_S` idle seconds (what the workers'
-        outbox drainers poll meanwhile, which no request costs), and one once the last observe
-        in flight when the load stopped has been answered; the reading cost and the drainers'
-        polls over the load's time are taken off."""
+        Readings of ``/metrics`` (the server quiet: every load settles): two back to back (what
+        a reading itself costs the store: it counts the live sessions), one after
+        :data:`IDLE_S` idle seconds (what the workers' outbox drainers poll meanwhile, which no
+        request costs), and those of :meth:`settle` after the load; the readings' cost and the
+        drainers' polls over the load's time are taken off."""
         first, second = self.reading(), self.reading()
         time.sleep(IDLE_S)
         before = self.reading()
-        load = self.load("POST", paths, OBSERVATION)
-        after = [self.reading()]
-        while after[-1].at < after[0].at + 10:
-            time.sleep(0.2)
-            after.append(self.reading())
-            if after[-1].observes == after[-2].observes:
-                break
+        load = self._run("POST", paths, OBSERVATION)
+        after = self.settle()
         return load, _per_observe(first, second, before, after[-1], readings=len(after))
 
 
@@ -295,9 +313,14 @@ def _row(section: str, name: str, ours: Load, reference: Load, reference_is: str
         "itself (wrk measures a server's ceiling; make bench installs it)"
     )
     errors = f"{ours.errors} failed of {ours.requests}" if ours.errors else ""
-    note = "; ".join(
-        part for part in (not_comparable, kw.pop("note", ""), errors, f"load: {ours.tool}") if part
+    slow = (
+        f"only {ours.requests} answered in the load (p50 {ours.p50_ms:,.0f} ms): the rate "
+        "understates a route this slow"
+        if ours.understated
+        else ""
     )
+    parts = (not_comparable, kw.pop("note", ""), errors, slow, f"load: {ours.tool}")
+    note = "; ".join(part for part in parts if part)
     return Row(
         section=section,
         name=name,
@@ -398,8 +421,10 @@ class _Reading:
     at: float
 
     @property
-    def observes(self) -> float:
-        return _metric(self.text, "kato_http_requests_total", route=OBSERVE_ROUTE)
+    def answered(self) -> float:
+        """Requests answered, ``/metrics`` readings aside."""
+        total = _metric(self.text, "kato_http_requests_total")
+        return total - _metric(self.text, "kato_http_requests_total", route="/metrics")
 
 
 @dataclass(frozen=True, slots=True)
