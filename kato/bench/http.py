@@ -67,6 +67,9 @@ STORED_PREDICTIONS = 60
 VOCABULARY = [f"w{i}" for i in range(40)]
 LEARNING = {"max_pattern_length": 5}
 READING = {"max_predictions": STORED_PREDICTIONS}
+#: Sessions read by those rows (reads do not contend: a few dozen cost what 256 would, and each
+#: takes an observe into the learning node to fill).
+READERS = 64
 OBSERVATION = {"strings": ["w1", "w2"]}
 OBSERVE_ROUTE = "/sessions/{session_id}/observe"
 #: Setup requests in flight at once.
@@ -183,9 +186,7 @@ async def _prepare(url: str, sessions: int, *, every_kind: bool) -> _Setup:
         bare: list[str] = []
         if every_kind:
             rng = random.Random(60)
-            readers = await asyncio.gather(
-                *(_reader(client, "bench", rng) for _ in range(sessions))
-            )
+            readers = await asyncio.gather(*(_reader(client, "bench", rng) for _ in range(READERS)))
             bare = await client.sessions(sessions, "bare", {})
     counts = [count for _, count in readers] or [0]
     return _Setup(
