@@ -3,6 +3,8 @@
 Absolute numbers on a shared 2-core machine are noise; a ratio between two figures measured one
 after the other, in one process tree, is not. Every row of ``kato bench`` is one such pair. A
 row may carry a goal (on our figure or on the ratio); ``met`` says whether this run reached it.
+A row whose two figures cannot be compared (both bound by a slow load client, say) says why in
+``not_comparable``: its goal counts as missed, whatever the figures.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ class Goal:
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One comparison. ``ratio`` is ``ours / reference``."""
+    """One comparison. ``ratio`` is ``ours / reference``; ``not_comparable`` (why the ratio
+    means nothing) makes a goal missed rather than judged on figures that do not measure it."""
 
     section: str
     name: str
@@ -63,6 +66,7 @@ class Row:
     goal: Goal | None = None
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    not_comparable: str = ""
 
     @property
     def ratio(self) -> float:
@@ -72,7 +76,9 @@ class Row:
 
     @property
     def met(self) -> bool | None:
-        return None if self.goal is None else self.goal.met(self.ours, self.ratio)
+        if self.goal is None:
+            return None
+        return False if self.not_comparable else self.goal.met(self.ours, self.ratio)
 
     def record(self) -> dict[str, Any]:
         record = {key: value for key, value in asdict(self).items() if key != "extra"}

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from kato.bench.http import PATTERNS
 from kato.bench.load import parse_wrk
 from kato.bench.rows import COLUMNS, Goal, Row, format_table, write_csv
 from kato.bench.suite import SECTIONS
@@ -40,6 +41,9 @@ def test_wrk_report_gives_rate_percentiles_and_every_failure() -> None:
     assert load.p99_ms == pytest.approx(1020.0)
     assert load.requests == 40000
     assert load.errors == 6  # 3 non-2xx + 1 read error + 2 timeouts
+    assert load.connections == 64 and not load.understated
+    slow = parse_wrk(WRK_REPORT.replace("  40000 requests in", "  600 requests in"))
+    assert slow.understated  # < 10 answers per connection: the rate says little of the server
 
 
 def test_a_report_without_figures_is_an_error_not_a_zero() -> None:
@@ -60,6 +64,12 @@ def test_ratio_and_goals() -> None:
     assert math.isnan(row(1, 0).ratio)
     assert row(1, math.nan, Goal("ratio", ">=", 2)).met is None  # not measured is not missed
     assert row(1, 2, None).met is None
+
+
+def test_a_row_that_is_not_comparable_misses_its_goal_whatever_its_figures() -> None:
+    reached = Row("s", "x", 90, 100, "u", "ref", Goal("ratio", ">=", 0.3), not_comparable="why")
+    assert reached.ratio == 0.9 and reached.met is False
+    assert Row("s", "y", 1, 2, "u", "ref", not_comparable="why").met is None  # no goal to miss
 
 
 def test_csv_has_the_contract_columns_first_and_the_table_a_line_per_row(tmp_path: Path) -> None:
@@ -86,8 +96,25 @@ def test_quick_bench_writes_every_section_and_prints_its_folder_last(tmp_path: P
     frame = pd.read_csv(folder / "bench.csv")
     assert set(frame["section"]) == set(SECTIONS)
     assert frame["name"].is_unique
-    for name in ("http.observe.w1", "store.round_trips_per_observe", "contention.failed.w2"):
-        assert name in set(frame["name"]), name
+    frame = frame.set_index("name")
+    # issue #17's rows, each with its goal
+    goals = {
+        "store.round_trips_per_observe": "ours <= 2",
+        "contention.one_session.w2": "ratio >= 0.6",
+        "contention.failed.w2": "ours <= 0",
+    }
+    for w in (1, 2):
+        goals |= {
+            f"http.observe_bare.w{w}": "ratio >= 0.3",
+            f"http.observe.w{w}": "ratio >= 0.1",
+            f"http.stm.w{w}": "ratio >= 0.3",
+            f"http.predictions.w{w}": "ratio >= 0.3",
+        }
+    for name, goal in goals.items():
+        assert frame.loc[name, "goal"] == goal, name
+    for w in (1, 2):  # the learning node and the sessions read were built as the rows say
+        assert frame.loc[f"http.observe.w{w}", "patterns"] == PATTERNS
+        assert frame.loc[f"http.predictions.w{w}", "stored_predictions_min"] == 60
     assert (folder / "bench.png").stat().st_size > 0
     # every row's ratio is ours / reference, as printed
     measured = frame.dropna(subset=["ratio"])
@@ -103,6 +130,48 @@ def test_an_unknown_section_is_refused_with_the_known_ones() -> None:
         timeout=60,
     )
     assert done.returncode == 2 and "engine" in done.stderr
+
+
+def test_a_worker_count_below_one_is_refused(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "kato", "bench", "--only", "http", "--out", str(tmp_path)]
+    done = subprocess.run(
+        [*command, "--workers", "1", "0"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2 and "at least 1" in done.stderr
+    assert not list(tmp_path.iterdir())  # refused before anything ran
+
+
+def test_without_wrk_every_http_ratio_is_not_comparable_and_its_goal_missed(
+    tmp_path: Path,
+) -> None:
+    """The HTTP sections with the aiohttp load (what a machine without wrk gets): real servers,
+    short loads. Every ratio row of a rate says it is not comparable and misses its goal; the
+    rows that are not two rates (round trips, failures) are judged as usual."""
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "kato", "bench", "--quick", "--quiet", "--out", str(tmp_path)),
+            *("--only", "http", "contention", "--load-tool", "aiohttp"),
+            *("--workers", "1", "--contention-workers", "1"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    frame = pd.read_csv(Path(done.stdout.strip().splitlines()[-1]) / "bench.csv")
+    rates = frame[frame["unit"] == "req/s"]
+    assert set(rates["name"]) == {
+        "http.observe_bare.w1",
+        "http.observe.w1",
+        "http.stm.w1",
+        "http.predictions.w1",
+        "contention.one_session.w1",
+    }
+    assert (rates["met"] == False).all()  # noqa: E712 (a column of booleans)
+    assert rates["note"].str.startswith("not comparable: load by aiohttp").all()
+    others = frame[frame["unit"] != "req/s"]
+    assert not others["note"].str.contains("not comparable").any()
+    assert "not comparable: load by aiohttp" in done.stdout  # said under the table too
 
 
 def test_bounds_curve_rows_are_one_prediction_per_size() -> None:
