@@ -66,10 +66,12 @@ from kato.sessions import (
     Pending,
     SessionRecord,
     SessionStore,
+    codec,
     effect_id,
     looks_like_session_id,
     new_session_id,
 )
+from kato.sessions.codec import StoredPredictions
 from kato.settings import MIN_SESSION_TTL, Settings, ttl_problem
 
 __all__ = [
@@ -136,10 +138,10 @@ def _parse_sequence(
     return observations, flags
 
 
-def _cognition(state: SessionState) -> Body:
-    """KATO's cognition data of ``state`` (engine.md §6)."""
+def _cognition(state: SessionState, stored: StoredPredictions) -> Body:
+    """KATO's cognition data of ``state`` with its ``stored`` predictions (engine.md §6)."""
     return {
-        "predictions": [dict(p) for p in state.predictions],
+        "predictions": stored.predictions,
         "emotives": dict(state.current_emotives),
         "symbols": list(state.symbols),
         "command": "",
@@ -575,14 +577,17 @@ class Kato:
         }
 
     async def get_predictions(self, session_id: str) -> Body:
+        """The predictions as stored, not decoded (``msgspec.Raw``, see
+        :mod:`kato.sessions.codec`)."""
         lease = await self._get(session_id, predictions=True)
         state = lease.record.state
+        stored = codec.stored_predictions(lease)
         return {
-            "predictions": [dict(p) for p in state.predictions],
-            "future_potentials": [dict(f) for f in state.future_potentials],
+            "predictions": stored.predictions,
+            "future_potentials": stored.futures,
             "session_id": session_id,
             "processor_id": lease.record.node_id,
-            "count": len(state.predictions),
+            "count": stored.count,
             "time": state.time,
             "unique_id": state.last_unique_id,
         }
@@ -598,7 +603,7 @@ class Kato:
     async def get_cognition_data(self, session_id: str) -> Body:
         lease = await self._get(session_id, predictions=True)
         return {
-            "cognition_data": _cognition(lease.record.state),
+            "cognition_data": _cognition(lease.record.state, codec.stored_predictions(lease)),
             "session_id": session_id,
             "node_id": lease.record.node_id,
         }
@@ -619,7 +624,7 @@ class Kato:
         a fresh processor's (see :meth:`node_percept_data`)."""
         check_node_id(node_id)
         return {
-            "cognition_data": _cognition(SessionState()),
+            "cognition_data": _cognition(SessionState(), StoredPredictions.of(SessionState())),
             "processor_id": node_id,
             "node_id": node_id,
         }

@@ -1,4 +1,8 @@
-"""How a client's operations reach KATO: in-process transports (HTTP ones live in ``_http``)."""
+"""How a client's operations reach KATO: in-process transports (HTTP ones live in ``_http``).
+
+They hand back what the service would answer, decoded: a core reply may carry JSON it never
+decoded (stored predictions, ``msgspec.Raw``), which is decoded here (``materialize``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import Protocol
 
 from kato.api import Body, Operation
 from kato.client._local import LocalBackend
+from kato.sessions.codec import materialize
 
 __all__ = ["AsyncLocalTransport", "AsyncTransport", "LocalTransport", "Transport"]
 
@@ -29,7 +34,7 @@ class LocalTransport:
         self.backend = backend
 
     def send(self, op: Operation) -> Body:
-        return self.backend.run(op.call(self.backend.kato))
+        return materialize(self.backend.run(op.call(self.backend.kato)))  # type: ignore[no-any-return]
 
     def close(self) -> None:
         return None
@@ -42,7 +47,7 @@ class AsyncLocalTransport:
         self.backend = backend
 
     async def send(self, op: Operation) -> Body:
-        return await self.backend.run_async(op.call(self.backend.kato))
+        return materialize(await self.backend.run_async(op.call(self.backend.kato)))  # type: ignore[no-any-return]
 
     async def aclose(self) -> None:
         return None

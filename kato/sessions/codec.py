@@ -17,6 +17,11 @@ write sends ``p``/``f``/``n`` only when the step replaced them, ``h`` only when 
 ``o`` only when the outbox did. Parts are JSON (msgspec: several times faster than ``json`` both
 ways, floats kept exactly).
 
+A read of predictions does not decode them either: :class:`StoredPredictions` carries the stored
+JSON as ``msgspec.Raw``, which the service's encoder splices into its answer as it is (60 stored
+predictions took most of ``GET /predictions``'s time to decode and encode again); the in-process
+client decodes it (:func:`materialize`).
+
 A session written by an earlier KATO (one document in ``d``) is read from it, whole; the next
 write stores every part and drops ``d``.
 """
@@ -25,7 +30,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -33,15 +39,21 @@ from kato.engine import SessionState
 from kato.sessions.outbox import Pending
 from kato.sessions.record import SessionRecord
 
+if TYPE_CHECKING:
+    from kato.sessions.store import Lease
+
 __all__ = [
     "LEGACY",
     "NOT_READ",
     "PREDICTION_PARTS",
     "RECORD_PARTS",
+    "StoredPredictions",
     "decode",
     "encode",
     "flat",
+    "materialize",
     "prediction_count",
+    "stored_predictions",
 ]
 
 HEAD, STATE, PREDICTIONS, FUTURES, COUNT, OUTBOX = "h", "s", "p", "f", "n", "o"
@@ -64,6 +76,51 @@ class _NotRead(tuple):  # type: ignore[type-arg]
 
 #: Predictions and future potentials left in the store by a read that did not ask for them.
 NOT_READ: tuple[Mapping[str, Any], ...] = _NotRead()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPredictions:
+    """A session's predictions and future potentials as stored: JSON arrays, not decoded."""
+
+    predictions: msgspec.Raw
+    futures: msgspec.Raw
+    count: int
+
+    @classmethod
+    def of(cls, state: SessionState) -> StoredPredictions:
+        """Those of a record held decoded (the in-memory store's, an earlier KATO's)."""
+        return cls(
+            msgspec.Raw(_encode(state.predictions)),
+            msgspec.Raw(_encode(state.future_potentials)),
+            len(state.predictions),
+        )
+
+    @classmethod
+    def read(cls, parts: Mapping[str, bytes | None]) -> StoredPredictions:
+        """Those stored in ``parts`` (:data:`PREDICTION_PARTS`); none stored yet: empty."""
+        return cls(
+            msgspec.Raw(parts.get(PREDICTIONS) or b"[]"),
+            msgspec.Raw(parts.get(FUTURES) or b"[]"),
+            prediction_count(parts),
+        )
+
+
+def stored_predictions(lease: Lease) -> StoredPredictions:
+    """The predictions of a session read with ``predictions=True``."""
+    if lease.predictions is not None:
+        return lease.predictions
+    return StoredPredictions.of(lease.record.state)
+
+
+def materialize(body: Any) -> Any:
+    """``body`` with every ``msgspec.Raw`` in it decoded (what a client gets from the service)."""
+    if isinstance(body, msgspec.Raw):
+        return _decode(body)
+    if isinstance(body, dict):
+        return {key: materialize(value) for key, value in body.items()}
+    if isinstance(body, list):
+        return [materialize(item) for item in body]
+    return body
 
 
 def _head(record: SessionRecord) -> dict[str, Any]:

@@ -303,6 +303,8 @@ class Read:
     legacy: bool = False
     #: The writer's lease this read took (``""``: none; see ``RedisSessionStore._update``).
     lease: str = ""
+    #: The stored predictions, when the read asked for them (undecoded).
+    stored: codec.StoredPredictions | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -558,8 +560,12 @@ class RedisSessionStore:
         received = sum(len(value) for value in values if value) + len(earlier or b"")
         self.note_round_trip(len(session_id), received + len(legacy or b""))
         parts = dict(zip(names, values, strict=True))
+        stored = None
         if legacy is not None:
             parts[codec.LEGACY] = legacy
+        elif predictions:
+            stored = codec.StoredPredictions.read(parts)
+            parts = {name: parts[name] for name in codec.RECORD_PARTS}
         record = codec.decode(parts, int(version))
         remembered = json.loads(earlier) if earlier else None
         read = Read(
@@ -571,6 +577,7 @@ class RedisSessionStore:
             remembered,
             legacy=legacy is not None,
             lease=lease if earlier is None else "",
+            stored=stored,
         )
         if touch and self._refresh is not None:
             with redis_errors("read", session_id):
@@ -584,7 +591,7 @@ class RedisSessionStore:
             unique_id=None,
             predictions=predictions,
         )
-        return self._lease(read.record, read.pttl_ms)
+        return replace(self._lease(read.record, read.pttl_ms), predictions=read.stored)
 
     async def exists(self, session_id: str) -> bool:
         if not looks_like_session_id(session_id):

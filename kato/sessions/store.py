@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from kato.sessions.codec import StoredPredictions
 from kato.sessions.record import SessionRecord
 
 __all__ = ["Change", "ChangeFn", "Lease", "Outcome", "SessionStore", "compute"]
@@ -39,6 +40,10 @@ class Lease:
 
     record: SessionRecord
     expires_at: float
+    #: The stored predictions, undecoded, when the read asked for them and the store keeps them
+    #: encoded (then the record's are :data:`~kato.sessions.codec.NOT_READ`); read them with
+    #: :func:`kato.sessions.codec.stored_predictions`.
+    predictions: StoredPredictions | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +88,8 @@ class SessionStore(Protocol):
         """Read a session; ``touch`` restarts its TTL (sliding expiry). Never writes the record.
 
         ``predictions=False``: the record's predictions and future potentials may be left
-        unread (:data:`kato.sessions.codec.NOT_READ`), for reads that do not answer with them.
+        unread (:data:`kato.sessions.codec.NOT_READ`), for reads that do not answer with them;
+        ``True``: :func:`kato.sessions.codec.stored_predictions` gives them.
         """
         ...
 

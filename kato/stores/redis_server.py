@@ -354,8 +354,9 @@ class RedisServer:
 @contextlib.contextmanager
 def redis_url(*, persistence: Persistence = "none", data_dir: Path | None = None) -> Iterator[str]:
     """The Redis to use: ``KATO_REDIS_URL`` if set (nothing started), else a supervised embedded
-    one (over its unix socket). With persistence (AOF) its files live in ``data_dir`` when given, so that a later
-    server on the same folder finds what this one acknowledged; without, in a temporary folder.
+    one, over its unix socket. With persistence (AOF) its files live in ``data_dir`` when given,
+    so that a later server on the same folder finds what this one acknowledged; without, in a
+    temporary folder.
     """
     external = os.environ.get("KATO_REDIS_URL")
     if external:

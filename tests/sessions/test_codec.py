@@ -91,3 +91,17 @@ def test_an_earlier_kato_whole_document_is_read() -> None:
     # read whole, predictions included, whatever parts were asked for
     assert codec.decode({codec.LEGACY: doc, "h": None, "p": None}, record.version) == record
     assert codec.decode({codec.LEGACY: doc, "h": None}, record.version) == record
+
+
+def test_stored_predictions_are_answered_undecoded_and_materialize_for_clients() -> None:
+    record = _observed()
+    stored = codec.StoredPredictions.read(codec.encode(record))
+    assert stored.count == len(record.state.predictions)
+    body = {"cognition_data": {"predictions": stored.predictions}, "count": stored.count}
+    assert codec.materialize(body) == {
+        "cognition_data": {"predictions": [dict(p) for p in record.state.predictions]},
+        "count": stored.count,
+    }
+    assert codec.StoredPredictions.of(record.state) == stored
+    empty = codec.StoredPredictions.read({})
+    assert codec.materialize([empty.predictions, empty.futures]) == [[], []] and empty.count == 0

@@ -15,7 +15,7 @@ import redis
 
 from kato.engine import SessionState
 from kato.exceptions import SessionNotFoundError, StoreUnavailableError
-from kato.sessions import Change, Pending, SessionRecord, new_session_id
+from kato.sessions import Change, Pending, SessionRecord, codec, new_session_id
 from kato.sessions.redis import CompareAndSet, Read, RedisSessionStore, Write
 from kato.stores.redis_server import RedisServer
 
@@ -93,17 +93,17 @@ def test_a_session_an_earlier_kato_stored_whole_is_read_and_rewritten_in_parts(
     client.hset(key, mapping={"v": 3, "d": doc, "t": 60_000})
     client.pexpire(key, 60_000)
 
-    async def scenario() -> tuple[SessionRecord, SessionRecord]:
+    async def scenario() -> tuple[SessionRecord, SessionRecord, object]:
         store = RedisSessionStore(redis_server.url, key_prefix=key_prefix)
         before = (await store.get(rec.session_id)).record
         await store.update(rec.session_id, append("b"))
-        after = (await store.get(rec.session_id)).record
+        lease = await store.get(rec.session_id)
         await store.close()
-        return before, after
+        return before, lease.record, codec.materialize(codec.stored_predictions(lease).predictions)
 
-    before, after = asyncio.run(scenario())
+    before, after, predictions = asyncio.run(scenario())
     assert before == replace(rec, version=3)
-    assert after.state.stm == (("a",), ("b",)) and after.state.predictions == ({"n": 1.5},)
+    assert after.state.stm == (("a",), ("b",)) and predictions == [{"n": 1.5}]
     assert after.version == 4 and not client.hexists(key, "d")
     client.close()
 
