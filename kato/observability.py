@@ -179,7 +179,12 @@ class Metrics:
         )
         self.round_trips = Counter(
             "kato_store_round_trips_total",
-            "Round trips to the session store (Redis)",
+            "Round trips to the session store (Redis) made by requests",
+            registry=r,
+        )
+        self.background_round_trips = Counter(
+            "kato_store_background_round_trips_total",
+            "Round trips to the session store made by the outbox drainers' polls (no request's)",
             registry=r,
         )
         self.store_bytes = Counter(
@@ -207,8 +212,8 @@ class Metrics:
             multiprocess_mode="mostrecent",
         )
 
-    def round_trip(self, sent: int, received: int) -> None:
-        self.round_trips.inc()
+    def round_trip(self, sent: int, received: int, *, background: bool = False) -> None:
+        (self.background_round_trips if background else self.round_trips).inc()
         self.store_bytes.labels("sent").inc(sent)
         self.store_bytes.labels("received").inc(received)
 

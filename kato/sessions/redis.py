@@ -261,7 +261,7 @@ return 1
 class StoreObserver(Protocol):
     """Receives the store's traffic as it happens (the service's metrics implement it)."""
 
-    def round_trip(self, sent: int, received: int) -> None: ...
+    def round_trip(self, sent: int, received: int, *, background: bool = False) -> None: ...
 
     def conflict(self) -> None: ...
 
@@ -530,7 +530,7 @@ class RedisSessionStore:
         self.counters.bytes_sent += sent
         self.counters.bytes_received += received
         if self._observer is not None:
-            self._observer.round_trip(sent, received)
+            self._observer.round_trip(sent, received, background=background)
 
     @staticmethod
     def _lease(record: SessionRecord, pttl_ms: int) -> Lease:

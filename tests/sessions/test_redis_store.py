@@ -16,7 +16,7 @@ import redis
 from kato.engine import SessionState
 from kato.exceptions import SessionNotFoundError, StoreUnavailableError
 from kato.sessions import Change, Pending, SessionRecord, codec, new_session_id
-from kato.sessions.redis import CompareAndSet, Read, RedisSessionStore, Write
+from kato.sessions.redis import LEASE_WAIT_S, CompareAndSet, Read, RedisSessionStore, Write
 from kato.stores.redis_server import RedisServer
 
 
@@ -106,6 +106,53 @@ def test_a_session_an_earlier_kato_stored_whole_is_read_and_rewritten_in_parts(
     assert after.state.stm == (("a",), ("b",)) and predictions == [{"n": 1.5}]
     assert after.version == 4 and not client.hexists(key, "d")
     client.close()
+
+
+@pytest.mark.parametrize("held_ms", [300, 60_000], ids=["expires", "never-released"])
+def test_a_lease_left_by_a_dead_writer_delays_an_update_but_never_blocks_or_loses_it(
+    redis_server: RedisServer, key_prefix: str, held_ms: int
+) -> None:
+    """A writer that died holding a session's lease (never released): the next update waits
+    until it expires, or at most ``LEASE_WAIT_S`` and then goes on without one; either way it
+    is applied, once."""
+
+    async def scenario() -> tuple[float, SessionRecord, int]:
+        store = RedisSessionStore(redis_server.url, key_prefix=key_prefix)
+        rec = record()
+        await store.create(rec)
+        await store.redis.set(store.keys(rec.session_id)[3], "dead-writer", px=held_ms)
+        started = time.monotonic()
+        await store.update(rec.session_id, append("a"))
+        took = time.monotonic() - started
+        final = (await store.get(rec.session_id)).record
+        waits = store.counters.lease_waits
+        await store.close()
+        return took, final, waits
+
+    took, final, waits = asyncio.run(scenario())
+    assert final.state.stm == (("a",),) and final.version == 1
+    assert waits >= 1
+    if held_ms < LEASE_WAIT_S * 1000:
+        assert held_ms / 1000 * 0.8 <= took < LEASE_WAIT_S
+    else:
+        assert LEASE_WAIT_S * 0.9 <= took < LEASE_WAIT_S + 2
+
+
+def test_a_failed_update_releases_its_lease(redis_server: RedisServer, key_prefix: str) -> None:
+    def fails(rec: SessionRecord) -> Change[None]:
+        raise ValueError("a change that raises")
+
+    async def scenario() -> int:
+        store = RedisSessionStore(redis_server.url, key_prefix=key_prefix)
+        rec = record()
+        await store.create(rec)
+        with pytest.raises(ValueError):
+            await store.update(rec.session_id, fails)
+        held = await store.redis.exists(store.keys(rec.session_id)[3])
+        await store.close()
+        return int(held)
+
+    assert asyncio.run(scenario()) == 0
 
 
 def test_the_seams_see_every_commit_and_every_touching_read(
