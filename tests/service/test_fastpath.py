@@ -115,16 +115,41 @@ def documents(draw: st.DrawFn) -> bytes:
     return body
 
 
+def in_steps(shape: Shape, body: bytes, step: int) -> Any:
+    """The stepwise decoder, on a body of any size, in steps of ``step`` bytes."""
+    steps = shapes.decode_steps(shape, body, stepwise_above=0, step=step)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
 @settings(max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
-@given(shape=st.sampled_from(sorted(MODELS)), body=documents())
+@given(shape=st.sampled_from(sorted(MODELS)), body=documents(), step=st.integers(0, 40))
 def test_a_fast_decoder_takes_only_what_its_model_takes_and_dumps_it_alike(
-    shape: Shape, body: bytes
+    shape: Shape, body: bytes, step: int
 ) -> None:
-    fast = shapes.decode(shape, body)
-    if fast is not None:
-        slow = model_dump(shape, body)
-        assert slow is not None, (shape, body)
-        assert typed(fast) == typed(slow), (shape, body)
+    slow = model_dump(shape, body)
+    for fast in (shapes.decode(shape, body), in_steps(shape, body, step)):
+        if fast is not None:
+            assert slow is not None, (shape, body)
+            assert typed(fast) == typed(slow), (shape, body)
+
+
+def test_a_large_observation_decodes_in_steps_to_the_same_strings() -> None:
+    strings = [f"s{i:06d}" for i in range(60_000)]
+    body = json.dumps({"strings": strings, "unique_id": "u"}, indent=1).encode()
+    steps = shapes.decode_steps("ObservationIn", body)
+    taken = 0
+    while True:
+        try:
+            next(steps)
+            taken += 1
+        except StopIteration as done:
+            assert done.value == {**model_dump("ObservationIn", body), "unique_id": "u"}
+            break
+    assert taken >= len(body) // (64 * 1024) - 1
 
 
 @pytest.mark.parametrize(
