@@ -144,7 +144,7 @@ LEASE_WAIT_S = 2.0
 #: unqueued (see ``RedisSessionStore._queued``).
 WRITER_QUEUE_S = 1.0
 
-# KEYS: doc, ids, idq, lease
+# KEYS: doc, ids, idq, lease, wake, waiting
 # ARGV: touch ("1"/"0"), unique id ("" for none), lease token ("" for none), lease ms, part names...
 # -> false if missing; {lease pttl} if another writer holds the lease; else
 #    {version, pttl, earlier reply or false, legacy doc or false, parts...}
@@ -157,7 +157,10 @@ local earlier = false
 if ARGV[2] ~= '' then earlier = redis.call('HGET', KEYS[2], ARGV[2]) end
 if ARGV[3] ~= '' and not earlier then
   local holder = redis.call('GET', KEYS[4])
-  if holder and holder ~= ARGV[3] then return {redis.call('PTTL', KEYS[4])} end
+  if holder and holder ~= ARGV[3] then
+    redis.call('SET', KEYS[6], 1, 'PX', ARGV[4])
+    return {redis.call('PTTL', KEYS[4])}
+  end
   redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4])
 end
 if ARGV[1] == '1' then
@@ -168,12 +171,12 @@ for i = 4, #r do reply[#reply + 1] = r[i] end
 return reply
 """
 
-# KEYS: doc, ids, idq, lease, wake[, outbox index]
+# KEYS: doc, ids, idq, lease, wake, waiting[, outbox index]
 # ARGV: expected version, new version, ttl ms, restart ttl ("1"/"0"), unique id, reply, limit,
 #       outbox mark ("" for none), session id, drop the legacy document ("1"/"0"), lease token
 #       ("" for none), then the changed parts as field, value, field, value...
 # -> {-1} missing, {0} conflict (a lease is kept), {1, remaining TTL in ms} written (the lease
-#    released, one waiter woken)
+#    released, and one waiter woken if a writer waited lately)
 _COMPARE_AND_SET = """
 local v = redis.call('HGET', KEYS[1], 'v')
 if not v then return {-1} end
@@ -193,23 +196,28 @@ if ttl > 0 then
   redis.call('PEXPIRE', KEYS[2], ttl)
   redis.call('PEXPIRE', KEYS[3], ttl)
 end
-if ARGV[8] ~= '' then redis.call('ZADD', KEYS[6], 'GT', ARGV[8], ARGV[9]) end
+if ARGV[8] ~= '' then redis.call('ZADD', KEYS[7], 'GT', ARGV[8], ARGV[9]) end
 if ARGV[11] ~= '' and redis.call('GET', KEYS[4]) == ARGV[11] then
   redis.call('DEL', KEYS[4])
-  redis.call('LPUSH', KEYS[5], 1)
-  redis.call('LTRIM', KEYS[5], 0, 0)
-  redis.call('PEXPIRE', KEYS[5], 1000)
+  if redis.call('EXISTS', KEYS[6]) == 1 then
+    redis.call('LPUSH', KEYS[5], 1)
+    redis.call('LTRIM', KEYS[5], 0, 0)
+    redis.call('PEXPIRE', KEYS[5], 1000)
+  end
 end
 return {1, ttl}
 """
 
-# KEYS: lease, wake   ARGV: lease token -> 1 released (one waiter woken), 0 not held
+# KEYS: lease, wake, waiting   ARGV: lease token -> 1 released (a waiter woken if one waited
+# lately), 0 not held
 _RELEASE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
-redis.call('LPUSH', KEYS[2], 1)
-redis.call('LTRIM', KEYS[2], 0, 0)
-redis.call('PEXPIRE', KEYS[2], 1000)
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('LPUSH', KEYS[2], 1)
+  redis.call('LTRIM', KEYS[2], 0, 0)
+  redis.call('PEXPIRE', KEYS[2], 1000)
+end
 return 1
 """
 
@@ -513,11 +521,13 @@ class RedisSessionStore:
     # -- keys and encoding -------------------------------------------------------------------
     def keys(self, session_id: str) -> list[str]:
         """The keys of a session: its document, its replies (hash) and their ids (list), its
-        writers' lease and the list that wakes a writer waiting for it."""
+        writers' lease, the list that wakes a writer waiting for it, and the flag that says a
+        writer waited lately (only then does a release wake anyone: no key is left behind by
+        writes nobody waited for)."""
         if not looks_like_session_id(session_id):  # keys derive from validated ids only
             raise SessionNotFoundError(session_id)
         doc = f"{self.prefix}:{{{session_id}}}"
-        return [doc, doc + ":ids", doc + ":idq", doc + ":lease", doc + ":wake"]
+        return [doc, doc + ":ids", doc + ":idq", doc + ":lease", doc + ":wake", doc + ":waiting"]
 
     def note_round_trip(self, sent: int, received: int = 0, *, background: bool = False) -> None:
         """Count one round trip to Redis (the seams report theirs here too). ``background``:
