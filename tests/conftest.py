@@ -1,11 +1,15 @@
-"""Shared test fixtures: unique node ids, a real ``kato serve`` process, and the rule that
-benchmarks (``@pytest.mark.perf``) run only with ``-m perf``."""
+"""Shared test fixtures: unique node ids, a real ``kato serve`` process, the rule that
+benchmarks (``@pytest.mark.perf``) run only with ``-m perf``, and the one that a test marked
+``alone`` runs while no other worker of the run runs a test."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +34,43 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "perf" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """Under pytest-xdist, a test marked ``alone`` (one that compares latencies it measures)
+    waits for the other workers' current tests and holds them off until it is done, fixtures
+    included; every other test shares the run's lock. The turnstile keeps a waiting ``alone``
+    test from being starved by tests that keep sharing."""
+    locks = _run_locks()
+    if not locks:
+        return (yield)
+    alone = item.get_closest_marker("alone") is not None
+    with locks[0].open("a") as turnstile, locks[1].open("a") as lock:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        if not alone:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+        try:
+            return (yield)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+
+
+def _run_locks() -> tuple[Path, ...]:
+    """The turnstile and the lock the workers of this xdist run share (none without xdist)."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:
+        return ()
+    return tuple(Path(tempfile.gettempdir(), f"kato-tests-{run}.{n}") for n in ("turn", "lock"))
+
+
+def pytest_sessionfinish() -> None:
+    """A worker that is done runs no more tests: whichever finishes removes the files (the other
+    one, alone from then on, makes its own)."""
+    for path in _run_locks():
+        path.unlink(missing_ok=True)
 
 
 @pytest.fixture

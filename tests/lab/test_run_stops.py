@@ -76,12 +76,19 @@ def test_a_crashing_client_costs_its_operations_not_the_run(tmp_path: Path) -> N
     assert "no_lost_updates" in judged.stdout and "overall" in judged.stdout
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT's default action in the run, whatever this suite inherited: a shell ignores it in
+    what it starts in the background, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_an_interrupted_run_leaves_its_journal_for_kato_lab_check(tmp_path: Path) -> None:
     running = subprocess.Popen(
         [sys.executable, "-m", "kato", "lab", "run", "lifecycle", "--target", "http",
          "--store", "memory", "--workers", "1", "--concurrency", "8", "--ops", "200000",
          "--out", str(tmp_path), "--quiet"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 120

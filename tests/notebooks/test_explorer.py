@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from kato.lab.explorer import Explorer, live_view_cost
 from kato.lab.spec import NOOP, Experiment
 
@@ -67,6 +69,7 @@ def test_stop_ends_the_run_early_with_a_judged_history() -> None:
     assert not explorer.button.disabled and explorer.stop_button.disabled
 
 
+@pytest.mark.alone  # a p99 ratio: the other worker's load would be in one side of it only
 def test_the_live_view_does_not_disturb_the_p99_it_measures() -> None:
     """Loosely (a shared 2-core machine); ``kato lab live-view-cost`` measures it with the
     median of 5. The live panel refreshes during the run; its figure waits for the clients."""

@@ -144,6 +144,8 @@ def test_nbval_lax_validates_every_notebook(tmp_path: Path) -> None:
             "experiments",
             "-p",
             "no:cacheprovider",
+            "-n",
+            "0",  # one process: this test is already one of the suite's workers
             "-q",
         ],
         cwd=ROOT,
