@@ -21,6 +21,7 @@ import math
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Sequence
+from itertools import filterfalse
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
@@ -83,11 +84,10 @@ def _match_candidates(
     for j, symbol in enumerate(state):
         positions.setdefault(symbol, []).append(j)
     size = len(state)
-    window = len(stm)
     kept: list[Member] = []
     matched_symbols: set[str] = set()
     distinct = len(positions)
-    universe: set[str] = set()
+    aligned: list[set[str]] = [set() for _ in stm]  # symbols of presents, by STM event
     for pattern in candidates:
         flat = pattern.flat
         hits = [(i, js) for i, symbol in enumerate(flat) if (js := positions.get(symbol))]
@@ -120,13 +120,12 @@ def _match_candidates(
         if len(matched_symbols) < distinct:  # once every state symbol is in, none is new
             for i, _, length in blocks:
                 matched_symbols.update(flat[i : i + length])
-        for i in range(min(window, end - start)):
-            seen = observed[i]
-            for symbol in events[start + i]:
-                if symbol not in seen:
-                    universe.add(symbol)
+        for symbols, event in zip(aligned, events[start:end]):
+            symbols.update(event)
         kept.append((pattern, blocks, matched, similarity, start, end))
-    universe |= matched_symbols
+    universe = matched_symbols  # and the missing symbols: aligned, not observed
+    for symbols, seen in zip(aligned, observed, strict=True):
+        universe.update(symbols.difference(seen))
     return kept, universe
 
 
@@ -239,7 +238,7 @@ class _Ensemble:
         for symbol in sorted(state_counts):
             weight = self.state_weights[symbol]
             self.state_norm += weight * weight
-        self.logs: dict[str, float] = {}  # confluence's log10 of each symbol's probability, as met
+        self.logs = _Logs(prob)
         self.total_frequency = total_frequency = sum(member[0].frequency for member in members)
         # Futures (§4.3) grouped by their sorted events, in the members' order.
         self.groups: dict[tuple[Event, ...], Group] = {}
@@ -313,9 +312,8 @@ class _Ensemble:
                 expected = present[i]
                 # Membership in sets, not in the event tuples: a tuple scan made one n-symbol
                 # event cost n² (64k symbols: 35 s); the lists keep pattern and STM order.
-                seen, wanted = self.observed[i], frozenset(expected)
-                missing.append([symbol for symbol in expected if symbol not in seen])
-                extras.append([symbol for symbol in stm_event if symbol not in wanted])
+                missing.append(list(filterfalse(self.observed[i].__contains__, expected)))
+                extras.append(list(filterfalse(frozenset(expected).__contains__, stm_event)))
             else:
                 missing.append([])
                 extras.append(list(stm_event))
@@ -388,11 +386,7 @@ class _Ensemble:
         total = self.totals.total_pattern_frequencies
         if not total:
             return 0.0
-        logs = self.logs
-        for symbol in flat_present:
-            if symbol not in logs:
-                logs[symbol] = math.log10(self.prob.get(symbol, 0.0) or 1e-10)
-        log_product = sum(map(logs.__getitem__, flat_present))
+        log_product = sum(map(self.logs.__getitem__, flat_present))
         return member[0].frequency / total * (1.0 - math.pow(10.0, log_product))
 
     def future_potentials(self) -> list[dict[str, Any]]:
@@ -402,6 +396,7 @@ class _Ensemble:
         each run of equal weights by JSON, is the same order as sorting by both at once).
         """
         ordered = sorted(self.groups.items(), key=lambda item: -item[1][0])
+        texts = _EventTexts()
         start = 0
         while start < len(ordered):
             stop = start + 1
@@ -409,7 +404,9 @@ class _Ensemble:
             while stop < len(ordered) and ordered[stop][1][0] == weight:
                 stop += 1
             if stop - start > 1:
-                ordered[start:stop] = sorted(ordered[start:stop], key=lambda item: _json(item[0]))
+                ordered[start:stop] = sorted(
+                    ordered[start:stop], key=lambda item: texts.of(item[0])
+                )
             start = stop
         weight_total = self.weight_total
         return [
@@ -421,6 +418,19 @@ class _Ensemble:
             }
             for key, (weight, count) in ordered
         ]
+
+
+class _Logs(dict[str, float]):
+    """Confluence's ``log10`` of each symbol's probability (``1e-10`` for none), computed when
+    first read."""
+
+    def __init__(self, prob: dict[str, float]) -> None:
+        super().__init__()
+        self.prob = prob
+
+    def __missing__(self, symbol: str) -> float:
+        value = self[symbol] = math.log10(self.prob.get(symbol, 0.0) or 1e-10)
+        return value
 
 
 def _flat_present(member: Member) -> tuple[str, ...]:
@@ -438,10 +448,20 @@ def _confidence(member: Member, flat_present: tuple[str, ...]) -> float:
     return member[2] / len(flat_present) if flat_present else 0.0
 
 
-def _json(events: tuple[Event, ...]) -> str:
-    """``json.dumps(events)``, written out: the same text (arrays, ``", "`` between items, each
-    string by the encoder's own ASCII escaper) without the encoder's set-up per call."""
-    return "[" + ", ".join(["[" + ", ".join(map(_string, event)) + "]" for event in events]) + "]"
+class _EventTexts(dict[Event, str]):
+    """``json.dumps`` of futures, from the text of each distinct event, written once per call.
+
+    The same text as ``json.dumps(future)``: arrays, ``", "`` between items, each string by the
+    encoder's own ASCII escaper; without the encoder's set-up per call, and with the events
+    that many futures share written once.
+    """
+
+    def of(self, future: tuple[Event, ...]) -> str:
+        return "[" + ", ".join(map(self.__getitem__, future)) + "]"
+
+    def __missing__(self, event: Event) -> str:
+        text = self[event] = "[" + ", ".join(map(_string, event)) + "]"
+        return text
 
 
 _string: Callable[[str], str] = encode_basestring_ascii
