@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from itertools import filterfalse
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
+from operator import attrgetter
 from typing import Any
 
 from kato.engine.accumulators import average_emotives
@@ -78,7 +79,10 @@ def _match_candidates(
     """The candidates at or above the recall threshold, and the symbols whose statistics the
     ensemble reads: every member's matches and missing symbols (§4.4)."""
     candidates = ltm.candidates(state_counts.keys())
-    check_match_pairs(state_counts, (pattern.flat for pattern in candidates), config)
+    # Counting the pairs takes a pass over every candidate's symbols: only when the bound of
+    # every symbol of every candidate paired with the state's most repeated one is over.
+    if sum(map(len, map(_FLAT, candidates))) * max(state_counts.values()) > config.max_match_pairs:
+        check_match_pairs(state_counts, map(_FLAT, candidates), config)
     threshold = config.recall_threshold
     positions: dict[str, list[int]] = {}
     for j, symbol in enumerate(state):
@@ -87,7 +91,8 @@ def _match_candidates(
     kept: list[Member] = []
     matched_symbols: set[str] = set()
     distinct = len(positions)
-    aligned: list[set[str]] = [set() for _ in stm]  # symbols of presents, by STM event
+    window = len(stm)
+    aligned: set[str] = set()  # the symbols of presents' events aligned with STM events
     for pattern in candidates:
         flat = pattern.flat
         hits = [(i, js) for i, symbol in enumerate(flat) if (js := positions.get(symbol))]
@@ -110,22 +115,35 @@ def _match_candidates(
             continue
         # The present: from the event of the first matched symbol to the event of the last,
         # one event earlier when the first matched symbol opens its event and is in the
-        # previous one too.
+        # previous one too. As many events as symbols: positions are taken for event indexes
+        # (as the reference does, even when an empty event makes that untrue).
         starts = pattern.starts
         events = pattern.events
-        start = bisect_right(starts, first) - 1
-        end = bisect_right(starts, last)
-        if start and first == starts[start] and flat[first] in events[start - 1]:
+        if len(events) == len(flat):
+            start, end = first, last + 1
+            opening = first
+        else:
+            start = bisect_right(starts, first) - 1
+            end = bisect_right(starts, last)
+            opening = starts[start]
+        if start and first == opening and flat[first] in events[start - 1]:
             start -= 1
         if len(matched_symbols) < distinct:  # once every state symbol is in, none is new
             for i, _, length in blocks:
                 matched_symbols.update(flat[i : i + length])
-        for symbols, event in zip(aligned, events[start:end]):
-            symbols.update(event)
+        aligned.update(flat[starts[start] : starts[min(end, start + window)]])
         kept.append((pattern, blocks, matched, similarity, start, end))
-    universe = matched_symbols  # and the missing symbols: aligned, not observed
-    for symbols, seen in zip(aligned, observed, strict=True):
-        universe.update(symbols.difference(seen))
+    # Missing symbols: aligned with an STM event that lacks them. One not in the state is
+    # missing wherever it is aligned; one in the state only where its STM event lacks it,
+    # which matters only for those not matched already.
+    universe = matched_symbols | aligned.difference(positions)
+    unmatched = aligned.intersection(positions).difference(matched_symbols)
+    if unmatched:
+        for pattern, _, _, _, start, end in kept:
+            for seen, event in zip(observed, pattern.events[start:end], strict=False):
+                universe.update(
+                    symbol for symbol in event if symbol in unmatched and symbol not in seen
+                )
     return kept, universe
 
 
@@ -184,6 +202,8 @@ def _matching_blocks(hits: list[tuple[int, list[int]]], size_a: int, size_b: int
     blocks.append((i1, j1, k1))
     return blocks
 
+
+_FLAT = attrgetter("flat")
 
 _NO_RUNS: dict[int, int] = {}
 """Runs of equal symbols ending at the previous position of ``a`` when there are none."""
@@ -257,6 +277,7 @@ class _Ensemble:
                 group_of.append(None)
         self.weight_total = weight_total = sum(group[0] for group in groups.values())
         self.scores: list[Scores] = []
+        self.potential_keys: list[tuple[float, float, int, str]] = []  # §4.7's order
         for (pattern, _, _, similarity, _, _), group in zip(members, group_of, strict=True):
             agg = 0.0
             if group is not None and weight_total:
@@ -264,17 +285,16 @@ class _Ensemble:
             probability = pattern.frequency / total_frequency
             strength = similarity * probability
             information = strength / agg if agg else 0.0
-            self.scores.append((probability, strength, information, similarity * information))
+            potential = similarity * information
+            self.scores.append((probability, strength, information, potential))
+            self.potential_keys.append((-potential, -similarity, -pattern.frequency, pattern.name))
 
     def ranked(self, algo: str, limit: int) -> list[dict[str, Any]]:
         """The first ``limit`` predictions in §4.7 order (``algo`` first if not ``potential``)."""
         members, scores = self.members, self.scores
         keys: list[tuple[Any, ...]]
         if algo == "potential":
-            keys = [
-                (-score[3], -member[3], -member[0].frequency, member[0].name)
-                for member, score in zip(members, scores, strict=True)
-            ]
+            keys = self.potential_keys
         else:
             field = self.field(algo)
             keys = [
@@ -303,7 +323,7 @@ class _Ensemble:
 
     def render(self, member: Member, scores: Scores) -> dict[str, Any]:
         """Every field of §4.5, in a fixed order."""
-        pattern, blocks, matched, similarity, start, end = member
+        pattern, blocks, _, similarity, start, end = member
         events = pattern.events
         present = events[start:end]
         missing, extras = [], []
@@ -396,7 +416,6 @@ class _Ensemble:
         each run of equal weights by JSON, is the same order as sorting by both at once).
         """
         ordered = sorted(self.groups.items(), key=lambda item: -item[1][0])
-        texts = _EventTexts()
         start = 0
         while start < len(ordered):
             stop = start + 1
@@ -404,9 +423,7 @@ class _Ensemble:
             while stop < len(ordered) and ordered[stop][1][0] == weight:
                 stop += 1
             if stop - start > 1:
-                ordered[start:stop] = sorted(
-                    ordered[start:stop], key=lambda item: texts.of(item[0])
-                )
+                ordered[start:stop] = sorted(ordered[start:stop], key=lambda item: _json(item[0]))
             start = stop
         weight_total = self.weight_total
         return [
@@ -448,20 +465,30 @@ def _confidence(member: Member, flat_present: tuple[str, ...]) -> float:
     return member[2] / len(flat_present) if flat_present else 0.0
 
 
-class _EventTexts(dict[Event, str]):
-    """``json.dumps`` of futures, from the text of each distinct event, written once per call.
+def _json(future: tuple[Event, ...]) -> str:
+    """``json.dumps(future)``: the same text, from the text of each of its events."""
+    return "[" + ", ".join(map(_EVENT_TEXTS.__getitem__, future)) + "]"
 
-    The same text as ``json.dumps(future)``: arrays, ``", "`` between items, each string by the
-    encoder's own ASCII escaper; without the encoder's set-up per call, and with the events
-    that many futures share written once.
+
+class _EventTexts(dict[Event, str]):
+    """``json.dumps`` of each event met, kept across calls (every future is a run of a
+    pattern's events, and the same events recur in many futures and observes) up to
+    ``EVENT_TEXTS`` of them, then started afresh.
+
+    The text is ``json.dumps``'s: an array, ``", "`` between items, each string by the
+    encoder's own ASCII escaper; without the encoder's set-up per call.
     """
 
-    def of(self, future: tuple[Event, ...]) -> str:
-        return "[" + ", ".join(map(self.__getitem__, future)) + "]"
-
     def __missing__(self, event: Event) -> str:
+        if len(self) >= EVENT_TEXTS:
+            self.clear()
         text = self[event] = "[" + ", ".join(map(_string, event)) + "]"
         return text
 
+
+#: How many event texts :func:`_json` keeps (a few MB at most with events of a few symbols).
+EVENT_TEXTS = 16_384
+
+_EVENT_TEXTS = _EventTexts()
 
 _string: Callable[[str], str] = encode_basestring_ascii

@@ -46,6 +46,23 @@ def _mixed_patterns(rng: random.Random) -> list[tuple[tuple[str, ...], ...]]:
     return patterns
 
 
+ODD = ["a", "a b", " a", "!", "a!", '"q', "\\", "é", "ab", "Z", "PTRN|x", "VCTR|y"]
+
+
+def _odd_patterns(rng: random.Random) -> list[tuple[tuple[str, ...], ...]]:
+    """1,000 patterns over symbols that JSON escapes or that sort before its quote, with empty
+    events and patterns of one symbol per event among them."""
+    patterns = []
+    for _ in range(1000):
+        events = []
+        for _ in range(rng.randint(1, 6)):
+            size = rng.choice([0, 1, 1, 1, 2, 3]) if rng.random() < 0.2 else rng.randint(1, 3)
+            event = [rng.choice(ODD) for _ in range(size)]
+            events.append(tuple(event if rng.random() < 0.5 else sorted(event)))
+        patterns.append(tuple(events))
+    return patterns
+
+
 def _teach(ltm: LTMStore, patterns: list[tuple[tuple[str, ...], ...]], rng: random.Random) -> None:
     effects = []
     for events in patterns:
@@ -79,6 +96,8 @@ SCENARIOS: dict[str, tuple[str, dict[str, Any]]] = {
         "bench",
         {"max_pattern_length": 3, "rank_sort_algo": "confluence", "recall_threshold": 0.4},
     ),
+    "odd": ("odd", {"max_pattern_length": 4, "recall_threshold": 0.0}),
+    "odd-snr": ("odd", {"max_pattern_length": 3, "rank_sort_algo": "snr", "max_predictions": 30}),
     "itfdf-all": (
         "mixed",
         {"max_pattern_length": 4, "rank_sort_algo": "itfdf_similarity", "max_predictions": 10_000},
@@ -93,6 +112,8 @@ DIGESTS = {
     "mixed-unsorted": "2cc48627be75549cdac82123d1b9c75f2115c609e793b73ff740508d3a161d1b",
     "similarity-top-7": "276c66a34909510aafa68e152ea7868d1e09f453d655218b0c02a70aa0b9710c",
     "confluence-threshold": "b6ee4e8f9fbb2f304ddb40cd925623c767e543ef4010c1fd197e6767935925f2",
+    "odd": "67be16ebcd0ea8152712a4e7f5d0034fcb187e8323c6658f30bb5a767b968651",
+    "odd-snr": "cb03863470214af94c2a67d48b1bcf4eee462a83d1cded448c685fbee9482e4f",
     "itfdf-all": "3e9a455c355bf66d26875f49e5aaac736f42c8f7468b9b6d23d5a3069390b0c6",
 }
 
@@ -100,10 +121,10 @@ DIGESTS = {
 def _digest(scenario: str, ltm: LTMStore) -> str:
     node, overrides = SCENARIOS[scenario]
     rng = random.Random(f"{scenario}-teach")
-    patterns = _bench_patterns(rng) if node == "bench" else _mixed_patterns(rng)
+    patterns = {"bench": _bench_patterns, "mixed": _mixed_patterns, "odd": _odd_patterns}[node](rng)
     _teach(ltm, patterns, rng)
     config = EngineConfig(**overrides)
-    words = VOCABULARY if node == "bench" else VOCABULARY[:24]
+    words = {"bench": VOCABULARY, "mixed": VOCABULARY[:24], "odd": ODD}[node]
     digest = hashlib.sha256()
     state = SessionState()
     rng = random.Random(f"{scenario}-observe")
@@ -122,7 +143,7 @@ def test_memory_node_predictions_are_frozen(scenario: str) -> None:
     assert _digest(scenario, MemoryLTM()) == DIGESTS[scenario]
 
 
-@pytest.mark.parametrize("scenario", ["bench", "mixed"])
+@pytest.mark.parametrize("scenario", ["bench", "mixed", "odd"])
 def test_sqlite_node_predictions_are_frozen(scenario: str, tmp_path: Path) -> None:
     nodes = SQLiteNodes(tmp_path / "ltm.sqlite3")
     try:
