@@ -473,21 +473,29 @@ def _json(future: tuple[Event, ...]) -> str:
 class _EventTexts(dict[Event, str]):
     """``json.dumps`` of each event met, kept across calls (every future is a run of a
     pattern's events, and the same events recur in many futures and observes) up to
-    ``EVENT_TEXTS`` of them, then started afresh.
+    ``EVENT_TEXTS`` of them or ``EVENT_TEXT_CHARS`` characters, then started afresh.
 
     The text is ``json.dumps``'s: an array, ``", "`` between items, each string by the
     encoder's own ASCII escaper; without the encoder's set-up per call.
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.chars = 0
+
     def __missing__(self, event: Event) -> str:
-        if len(self) >= EVENT_TEXTS:
+        text = "[" + ", ".join(map(_string, event)) + "]"
+        if len(self) >= EVENT_TEXTS or self.chars + len(text) > EVENT_TEXT_CHARS:
             self.clear()
-        text = self[event] = "[" + ", ".join(map(_string, event)) + "]"
+            self.chars = 0
+        self[event] = text
+        self.chars += len(text)
         return text
 
 
-#: How many event texts :func:`_json` keeps (a few MB at most with events of a few symbols).
+#: How many event texts :func:`_json` keeps, and how many characters in all (a few MB).
 EVENT_TEXTS = 16_384
+EVENT_TEXT_CHARS = 1 << 20
 
 _EVENT_TEXTS = _EventTexts()
 
