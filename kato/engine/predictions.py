@@ -158,7 +158,23 @@ def _matching_blocks(hits: list[tuple[int, list[int]]], size_a: int, size_b: int
     blocks sorted and adjacent ones joined. difflib then extends each block over equal
     neighbours, which never changes a block when there is no junk: the longest run found is
     already maximal within its range.
+
+    Two hits, the most common case after one, are answered directly: the earliest run of two
+    if they are adjacent and such a run exists, else the first pair of the first hit and the
+    first pair of the second after it.
     """
+    if len(hits) == 2:
+        (i1, js1), (i2, js2) = hits
+        if i2 == i1 + 1:
+            ends = set(js1)
+            for j in js2:
+                if j - 1 in ends:
+                    return [(i1, j - 1, 2)]
+        j1 = js1[0]
+        for j in js2:
+            if j > j1:
+                return [(i1, j1, 1), (i2, j, 1)]
+        return [(i1, j1, 1)]
     found: list[Block] = []
     queue = [(0, size_a, 0, size_b)]
     while queue:

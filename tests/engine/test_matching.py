@@ -44,3 +44,13 @@ def test_long_sequences_with_many_repeats_match_too() -> None:
     a = list("ab" * 150 + "c" + "ba" * 120)
     b = list("a" * 40 + "ab" * 90 + "cc" + "b" * 300)
     assert blocks(a, b) == reference(a, b)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.lists(st.sampled_from("abxyz"), max_size=8).filter(lambda a: sum(s in "ab" for s in a) == 2),
+    st.lists(st.sampled_from("abc"), max_size=12),
+)
+def test_two_hits_are_difflibs(a: list[str], b: list[str]) -> None:
+    """Two symbols of ``a`` in ``b`` take a shortcut of their own."""
+    assert blocks(a, b) == reference(a, b)
