@@ -61,8 +61,16 @@ class Pattern:
     """The events with each one's symbols sorted: how predictions group futures (§4.6).
     ``events`` itself when every event is sorted already (the default ``sort_symbols``)."""
 
+    starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    """Where each event starts in ``flat``, then ``len(flat)``: predictions find the event of a
+    matched symbol by bisection and slice an event range out of ``flat`` (computed once)."""
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "flat", tuple(s for event in self.events for s in event))
+        starts = [0]
+        for event in self.events:
+            starts.append(starts[-1] + len(event))
+        object.__setattr__(self, "starts", tuple(starts))
         ordered = tuple(event if len(event) < 2 else tuple(sorted(event)) for event in self.events)
         object.__setattr__(
             self, "sorted_events", self.events if ordered == self.events else ordered
