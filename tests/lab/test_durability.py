@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from kato.lab.durability import CLUSTER_FAULTS, FAULTS
 
@@ -30,6 +31,9 @@ def _durability(out: Path, *args: str) -> tuple[int, pd.DataFrame, str]:
     return done.returncode, table, done.stdout
 
 
+# the other worker's load stretches the LTM-paused learns until they overlap the session's
+# observes, which leaves linearizable_stm undecided ("learn concurrent with observe")
+@pytest.mark.alone
 def test_aof_always_loses_nothing_under_any_fault(tmp_path: Path) -> None:
     code, table, out = _durability(tmp_path, "--persistence", "always", "--cluster-waits")
     assert code == 0, out

@@ -136,6 +136,7 @@ def test_cli_run_takes_the_r9_knobs() -> None:
     assert (default.lost_responses, default.client_retries, default.idempotency) == (0.0, 0, True)
 
 
+@pytest.mark.alone  # rounds in a fixed time: the other worker's load would slow them
 def test_a_time_based_run_plays_rounds_until_its_duration() -> None:
     spec = Experiment(scenario="shared-session", concurrency=4, operations=None, duration_s=1.5)
     result = run(spec)
