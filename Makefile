@@ -52,7 +52,7 @@ test: lint browser
 browser:
 	@$(call apt_install,chromium,chromium)
 
-# Benchmarks (≈ 10 min on 2 cores). The reference rates need wrk and redis-benchmark (Debian's
+# Benchmarks (≈ 3 min on 2 cores). The reference rates need wrk and redis-benchmark (Debian's
 # wrk and redis-tools): installed here when apt-get can, else kato bench says which are absent.
 bench: venv
 	@$(call apt_install,wrk redis-benchmark,wrk redis-tools)
