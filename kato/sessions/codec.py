@@ -189,19 +189,11 @@ def decode(parts: Mapping[str, bytes | None], version: int) -> SessionRecord:
     legacy = parts.get(LEGACY)
     if legacy is not None and parts.get(HEAD) is None:
         return _decode_legacy(legacy, version)
-    head = _decode(_required(parts, HEAD))
     state = _decode(_required(parts, STATE))
     outbox = parts.get(OUTBOX)
-    predictions = _sequence(parts, PREDICTIONS)
-    futures = _sequence(parts, FUTURES)
-    return SessionRecord(
-        session_id=head["session_id"],
-        node_id=head["node_id"],
-        created_at=head["created_at"],
-        ttl_seconds=head["ttl_seconds"],
-        metadata=head["metadata"],
-        config=head["config"],
-        state=SessionState(
+    return _record(
+        _decode(_required(parts, HEAD)),
+        SessionState(
             stm=tuple(tuple(event) for event in state["stm"]),
             emotives_accumulator=tuple(state["emotives_accumulator"]),
             metadata_accumulator=tuple(state["metadata_accumulator"]),
@@ -209,12 +201,29 @@ def decode(parts: Mapping[str, bytes | None], version: int) -> SessionRecord:
             time=state["time"],
             symbols=tuple(state["symbols"]),
             percept_data=state["percept_data"],
-            predictions=predictions,
-            future_potentials=futures,
+            predictions=_sequence(parts, PREDICTIONS),
+            future_potentials=_sequence(parts, FUTURES),
             last_unique_id=state["last_unique_id"],
         ),
+        version,
+        _decode(outbox) if outbox else (),
+    )
+
+
+def _record(
+    head: Mapping[str, Any], state: SessionState, version: int, pending: Sequence[Any]
+) -> SessionRecord:
+    """The record of a decoded head (the fields of :func:`_head`), state and outbox."""
+    return SessionRecord(
+        session_id=head["session_id"],
+        node_id=head["node_id"],
+        created_at=head["created_at"],
+        ttl_seconds=head["ttl_seconds"],
+        metadata=head["metadata"],
+        config=head["config"],
+        state=state,
         version=version,
-        pending=tuple(Pending.from_dict(item) for item in _decode(outbox)) if outbox else (),
+        pending=tuple(Pending.from_dict(item) for item in pending),
     )
 
 
@@ -243,17 +252,7 @@ def _decode_legacy(doc: bytes, version: int) -> SessionRecord:
     stores it in parts must send them all)."""
     data = json.loads(doc)
     state = SessionState.from_dict(data["state"])
-    return SessionRecord(
-        session_id=data["session_id"],
-        node_id=data["node_id"],
-        created_at=data["created_at"],
-        ttl_seconds=data["ttl_seconds"],
-        metadata=data["metadata"],
-        config=data["config"],
-        state=state,
-        version=version,
-        pending=tuple(Pending.from_dict(item) for item in data.get("pending", ())),
-    )
+    return _record(data, state, version, data.get("pending", ()))
 
 
 def flat(parts: Mapping[str, bytes]) -> Sequence[bytes | str]:

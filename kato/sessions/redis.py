@@ -171,13 +171,30 @@ for i = 4, #r do reply[#reply + 1] = r[i] end
 return reply
 """
 
+# Releases a writer's lease if ``token`` still holds it, and wakes one waiting writer if one
+# waited lately (the compare-and-set's success and a failed update's release both end so).
+_RELEASE_LEASE = """
+local function release(lease, wake, waiting, token)
+  if redis.call('GET', lease) ~= token then return 0 end
+  redis.call('DEL', lease)
+  if redis.call('EXISTS', waiting) == 1 then
+    redis.call('LPUSH', wake, 1)
+    redis.call('LTRIM', wake, 0, 0)
+    redis.call('PEXPIRE', wake, 1000)
+  end
+  return 1
+end
+"""
+
 # KEYS: doc, ids, idq, lease, wake, waiting[, outbox index]
 # ARGV: expected version, new version, ttl ms, restart ttl ("1"/"0"), unique id, reply, limit,
 #       outbox mark ("" for none), session id, drop the legacy document ("1"/"0"), lease token
 #       ("" for none), then the changed parts as field, value, field, value...
 # -> {-1} missing, {0} conflict (a lease is kept), {1, remaining TTL in ms} written (the lease
 #    released, and one waiter woken if a writer waited lately)
-_COMPARE_AND_SET = """
+_COMPARE_AND_SET = (
+    _RELEASE_LEASE
+    + """
 local v = redis.call('HGET', KEYS[1], 'v')
 if not v then return {-1} end
 if v ~= ARGV[1] then return {0} end
@@ -197,29 +214,19 @@ if ttl > 0 then
   redis.call('PEXPIRE', KEYS[3], ttl)
 end
 if ARGV[8] ~= '' then redis.call('ZADD', KEYS[7], 'GT', ARGV[8], ARGV[9]) end
-if ARGV[11] ~= '' and redis.call('GET', KEYS[4]) == ARGV[11] then
-  redis.call('DEL', KEYS[4])
-  if redis.call('EXISTS', KEYS[6]) == 1 then
-    redis.call('LPUSH', KEYS[5], 1)
-    redis.call('LTRIM', KEYS[5], 0, 0)
-    redis.call('PEXPIRE', KEYS[5], 1000)
-  end
-end
+if ARGV[11] ~= '' then release(KEYS[4], KEYS[5], KEYS[6], ARGV[11]) end
 return {1, ttl}
 """
+)
 
 # KEYS: lease, wake, waiting   ARGV: lease token -> 1 released (a waiter woken if one waited
 # lately), 0 not held
-_RELEASE = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-if redis.call('EXISTS', KEYS[3]) == 1 then
-  redis.call('LPUSH', KEYS[2], 1)
-  redis.call('LTRIM', KEYS[2], 0, 0)
-  redis.call('PEXPIRE', KEYS[2], 1000)
-end
-return 1
+_RELEASE = (
+    _RELEASE_LEASE
+    + """
+return release(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
 """
+)
 
 # KEYS: index, node set   ARGV: id, score, now ms, max sessions, max per node (0: no limit)
 # -> {0} indexed, {1} deployment full, {2} node full; {3, ids...} (deployment) or {4, ids...}
