@@ -32,6 +32,13 @@ which may lose it, so it is not acknowledged (a retry with the same ``unique_id`
 it survived). Redis replicates asynchronously: without it, a master that dies before
 its replica got a write loses that acknowledged write.
 
+On one Redis every script (each read, create and compare-and-set) goes over one connection per
+process that all its requests share (:mod:`kato.stores.redis_pipe`: the commands of one turn of
+the event loop go out in one write, their replies come back in order); it never resends a
+command, so a script whose reply was lost fails (503) and only the client's retry, with its
+``unique_id``, sends it again. The other commands (``BLPOP``, pipelines, the count) use
+redis-py's pool.
+
 How each guarantee of sessions.md holds:
 
 1. *Visible on create*: Redis is one primary; a write is visible to every later command.
@@ -108,8 +115,10 @@ from kato.sessions import codec
 from kato.sessions.ids import looks_like_session_id
 from kato.sessions.record import SessionRecord
 from kato.sessions.store import Change, ChangeFn, Lease, Outcome, compute
+from kato.stores import redis_pipe
 from kato.stores.redis_cluster import is_cluster_url, parse_cluster_url
 from kato.stores.redis_errors import redis_errors
+from kato.stores.redis_pipe import SharedConnection
 
 __all__ = [
     "Commit",
@@ -457,6 +466,11 @@ class RedisSessionStore:
         self.wait_replicas = wait_replicas
         self._wait_ms = int(socket_timeout * 1000)
         self._redis: RedisClient = _client(url, socket_timeout)
+        self._shared = (
+            None
+            if self.cluster
+            else SharedConnection(url, timeout=socket_timeout, connect_timeout=socket_timeout)
+        )
         self._read_script = self.register_script(_READ)
         self._create_script = self.register_script(_CREATE)
         self._index_script = self.register_script(_INDEX)
@@ -467,12 +481,12 @@ class RedisSessionStore:
 
     @property
     def redis(self) -> RedisClient:
-        """The store's client (one connection pool per process), for the seams."""
+        """The store's redis-py client (one connection pool per process), for the seams."""
         return self._redis
 
     def register_script(self, text: str) -> Script:
         """A Lua script of this store's client (see :class:`Script`)."""
-        return Script(self._redis, text)
+        return Script(self._redis, text, self._shared)
 
     async def run_write(self, script: Script, keys: list[str], args: Sequence[Arg]) -> Any:
         """Run a writing script; with ``wait_replicas``, ``WAIT`` in the same round trip."""
@@ -911,6 +925,8 @@ class RedisSessionStore:
         return int(results[-1])
 
     async def close(self) -> None:
+        if self._shared is not None:
+            await self._shared.close()
         await self._redis.aclose()
 
 
@@ -935,17 +951,23 @@ class _Writer:
 
 
 class Script:
-    """A Lua script of the store's client, run by its SHA; queued in a cluster pipeline it is
-    sent whole (``EVAL``): a pipeline cannot load a script the node it reaches has not cached
-    (a replica just promoted by a failover), a single call loads it and tries again."""
+    """A Lua script of the store, run by its SHA: on one Redis over the store's shared connection
+    (:mod:`kato.stores.redis_pipe`), on a cluster by redis-py's client. Queued in a cluster
+    pipeline it is sent whole (``EVAL``): a pipeline cannot load a script the node it reaches
+    has not cached (a replica just promoted by a failover), a single call loads it and tries
+    again."""
 
-    def __init__(self, client: RedisClient, text: str) -> None:
+    def __init__(self, client: RedisClient, text: str, shared: SharedConnection | None) -> None:
         self._text = text
         self._script = client.register_script(text)
+        self._shared = shared
+        self._lua = redis_pipe.Script(text)
 
     async def __call__(self, keys: list[str], args: Sequence[Arg], *, client: Any = None) -> Any:
         if isinstance(client, ClusterPipeline):
             return client.eval(self._text, len(keys), *keys, *args)
+        if client is None and self._shared is not None:
+            return await self._shared.evalsha(self._lua, keys, args)
         return await self._script(keys=keys, args=args, client=client)
 
 
