@@ -45,6 +45,7 @@ from kato.engine import (
     Observation,
     SessionState,
     Step,
+    WouldWait,
 )
 from kato.engine.state import json_problem
 from kato.exceptions import (
@@ -72,6 +73,7 @@ from kato.sessions import (
     new_session_id,
 )
 from kato.sessions.codec import StoredPredictions
+from kato.sessions.store import AtOnce
 from kato.settings import MIN_SESSION_TTL, Settings, ttl_problem
 
 __all__ = [
@@ -725,10 +727,12 @@ class Kato:
         session's pending effects are drained, and the first reply returns.
         """
 
-        def change(record: SessionRecord) -> Change[Step]:
+        def change(record: SessionRecord, at_once: bool) -> Change[Step]:
+            pending = record.pending
+            if at_once and pending:  # asking the LTM which it recorded is a read of its own
+                raise WouldWait("the session has pending effects")
             ltm = self.nodes.ltm(record.node_id)
-            with ltm.snapshot() as view:
-                pending = record.pending
+            with ltm.snapshot(at_once=at_once) as view:
                 if pending:
                     done = ltm.applied([entry.effect_id for entry in pending])
                     pending = tuple(p for p in pending if p.effect_id not in done)
@@ -739,7 +743,7 @@ class Kato:
             body = reply(record, step) if reply is not None else None
             return Change(replace(record, state=step.state, pending=pending), step, body)
 
-        outcome = await self._update(session_id, change, unique_id=unique_id)
+        outcome = await self._update(session_id, AtOnce(change), unique_id=unique_id)
         record = outcome.lease.record
         await self._settle(record)
         if outcome.value is None:

@@ -8,7 +8,16 @@ from collections.abc import Collection, Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from kato.engine import Effect, LTMStore, LTMView, MemoryLTM, Pattern, SymbolStats, Totals
+from kato.engine import (
+    Effect,
+    LTMStore,
+    LTMView,
+    MemoryLTM,
+    Pattern,
+    SymbolStats,
+    Totals,
+    WouldWait,
+)
 
 __all__ = ["MemoryNodes", "NodeStores", "open_nodes"]
 
@@ -44,12 +53,17 @@ class _LockedLTM:
         self._lock = threading.RLock()
 
     @contextlib.contextmanager
-    def _snapshot(self) -> Iterator[LTMView]:
-        with self._lock:
-            yield self._ltm
+    def _snapshot(self, at_once: bool) -> Iterator[LTMView]:
+        if not self._lock.acquire(blocking=not at_once):
+            raise WouldWait("another thread holds the node")
+        try:
+            with self._ltm.snapshot(at_once=at_once) as view:
+                yield view
+        finally:
+            self._lock.release()
 
-    def snapshot(self) -> AbstractContextManager[LTMView]:
-        return self._snapshot()
+    def snapshot(self, *, at_once: bool = False) -> AbstractContextManager[LTMView]:
+        return self._snapshot(at_once)
 
     def candidates(self, symbols: Collection[str]) -> list[Pattern]:
         with self._lock:

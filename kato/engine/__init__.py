@@ -28,6 +28,7 @@ from kato.engine.ltm import (
     SnapshotChanged,
     SymbolStats,
     Totals,
+    WouldWait,
 )
 from kato.engine.naming import bare_pattern_name, pattern_hash, pattern_name, vector_symbol
 from kato.engine.operations import Step, clear_all, clear_stm, learn, observe, observe_sequence
@@ -51,6 +52,7 @@ __all__ = [
     "Step",
     "SymbolStats",
     "Totals",
+    "WouldWait",
     "bare_pattern_name",
     "clear_all",
     "clear_stm",

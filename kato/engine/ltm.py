@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 from kato.engine.accumulators import merge_metadata
 
 __all__ = [
+    "AT_ONCE_SYMBOLS",
     "ClearNode",
     "Effect",
     "LTMStore",
@@ -37,8 +38,10 @@ __all__ = [
     "SnapshotChanged",
     "SymbolStats",
     "Totals",
+    "WouldWait",
     "apply_learn",
     "long_lived",
+    "small",
 ]
 
 Event = tuple[str, ...]
@@ -186,14 +189,34 @@ class SnapshotChanged(Exception):
     """
 
 
+class WouldWait(Exception):
+    """A snapshot asked for ``at_once`` cannot be read at once: it would wait (a lock, a server,
+    the disk) or the node is too large to compute a step over on the event loop. Raised before
+    anything was computed; the caller reads it again without ``at_once``, in a worker thread."""
+
+
+#: The largest node a step is computed over on the event loop (``snapshot(at_once=True)``): at
+#: most this many symbols in its patterns, each counted once per learn
+#: (``total_symbols_in_patterns_frequencies``), so predicting over it takes tens of
+#: microseconds, less than handing the step to a thread does.
+AT_ONCE_SYMBOLS = 256
+
+
+def small(totals: Totals) -> bool:
+    """Whether a node of these totals is small enough to compute a step over at once."""
+    return totals.total_symbols_in_patterns_frequencies <= AT_ONCE_SYMBOLS
+
+
 class LTMStore(LTMView, Protocol):
     """A node's long-term memory that effects can be applied to and that can be listed."""
 
-    def snapshot(self) -> AbstractContextManager[LTMView]:
+    def snapshot(self, *, at_once: bool = False) -> AbstractContextManager[LTMView]:
         """A view whose reads form one consistent snapshot (engine.md §7.3).
 
         Leaving the block may raise :class:`SnapshotChanged` when the snapshot was not
-        consistent; everything computed from the view must then be discarded.
+        consistent; everything computed from the view must then be discarded. With
+        ``at_once``, entering it raises :class:`WouldWait` unless it is read from this
+        process's memory without waiting and the node holds at most :data:`AT_ONCE_SYMBOLS`.
         """
         ...
 
@@ -299,8 +322,10 @@ class MemoryLTM:
         self._vectors: dict[str, tuple[float, ...]] = {}
 
     # -- reads -------------------------------------------------------------------------------
-    def snapshot(self) -> AbstractContextManager[LTMView]:
+    def snapshot(self, *, at_once: bool = False) -> AbstractContextManager[LTMView]:
         """Itself: one process reads and writes it, from one thread at a time."""
+        if at_once and not small(self.totals()):
+            raise WouldWait(f"{self.totals().total_symbols_in_patterns_frequencies} symbols")
         return contextlib.nullcontext(self)
 
     def candidates(self, symbols: Collection[str]) -> list[Pattern]:

@@ -150,6 +150,8 @@ class Connections:
         self._opened: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._schema_ready = False
         self._inherited: list[_Connection] = []
+        self._spare: _Connection | None = None
+        self._spare_lock = threading.Lock()
 
     def get(self) -> sqlite3.Connection:
         """The calling thread's connection, opened on its first use."""
@@ -158,7 +160,31 @@ class Connections:
         conn: _Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._open()
+        if self._spare is None:
+            spare = self._open()  # here, in a worker thread: opening may wait
+            spare.execute("PRAGMA busy_timeout = 0")
+            with self._lock:
+                kept = self._spare is None
+                if kept:
+                    self._spare = spare
+            if not kept:
+                spare.close()
         return conn
+
+    @contextlib.contextmanager
+    def spare(self) -> Iterator[sqlite3.Connection | None]:
+        """The process's spare connection, for reads that must never wait (an event loop's):
+        opened by the first :meth:`get` (in a worker thread), used by one thread at a time,
+        with no busy timeout (a lock answers ``SQLITE_BUSY`` at once). ``None`` while it is not
+        open yet, or another thread is using it."""
+        spare = self._spare
+        if spare is None or self._pid != os.getpid() or not self._spare_lock.acquire(False):
+            yield None
+            return
+        try:
+            yield spare
+        finally:
+            self._spare_lock.release()
 
     def close(self) -> None:
         """Close every connection this process opened (call it when no operation runs)."""
@@ -168,6 +194,7 @@ class Connections:
                     conn.close()
                 self._opened = weakref.WeakSet()
             self._local = threading.local()
+            self._spare = None
 
     def _forget_parent(self) -> None:
         """In a forked child: never use, close or finalise the parent's connections (closing
@@ -178,6 +205,8 @@ class Connections:
                 self._opened = weakref.WeakSet()
                 self._local = threading.local()
                 self._schema_ready = False
+                self._spare = None
+                self._spare_lock = threading.Lock()
                 self._pid = os.getpid()
 
     def _open(self) -> _Connection:

@@ -104,6 +104,7 @@ from kato.engine import (
     SnapshotChanged,
     SymbolStats,
     Totals,
+    WouldWait,
 )
 from kato.engine.ltm import symbol_counts
 from kato.exceptions import StoreUnavailableError
@@ -279,10 +280,12 @@ class MongoLTM:
         return mongo_errors(operation, self.node_id)
 
     # -- reads -------------------------------------------------------------------------------
-    def snapshot(self) -> AbstractContextManager[LTMView]:
+    def snapshot(self, *, at_once: bool = False) -> AbstractContextManager[LTMView]:
         """A view checked by the node's version: leaving it raises ``SnapshotChanged`` if any
         ``apply`` ran in between (see the module docstring for the one gap without
-        transactions)."""
+        transactions). Never ``at_once``: every read is a round trip to the server."""
+        if at_once:
+            raise WouldWait("the MongoDB LTM is read over the network")
         return self._snapshot()
 
     @contextlib.contextmanager

@@ -81,7 +81,7 @@ from kato.engine import (
     SymbolStats,
     Totals,
 )
-from kato.engine.ltm import apply_learn, long_lived, symbol_counts
+from kato.engine.ltm import WouldWait, apply_learn, long_lived, small, symbol_counts
 from kato.ltm._codec import decode_events, encode_events
 from kato.ltm._sqlite_db import Connections, sqlite_errors
 
@@ -474,14 +474,44 @@ class SQLiteLTM:
         self._caches = caches
 
     # -- reads -------------------------------------------------------------------------------
-    def snapshot(self) -> AbstractContextManager[LTMView]:
+    def snapshot(self, *, at_once: bool = False) -> AbstractContextManager[LTMView]:
         """A view whose reads all happen in one read transaction (one WAL snapshot).
 
         Never raises :class:`~kato.engine.SnapshotChanged`: the snapshot is exact. Inside
         another snapshot of the same thread it reuses that one. Its first read is the node's
         row, which brings this process's cache of the node up to the snapshot.
+
+        ``at_once`` (an event loop's read): on the process's spare connection, which never
+        waits for a lock, and only when this process's cache of the node is already at the
+        snapshot's version and the node is small (:func:`~kato.engine.ltm.small`); otherwise
+        :class:`~kato.engine.WouldWait`, before anything is computed. In WAL mode a read
+        transaction takes no lock a writer holds, so the node's row is one read of a page
+        SQLite has cached.
         """
-        return self._snapshot()
+        return self._at_once() if at_once else self._snapshot()
+
+    @contextlib.contextmanager
+    def _at_once(self) -> Iterator[_View]:
+        with self._connections.spare() as conn:
+            cache = self._caches.get(self.node_id)
+            if conn is None or cache.generation < 0:
+                raise WouldWait("no spare connection, or the node is not cached yet")
+            try:
+                conn.execute("BEGIN")
+                row = conn.execute(_SELECT_NODE, (self.node_id,)).fetchone()
+                version = 0 if row is None else row[0]
+                totals = Totals() if row is None else Totals(*row[2:])
+                if version != cache.generation or not small(totals):
+                    raise WouldWait("the node changed since it was cached, or it is large")
+                yield _View(
+                    _Reader(conn, self.node_id), self._connections.path, cache, version, totals
+                )
+            except sqlite3.Error as exc:  # busy, or anything else: the worker thread's read decides
+                raise WouldWait(f"{type(exc).__name__}: {exc}") from exc
+            finally:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
 
     @contextlib.contextmanager
     def _snapshot(self) -> Iterator[_View]:

@@ -107,7 +107,7 @@ class MemorySessionStore:
                 deadline = self._deadline(record, deadline)
                 self._sessions[session_id] = (record, deadline)
                 return Outcome(self._lease(record, deadline), None, replayed=replies[unique_id])
-            changed = await compute(lambda read: self._run(change, read), record)
+            changed = await self._run(change, record)
             current = self._sessions.get(session_id)
             if current is None:
                 raise SessionNotFoundError(session_id, f"Session '{session_id}' was deleted")
@@ -135,14 +135,14 @@ class MemorySessionStore:
         return Outcome(self._lease(new, deadline), changed.value)
 
     @staticmethod
-    def _run(change: ChangeFn[T], record: SessionRecord) -> Change[T]:
+    async def _run(change: ChangeFn[T], record: SessionRecord) -> Change[T]:
         """``change(record)``, computed again while an LTM snapshot was inconsistent."""
         for _ in range(_SNAPSHOT_ATTEMPTS - 1):
             try:
-                return change(record)
+                return await compute(change, record)
             except SnapshotChanged:
                 continue
-        return change(record)
+        return await compute(change, record)
 
     async def delete(self, session_id: str) -> None:
         self._live(session_id)

@@ -6,8 +6,9 @@ record atomically against every other writer of that session, in any process. A 
 ``change`` more than once (an optimistic store does, after a conflict), so ``change`` must not
 have effects of its own: effects go into ``Change.value``, and LTM effects into the new
 record's outbox (``SessionRecord.pending``), which the caller drains after the update returns.
-A store may call ``change`` in a worker thread (it reads long-term memory and computes
-predictions), never on the event loop. The record it hands ``change`` may leave the session's
+A store calls ``change`` through :func:`compute`: in a worker thread (it reads long-term memory
+and computes predictions), or, for an :class:`AtOnce` change that can answer at once, first on
+the event loop. The record it hands ``change`` may leave the session's
 stored predictions unread (:data:`kato.sessions.codec.NOT_READ`): no engine step reads them, a
 step replaces them.
 
@@ -26,10 +27,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from kato.engine import WouldWait
 from kato.sessions.codec import StoredPredictions
 from kato.sessions.record import SessionRecord
 
-__all__ = ["Change", "ChangeFn", "Lease", "Outcome", "SessionStore", "compute"]
+__all__ = ["AtOnce", "Change", "ChangeFn", "Lease", "Outcome", "SessionStore", "compute"]
 
 T = TypeVar("T")
 
@@ -70,9 +72,34 @@ class Outcome(Generic[T]):
 ChangeFn = Callable[[SessionRecord], Change[T]]
 
 
+class AtOnce(Generic[T]):
+    """A change that may be computed on the event loop: ``step(record, at_once)`` with
+    ``at_once=True`` either computes without waiting for anything (a small node read from
+    memory, :data:`kato.engine.ltm.AT_ONCE_SYMBOLS`) or raises :class:`~kato.engine.WouldWait`;
+    called as a :data:`ChangeFn` it computes with ``at_once=False``.
+
+    Handing a step to a thread and back costs more than a step over a small node does (a
+    bare observe spent twice as much CPU on the hand-off and the GIL changing hands as on the
+    step itself, #17)."""
+
+    __slots__ = ("step",)
+
+    def __init__(self, step: Callable[[SessionRecord, bool], Change[T]]) -> None:
+        self.step = step
+
+    def __call__(self, record: SessionRecord) -> Change[T]:
+        return self.step(record, False)
+
+
 async def compute(change: ChangeFn[T], record: SessionRecord) -> Change[T]:
-    """``change(record)`` in a worker thread: it may read a slow LTM and compute predictions,
-    and the event loop must keep serving every other request meanwhile."""
+    """``change(record)``: at once when it is an :class:`AtOnce` that can answer so, else in a
+    worker thread (it may read a slow LTM and compute predictions, and the event loop must
+    keep serving every other request meanwhile)."""
+    if isinstance(change, AtOnce):
+        try:
+            return change.step(record, True)
+        except WouldWait:
+            pass
     return await asyncio.to_thread(change, record)
 
 

@@ -240,10 +240,14 @@ class _Canaries:
 
 async def _drained(store: redis.Redis, *, timeout_s: float = 10.0, prefix: str = "kato") -> None:
     """Wait until the service's outbox drainer has applied every pending LTM effect (its index
-    is empty), so that no background settle changes a session record while the store is
-    snapshotted, restored or fingerprinted."""
+    is empty) and no writer holds a session's lease (a request's own drain and a worker's
+    drainer may both settle one session: the second can still be between its read and its
+    write when the first empties the index), so that no background settle changes a session
+    record while the store is snapshotted, restored or fingerprinted."""
     deadline = time.monotonic() + timeout_s
-    while store.zcard(f"{prefix}:outbox") and time.monotonic() < deadline:
+    while time.monotonic() < deadline and (
+        store.zcard(f"{prefix}:outbox") or next(store.scan_iter("*:lease", count=1000), None)
+    ):
         await asyncio.sleep(0.02)
 
 
