@@ -26,7 +26,9 @@ class NodeStores(Protocol):
     """Gives the long-term memory store of a node; nodes never see each other's patterns.
 
     Every call may block (a locked file, a slow server): :class:`~kato.core.Kato` makes them
-    from worker threads, never on the event loop.
+    from worker threads, never on the event loop; except ``snapshot(at_once=True)``, which
+    never waits (it refuses with :class:`~kato.engine.WouldWait` instead, and the step goes to
+    a worker thread).
     """
 
     def ltm(self, node_id: str) -> LTMStore: ...
