@@ -16,7 +16,11 @@ are not valid database names), holding::
     symbols          {_id: symbol, frequency, pattern_member_frequency}
     symbol_emotives  {_id: [symbol, key] JSON, symbol, key, total, order}      index on symbol
     vectors          {_id: VCTR name, vector: JSON}
-    applied          {_id: effect id, done}   (the outbox ids ``apply`` has applied)
+    applied          {_id: effect id, done, owner, at, failed}   (the outbox ids applied)
+
+Without transactions, a document an effect is writing also holds ``_marks: {key: 1 or 2}``
+and a symbol it created ``_made: {key: 1}`` (see "Applying an effect id once"); reads never
+return them.
 
 The pattern name is ``_id``, so the always-present unique ``_id`` index is the unique index on
 the name. Candidates come from the multikey index on ``patterns.symbols``.
@@ -38,7 +42,8 @@ cluster, detected from ``hello``), all effects of a step are applied in one tran
 server has no multi-document transactions, and then the writes are *ordered* instead: totals,
 symbol records, the pattern, then the version. Each write is atomic and every counter still
 counts exactly, but a learn is not all-or-nothing: a crash or lost connection between writes
-leaves it partly applied, and a ``clear_all`` racing a learn can leave part of that learn
+leaves it partly applied until the outbox applies it again (which completes it, counting
+nothing twice: below), and a ``clear_all`` racing a learn can leave part of that learn
 behind. That is this mode's stated limitation.
 
 **Applying an effect id once.** ``apply(effects, effect_id=…)`` inserts ``{_id: effect_id}``
@@ -47,12 +52,27 @@ transactions the insert is part of the transaction, so the id is recorded exactl
 effects are. Without them the insert comes first, as a claim (``done: false``, its writer and
 its time), and is marked ``done`` after the effects. A second drainer of the same outbox entry
 finds a live claim and raises ``StoreUnavailableError`` (the outbox keeps the effects pending
-and asks again); an apply that fails midway deletes its claim, so a later drain applies the
-effects again. A claim older than ``MongoNodes.lease_s`` is taken over: its writer could not
-delete it (the server was unreachable), or a paused server ran the claim after its writer
-had given up. Without that, such a claim would keep the effects from ever being applied. What
-stays is the standalone mode's limitation above: writes of a failed apply that had landed, or
-that a paused server runs late, are applied again by the retry.
+and asks again). An apply that fails midway marks its claim ``failed``, and the next drain
+takes it over at once; a claim older than ``MongoNodes.lease_s`` is taken over too: its
+writer could not mark it (the server was unreachable), or a paused server ran the claim after
+its writer had given up. Claims are never deleted.
+
+A taken-over effect is applied again, while writes of the earlier attempt may have landed,
+or still sit in a paused server that runs them when it resumes (pymongo gave up on them after
+``timeout_ms``; the server never learns that). ``$inc`` is not idempotent, so every write of
+an effect makes itself once: its filter requires the document not to hold the effect's marker
+``_marks.<key>`` (a hash of the effect id and the effect's index) and its update sets it, in
+one atomic update of that document. A write whose document holds the marker changes nothing
+(an upsert then fails on the unique ``_id``: taken as done). ``meta`` takes two writes of a
+learn: the first sets the marker to 1, the last (the version and ``symbol_count``, filtered on
+1) to 2. ``symbol_count`` counts the symbols whose ``_made.<key>`` says this learn created
+them, whichever attempt did. The markers are dropped once the effect is ``done``, but only if
+its claim was fresh and still this writer's then: no other writer ever held it, so no write of
+the effect can still be in flight. After a takeover they stay for good (one key in each
+document the effect touched, for each apply that failed midway), so a write a frozen server
+runs however late still finds its marker. pymongo resends no write to a standalone server
+(retryable writes need a replica set or ``mongos``), so a write runs at most once per
+attempt.
 
 **Snapshots** (§7.3). Snapshot reads need a replica set, so consistency is checked instead:
 every learn and every clear increments the node's ``version`` before and after its writes
@@ -86,7 +106,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pymongo import MongoClient, ReturnDocument, UpdateOne
 from pymongo.client_session import ClientSession
@@ -393,11 +413,11 @@ class MongoLTM:
         """Without transactions: claim the id, make every write once (its marker), mark it
         done, and drop the markers when no other writer can have a write of it in flight."""
         owner = uuid.uuid4().hex
-        claim = "fresh" if effect_id is None else self._lease(effect_id, owner)
-        if claim == "done":
-            return False
         writes = [_Marked(_marker(effect_id or owner, index)) for index in range(len(effects))]
         try:
+            claim = "fresh" if effect_id is None else self._lease(effect_id, owner)
+            if claim == "done":
+                return False
             self._apply_all(effects, None, writes)
             still_ours = self._done(effect_id, owner)
         except BaseException:
@@ -426,7 +446,7 @@ class MongoLTM:
         )
         return before is not None and before.get("owner") == owner
 
-    def _lease(self, effect_id: str, owner: str) -> str:
+    def _lease(self, effect_id: str, owner: str) -> Literal["fresh", "taken", "done"]:
         """Claim ``effect_id`` for ``owner`` without a transaction (``done: false`` plus the
         claim's time): ``"fresh"`` if no writer held it before, ``"taken"`` if an earlier
         writer's claim was taken over (some of its writes may have landed, or land later),
@@ -543,16 +563,9 @@ def _marker(effect_id: str, index: int) -> str:
 
 
 class _Marked:
-    """The writes of one effect without a transaction, each made at most once.
-
-    Every write that counts carries ``_marks.<key>`` in its filter (absent) and its update
-    (set), in the same atomic update of one document, so a write of the effect that runs again
-    — a drain after a failed apply, a writer that took over the claim, a write a paused server
-    runs after its writer gave up — finds the marker and changes nothing. Symbols an effect
-    creates also get ``_made.<key>``, so ``symbol_count`` counts them whichever attempt created
-    them. The node's ``meta`` document takes two writes: the first sets the marker to 1, the
-    last (filtered on 1) to 2. ``key=None`` (inside a transaction): no markers.
-    """
+    """The filters and updates of one effect's writes, each made once by its marker (the
+    module docstring, "Applying an effect id once"); ``key=None`` inside a transaction, which
+    needs no markers. Remembers the documents written, for :meth:`unmark`."""
 
     def __init__(self, key: str | None) -> None:
         self.key = key
