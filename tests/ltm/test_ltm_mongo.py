@@ -1,4 +1,5 @@
-"""What only the MongoDB store promises: database names, version-checked snapshots, errors."""
+"""What only the MongoDB store promises: database names, version-checked snapshots, errors,
+effects counted once when a frozen server runs a write its writer gave up on."""
 
 from __future__ import annotations
 
