@@ -16,7 +16,11 @@ are not valid database names), holding::
     symbols          {_id: symbol, frequency, pattern_member_frequency}
     symbol_emotives  {_id: [symbol, key] JSON, symbol, key, total, order}      index on symbol
     vectors          {_id: VCTR name, vector: JSON}
-    applied          {_id: effect id, done}   (the outbox ids ``apply`` has applied)
+    applied          {_id: effect id, done, owner, at, failed}   (the outbox ids applied)
+
+Without transactions, a document an effect is writing also holds ``_marks: {key: 1 or 2}``
+and a symbol it created ``_made: {key: 1}`` (see "Applying an effect id once"); reads never
+return them.
 
 The pattern name is ``_id``, so the always-present unique ``_id`` index is the unique index on
 the name. Candidates come from the multikey index on ``patterns.symbols``.
@@ -38,7 +42,8 @@ cluster, detected from ``hello``), all effects of a step are applied in one tran
 server has no multi-document transactions, and then the writes are *ordered* instead: totals,
 symbol records, the pattern, then the version. Each write is atomic and every counter still
 counts exactly, but a learn is not all-or-nothing: a crash or lost connection between writes
-leaves it partly applied, and a ``clear_all`` racing a learn can leave part of that learn
+leaves it partly applied until the outbox applies it again (which completes it, counting
+nothing twice: below), and a ``clear_all`` racing a learn can leave part of that learn
 behind. That is this mode's stated limitation.
 
 **Applying an effect id once.** ``apply(effects, effect_id=…)`` inserts ``{_id: effect_id}``
@@ -47,12 +52,27 @@ transactions the insert is part of the transaction, so the id is recorded exactl
 effects are. Without them the insert comes first, as a claim (``done: false``, its writer and
 its time), and is marked ``done`` after the effects. A second drainer of the same outbox entry
 finds a live claim and raises ``StoreUnavailableError`` (the outbox keeps the effects pending
-and asks again); an apply that fails midway deletes its claim, so a later drain applies the
-effects again. A claim older than ``MongoNodes.lease_s`` is taken over: its writer could not
-delete it (the server was unreachable), or a paused server ran the claim after its writer
-had given up. Without that, such a claim would keep the effects from ever being applied. What
-stays is the standalone mode's limitation above: writes of a failed apply that had landed, or
-that a paused server runs late, are applied again by the retry.
+and asks again). An apply that fails midway marks its claim ``failed``, and the next drain
+takes it over at once; a claim older than ``MongoNodes.lease_s`` is taken over too: its
+writer could not mark it (the server was unreachable), or a paused server ran the claim after
+its writer had given up. Claims are never deleted.
+
+A taken-over effect is applied again, while writes of the earlier attempt may have landed,
+or still sit in a paused server that runs them when it resumes (pymongo gave up on them after
+``timeout_ms``; the server never learns that). ``$inc`` is not idempotent, so every write of
+an effect makes itself once: its filter requires the document not to hold the effect's marker
+``_marks.<key>`` (a hash of the effect id and the effect's index) and its update sets it, in
+one atomic update of that document. A write whose document holds the marker changes nothing
+(an upsert then fails on the unique ``_id``: taken as done). ``meta`` takes two writes of a
+learn: the first sets the marker to 1, the last (the version and ``symbol_count``, filtered on
+1) to 2. ``symbol_count`` counts the symbols whose ``_made.<key>`` says this learn created
+them, whichever attempt did. The markers are dropped once the effect is ``done``, but only if
+its claim was fresh and still this writer's then: no other writer ever held it, so no write of
+the effect can still be in flight. After a takeover they stay for good (one key in each
+document the effect touched, for each apply that failed midway), so a write a frozen server
+runs however late still finds its marker. pymongo resends no write to a standalone server
+(retryable writes need a replica set or ``mongos``), so a write runs at most once per
+attempt.
 
 **Snapshots** (§7.3). Snapshot reads need a replica set, so consistency is checked instead:
 every learn and every clear increments the node's ``version`` before and after its writes
@@ -84,14 +104,16 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from pymongo import MongoClient, ReturnDocument, UpdateOne
 from pymongo.client_session import ClientSession
+from pymongo.collection import Collection as MongoCollection
 from pymongo.database import Database
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, ExecutionTimeout
+from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, ExecutionTimeout
+from pymongo.results import BulkWriteResult
 
 from kato.engine import (
     ClearNode,
@@ -120,6 +142,7 @@ __all__ = ["MongoLTM", "MongoNodes", "database_name", "mongo_errors"]
 log = logging.getLogger("kato")
 
 Document = dict[str, Any]
+_T = TypeVar("_T")
 _META = {"_id": "node"}
 _TOTAL_FIELDS = (
     "total_pattern_frequencies",
@@ -128,6 +151,10 @@ _TOTAL_FIELDS = (
     "symbol_count",
 )
 _PATTERN_FIELDS = {"events": 1, "frequency": 1, "emotives": 1, "metadata": 1}
+_SYMBOL_FIELDS = {"frequency": 1, "pattern_member_frequency": 1}
+_EMOTIVE_FIELDS = {"symbol": 1, "key": 1, "total": 1, "order": 1}
+_MARKS = "_marks"  # per document, the effects whose write it took (see _Marked)
+_MADE = "_made"  # per symbol, the effect that created it
 _PLAIN_NODE = re.compile(r"[a-z0-9_]+(?:-[a-z0-9_]+)*")
 _PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_]{0,19}")
 
@@ -321,13 +348,15 @@ class MongoLTM:
         wanted = list(symbols)
         with self._errors("symbol_stats"):
             db = self._db()
-            docs = list(db.symbols.find({"_id": {"$in": wanted}}))
-            emotives = _emotives(db.symbol_emotives.find({"symbol": {"$in": wanted}}))
+            docs = list(db.symbols.find({"_id": {"$in": wanted}}, _SYMBOL_FIELDS))
+            emotives = _emotives(
+                db.symbol_emotives.find({"symbol": {"$in": wanted}}, _EMOTIVE_FIELDS)
+            )
         return {doc["_id"]: _symbol(doc, emotives) for doc in docs}
 
     def totals(self) -> Totals:
         with self._errors("totals"):
-            doc = self._db().meta.find_one(_META)
+            doc = self._db().meta.find_one(_META, dict.fromkeys(_TOTAL_FIELDS, 1))
         if doc is None:
             return Totals()
         return Totals(*(int(doc.get(field, 0)) for field in _TOTAL_FIELDS))
@@ -350,8 +379,8 @@ class MongoLTM:
         """Every symbol record of the node, sorted by symbol."""
         with self._errors("all_symbol_stats"):
             db = self._db()
-            docs = list(db.symbols.find({}))
-            emotives = _emotives(db.symbol_emotives.find({}))
+            docs = list(db.symbols.find({}, _SYMBOL_FIELDS))
+            emotives = _emotives(db.symbol_emotives.find({}, _EMOTIVE_FIELDS))
         docs.sort(key=lambda doc: str(doc["_id"]))
         return [_symbol(doc, emotives) for doc in docs]
 
@@ -368,7 +397,7 @@ class MongoLTM:
     # -- writes ------------------------------------------------------------------------------
     def apply(self, effects: Iterable[Effect], *, effect_id: str | None = None) -> bool:
         """Apply a step's effects: one transaction if the server has them, else in order;
-        ``False`` (nothing applied) if ``effect_id`` was applied or claimed before."""
+        ``False`` (nothing applied) if ``effect_id`` was applied before."""
         effects = list(effects)
         if not effects:
             return True
@@ -381,48 +410,77 @@ class MongoLTM:
                             lambda s: self._claim(effect_id, s) and self._apply_all(effects, s)
                         )
                     )
-            owner = uuid.uuid4().hex
-            if effect_id is not None and not self._lease(effect_id, owner):
+            return self._apply_ordered(effects, effect_id)
+
+    def _apply_ordered(self, effects: list[Effect], effect_id: str | None) -> bool:
+        """Without transactions: claim the id, make every write once (its marker), mark it
+        done, and drop the markers when no other writer can have a write of it in flight."""
+        owner = uuid.uuid4().hex
+        writes = [_Marked(_marker(effect_id or owner, index)) for index in range(len(effects))]
+        try:
+            claim = "fresh" if effect_id is None else self._lease(effect_id, owner)
+            if claim == "done":
                 return False
+            self._apply_all(effects, None, writes)
+            still_ours = self._done(effect_id, owner)
+        except BaseException:
+            if effect_id is not None:  # a later drain takes over at once; the markers stay
+                with contextlib.suppress(Exception):
+                    self._db().applied.update_one(
+                        {"_id": effect_id, "owner": owner, "done": False},
+                        {"$set": {"failed": True}},
+                    )
+            raise
+        if claim == "fresh" and still_ours:  # no other writer ever held it: none in flight
             try:
-                self._apply_all(effects, None)
-            except BaseException:
-                if effect_id is not None:
-                    with contextlib.suppress(Exception):
-                        self._db().applied.delete_one(
-                            {"_id": effect_id, "owner": owner, "done": False}
-                        )
-                raise
-            if effect_id is not None:
-                self._db().applied.update_one({"_id": effect_id}, {"$set": {"done": True}})
+                for marked in writes:
+                    marked.unmark(self._db())
+            except (ConnectionFailure, ExecutionTimeout) as exc:
+                log.warning("MongoDB LTM: markers of effects %s left: %s", effect_id, exc)
+        return True
+
+    def _done(self, effect_id: str | None, owner: str) -> bool:
+        """Record ``effect_id`` as applied; whether the claim was still ``owner``'s (no other
+        writer took it over, so none can have a write of these effects in flight)."""
+        if effect_id is None:
             return True
+        before = self._db().applied.find_one_and_update(
+            {"_id": effect_id}, {"$set": {"done": True}}, projection={"owner": True}
+        )
+        return before is not None and before.get("owner") == owner
 
-    def _lease(self, effect_id: str, owner: str) -> bool:
+    def _lease(self, effect_id: str, owner: str) -> Literal["fresh", "taken", "done"]:
         """Claim ``effect_id`` for ``owner`` without a transaction (``done: false`` plus the
-        claim's time); ``False`` if it was applied already.
+        claim's time): ``"fresh"`` if no writer held it before, ``"taken"`` if an earlier
+        writer's claim was taken over (some of its writes may have landed, or land later),
+        ``"done"`` if the effects were applied already.
 
-        A claim held by another writer for less than the lease means that writer is applying
-        the effects: raise ``StoreUnavailableError``, so the outbox keeps them pending and asks
-        again. An older claim is taken over: its writer failed and could not delete it, or the
-        server ran the claim after the writer had given up on it (a paused server answering
-        late) — left alone it would keep the effects from ever being applied.
+        A claim held by another writer for less than the lease, and not marked ``failed``,
+        means that writer is applying the effects: raise ``StoreUnavailableError``, so the
+        outbox keeps them pending and asks again. A failed or older claim is taken over: its
+        writer gave up, or the server ran the claim after the writer had given up (a paused
+        server answering late) — left alone it would keep the effects from ever being applied.
+        Claims are never deleted, so a fresh claim proves that no writer came before.
         """
         applied = self._db().applied
         now = time.time()
-        claim = {"done": False, "owner": owner, "at": now}
+        claim = {"done": False, "owner": owner, "at": now, "failed": False}
         with contextlib.suppress(DuplicateKeyError):  # a racing insert won: read what it holds
             result = applied.update_one({"_id": effect_id}, {"$setOnInsert": claim}, upsert=True)
             if result.upserted_id is not None:
-                return True
-        stale = {"_id": effect_id, "done": False, "at": {"$lt": now - self._nodes.lease_s}}
-        if applied.update_one(stale, {"$set": claim}).modified_count:
-            log.warning("MongoDB LTM: took over the stale claim of effects %s", effect_id)
-            return True
+                return "fresh"
+        # two updates, not one with $or: nx-27017's update_one with $or beside other
+        # conditions changes the first document that matches the $or alone
+        for free in ({"failed": True}, {"at": {"$lt": now - self._nodes.lease_s}}):
+            taken = {"_id": effect_id, "done": False, **free}
+            if applied.update_one(taken, {"$set": claim}).modified_count:
+                log.warning("MongoDB LTM: took over the claim of effects %s", effect_id)
+                return "taken"
         found = applied.find_one({"_id": effect_id}, projection={"done": True})
-        if found is None:  # its writer failed and deleted it meanwhile
+        if found is None:  # removed by hand meanwhile
             return self._lease(effect_id, owner)
         if found.get("done"):
-            return False
+            return "done"
         raise StoreUnavailableError(
             f"LTM effects {effect_id} are being applied by another writer (node {self.node_id})"
         )
@@ -451,12 +509,18 @@ class MongoLTM:
             db.symbol_emotives.create_index("symbol")
             self._indexed = True
 
-    def _apply_all(self, effects: list[Effect], session: ClientSession | None) -> bool:
+    def _apply_all(
+        self,
+        effects: list[Effect],
+        session: ClientSession | None,
+        writes: list[_Marked] | None = None,
+    ) -> bool:
         db = self._db()
-        for effect in effects:
+        for index, effect in enumerate(effects):
+            marked = _Marked(None) if writes is None else writes[index]
             if isinstance(effect, LearnPattern):
-                _Learn(db, effect, session).run()
-            elif isinstance(effect, RegisterVector):
+                _Learn(db, effect, session, marked).run()
+            elif isinstance(effect, RegisterVector):  # a $set: the same however often it runs
                 db.vectors.update_one(
                     {"_id": effect.name},
                     {"$set": {"vector": json.dumps([float(x) for x in effect.vector])}},
@@ -464,20 +528,30 @@ class MongoLTM:
                     session=session,
                 )
             elif isinstance(effect, ClearNode):
-                self._clear(db, session)
+                self._clear(db, session, marked)
             else:  # pragma: no cover - the Effect union is closed
                 raise TypeError(f"unknown effect {effect!r}")
         return True
 
-    def _clear(self, db: Database[Document], session: ClientSession | None) -> None:
+    def _clear(
+        self, db: Database[Document], session: ClientSession | None, marked: _Marked
+    ) -> None:
         """Empty the node's collections; the ``meta`` document stays, so ``version`` never
-        goes back (a snapshot across a clear must see it move)."""
-        db.meta.update_one(_META, {"$inc": {"version": 1}}, upsert=True, session=session)
+        goes back (a snapshot across a clear must see it move). A clear whose last write
+        landed is not run again."""
+        begin = marked.marking({"$inc": {"version": 1}})
+        begun = _once(
+            lambda: db.meta.update_one(
+                marked.not_done("meta", "node"), begin, upsert=True, session=session
+            )
+        )
+        if begun is None and db.meta.count_documents(marked.finished(), limit=1):
+            return  # an earlier attempt of this clear finished it
         for collection in ("patterns", "symbol_emotives", "symbols", "vectors"):
             db[collection].delete_many({}, session=session)
         db.meta.update_one(
-            _META,
-            {"$set": dict.fromkeys(_TOTAL_FIELDS, 0), "$inc": {"version": 1}},
+            marked.begun(),
+            marked.marking({"$set": dict.fromkeys(_TOTAL_FIELDS, 0), "$inc": {"version": 1}}, 2),
             session=session,
         )
         log.info("cleared the long-term memory of node %s", self.node_id)
@@ -486,59 +560,158 @@ class MongoLTM:
         return f"MongoLTM(database={self.database!r})"
 
 
+def _marker(effect_id: str, index: int) -> str:
+    """The marker key of effect ``index`` of ``effect_id``: hex, so a safe field name."""
+    return hashlib.sha256(f"{index}:{effect_id}".encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+class _Marked:
+    """The filters and updates of one effect's writes, each made once by its marker (the
+    module docstring, "Applying an effect id once"); ``key=None`` inside a transaction, which
+    needs no markers. Remembers the documents written, for :meth:`unmark`."""
+
+    def __init__(self, key: str | None) -> None:
+        self.key = key
+        self.field = f"{_MARKS}.{key}"
+        self.made = f"{_MADE}.{key}"
+        self._touched: dict[str, dict[str, None]] = {}
+
+    def not_done(self, collection: str, doc_id: str) -> Document:
+        """The filter of a write to ``doc_id`` that this effect has not made yet."""
+        self._touched.setdefault(collection, {})[doc_id] = None
+        return (
+            {"_id": doc_id} if self.key is None else {"_id": doc_id, self.field: {"$exists": False}}
+        )
+
+    def begun(self) -> Document:
+        """The filter of the last ``meta`` write: the first one made, the last one not."""
+        return _META if self.key is None else {**_META, self.field: 1}
+
+    def finished(self) -> Document:
+        """``meta`` once the effect's last write landed."""
+        return {**_META, self.field: 2}
+
+    def marking(self, update: Document, value: int = 1) -> Document:
+        """``update`` that also sets the marker."""
+        if self.key is None:
+            return update
+        return {**update, "$set": {**update.get("$set", {}), self.field: value}}
+
+    def unmark(self, db: Database[Document]) -> None:
+        """Drop the markers once no write of the effect can run again (``_apply_ordered``)."""
+        if self.key is None:
+            return
+        for collection, ids in self._touched.items():
+            db[collection].update_many(
+                {"_id": {"$in": list(ids)}}, {"$unset": {self.field: "", self.made: ""}}
+            )
+
+
+def _once(write: Callable[[], _T]) -> _T | None:
+    """``write()``, or ``None`` if its upsert found the document already marked: the filter
+    missed it, and inserting the ``_id`` again failed on the unique index."""
+    try:
+        return write()
+    except DuplicateKeyError:
+        return None
+
+
+def _bulk_once(
+    collection: MongoCollection[Document], ops: list[UpdateOne], session: ClientSession | None
+) -> BulkWriteResult | None:
+    """The upserts of ``ops``, each on its own; ``None`` if some found their document marked
+    (see :func:`_once`). Any other write error propagates."""
+    try:
+        return collection.bulk_write(ops, ordered=False, session=session)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if exc.details.get("writeConcernErrors") or any(e.get("code") != 11000 for e in errors):
+            raise
+        return None
+
+
 class _Learn:
     """The writes of one learn, in the order the module docstring explains."""
 
     def __init__(
-        self, db: Database[Document], effect: LearnPattern, session: ClientSession | None
+        self,
+        db: Database[Document],
+        effect: LearnPattern,
+        session: ClientSession | None,
+        marked: _Marked,
     ) -> None:
         self.db = db
         self.effect = effect
         self.session = session
+        self.marked = marked
         self.counts = symbol_counts(effect.events)
 
     def run(self) -> None:
-        effect, counts, session = self.effect, self.counts, self.session
-        length = sum(counts.values())
-        meta = self.db.meta.find_one_and_update(
-            _META,
-            {
-                "$inc": {
-                    "version": 1,
-                    "total_pattern_frequencies": 1,
-                    "total_symbol_frequencies": length,
-                    "total_symbols_in_patterns_frequencies": len(counts),
-                }
-            },
-            projection={"version": 1},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-            session=session,
-        )
-        learn_number = int(meta["version"]) if meta else 0
-        result = self.db.symbols.bulk_write(
-            [
-                UpdateOne(
-                    {"_id": symbol},
-                    {"$inc": {"frequency": count, "pattern_member_frequency": 1}},
-                    upsert=True,
-                )
-                for symbol, count in counts.items()
-            ],
-            session=session,
-        )
-        if effect.emotives:
-            self._symbol_emotives(effect.emotives, learn_number)
+        marked, session = self.marked, self.session
+        learn_number = self._totals()
+        created = self._symbols()
+        if self.effect.emotives:
+            self._symbol_emotives(self.effect.emotives, learn_number)
         self._pattern()
         self.db.meta.update_one(
-            _META, {"$inc": {"version": 1, "symbol_count": result.upserted_count}}, session=session
+            marked.begun(),
+            marked.marking({"$inc": {"version": 1, "symbol_count": created}}, 2),
+            session=session,
+        )
+
+    def _totals(self) -> int:
+        """Count the learn in the totals; its number (the node's version after that)."""
+        marked, counts = self.marked, self.counts
+        counting = {
+            "$inc": {
+                "version": 1,
+                "total_pattern_frequencies": 1,
+                "total_symbol_frequencies": sum(counts.values()),
+                "total_symbols_in_patterns_frequencies": len(counts),
+            }
+        }
+        meta = _once(
+            lambda: self.db.meta.find_one_and_update(
+                marked.not_done("meta", "node"),
+                marked.marking(counting),
+                projection={"version": 1},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+                session=self.session,
+            )
+        )
+        if meta is None:  # an earlier attempt of this learn counted it: number it as of now
+            meta = self.db.meta.find_one(_META, {"version": 1}, session=self.session)
+        return int(meta["version"]) if meta else 0
+
+    def _symbols(self) -> int:
+        """Count the learn in its symbols' records; how many of them the learn created."""
+        marked, counts = self.marked, self.counts
+        made = {} if marked.key is None else {"$setOnInsert": {marked.made: 1}}
+        ops = [
+            UpdateOne(
+                marked.not_done("symbols", symbol),
+                marked.marking(
+                    {"$inc": {"frequency": count, "pattern_member_frequency": 1}, **made}
+                ),
+                upsert=True,
+            )
+            for symbol, count in counts.items()
+        ]
+        result = _bulk_once(self.db.symbols, ops, self.session)
+        if result is not None:
+            return result.upserted_count
+        # an earlier attempt of this learn wrote some of them (and may have created them)
+        return self.db.symbols.count_documents(
+            {"_id": {"$in": list(counts)}, marked.made: 1}, session=self.session
         )
 
     def _symbol_emotives(self, emotives: Mapping[str, float], learn_number: int) -> None:
-        self.db.symbol_emotives.bulk_write(
-            [
-                UpdateOne(
-                    {"_id": json.dumps([symbol, key])},
+        marked = self.marked
+        ops = [
+            UpdateOne(
+                marked.not_done("symbol_emotives", json.dumps([symbol, key])),
+                marked.marking(
                     {
                         "$setOnInsert": {
                             "symbol": symbol,
@@ -546,23 +719,24 @@ class _Learn:
                             "order": [learn_number, index],
                         },
                         "$inc": {"total": float(value)},
-                    },
-                    upsert=True,
-                )
-                for symbol in self.counts
-                for index, (key, value) in enumerate(emotives.items())
-            ],
-            session=self.session,
-        )
+                    }
+                ),
+                upsert=True,
+            )
+            for symbol in self.counts
+            for index, (key, value) in enumerate(emotives.items())
+        ]
+        _bulk_once(self.db.symbol_emotives, ops, self.session)
 
     def _pattern(self) -> None:
         """``frequency + 1``, the emotive window and the metadata union of the pattern.
 
         An existing pattern takes one update. A new one is inserted by an upsert whose
-        ``$setOnInsert`` holds its events and metadata; if another process inserted it first,
-        the upsert only counts and the metadata pairs follow with ``$addToSet``.
+        ``$setOnInsert`` holds its events and metadata; if another process inserted it first
+        (or an earlier attempt of this learn counted it), the metadata pairs follow with
+        ``$addToSet``, which adds each pair once however often it runs.
         """
-        effect, session, patterns = self.effect, self.session, self.db.patterns
+        effect, session, patterns, marked = self.effect, self.session, self.db.patterns, self.marked
         pairs = encode_metadata_pairs(effect.metadata)
         counting: Document = {"$inc": {"frequency": 1}}
         if effect.emotives is not None:
@@ -570,7 +744,9 @@ class _Learn:
             counting["$push"] = {"emotives": {"$each": [entry], "$slice": -effect.persistence}}
         adding = {"$addToSet": {"metadata": {"$each": pairs}}} if pairs else {}
         if patterns.update_one(
-            {"_id": effect.name}, {**counting, **adding}, session=session
+            marked.not_done("patterns", effect.name),
+            marked.marking({**counting, **adding}),
+            session=session,
         ).matched_count:
             return
         on_insert: Document = {
@@ -581,13 +757,15 @@ class _Learn:
         }
         if effect.emotives is None:
             on_insert["emotives"] = []
-        inserted = patterns.update_one(
-            {"_id": effect.name},
-            {**counting, "$setOnInsert": on_insert},
-            upsert=True,
-            session=session,
+        inserted = _once(
+            lambda: patterns.update_one(
+                marked.not_done("patterns", effect.name),
+                marked.marking({**counting, "$setOnInsert": on_insert}),
+                upsert=True,
+                session=session,
+            )
         )
-        if inserted.upserted_id is None and adding:
+        if (inserted is None or inserted.upserted_id is None) and adding:
             patterns.update_one({"_id": effect.name}, adding, session=session)
 
 

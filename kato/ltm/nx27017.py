@@ -7,8 +7,10 @@
 dependency). Real pymongo talks to it, so the MongoDB adapter is tested against a server, not a
 mock. It is not MongoDB: it has no transactions, and its known gaps (``$addToSet`` on a missing
 field does nothing, ``find_one_and_update(upsert=True)`` ignores ``$setOnInsert``, update
-operators round doubles to 15 significant digits) are ones :mod:`kato.ltm.mongo` does not rely
-on. Never a production store.
+operators round doubles to 15 significant digits, ``update_one`` with ``$or`` beside other
+conditions changes the first document the ``$or`` alone matches, ``$ne`` on an array field
+compares the whole array) are ones :mod:`kato.ltm.mongo` does not rely on. Never a production
+store.
 
 :class:`NX27017` is one server process that can be killed, paused and started again on the same
 port and data folder (the workbench's ``ltm-pause`` and ``ltm-kill`` faults). It keeps every

@@ -412,9 +412,6 @@ def test_spec_accepts_ltm_faults_only_where_they_run() -> None:
         nemesis_for(UNDER_FAULT.with_(fault="ltm-kill", ltm="mongo"), bare)
 
 
-# Under the other xdist worker's load a run was seen counting one learn twice (README,
-# "Noticed"): run it alone until that is explained.
-@pytest.mark.alone
 def test_learn_race_on_the_mongo_ltm_under_ltm_pause_loses_and_doubles_no_learn() -> None:
     """The outbox under a frozen MongoDB server: learns acknowledged before, during and after
     the pause are each counted once. Steps need the LTM to read, so some answer 503 during the

@@ -1,16 +1,27 @@
-"""What only the MongoDB store promises: database names, version-checked snapshots, errors."""
+"""What only the MongoDB store promises: database names, version-checked snapshots, errors,
+effects counted once when a frozen server runs a write its writer gave up on."""
 
 from __future__ import annotations
 
 import re
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from pymongo import monitoring
 
-from kato.engine import ClearNode, EngineConfig, LTMStore, SessionState, SnapshotChanged, learn
+from kato.engine import (
+    ClearNode,
+    Effect,
+    EngineConfig,
+    LTMStore,
+    SessionState,
+    SnapshotChanged,
+    learn,
+)
 from kato.exceptions import StoreUnavailableError
 from kato.ltm.mongo import MongoLTM, MongoNodes, database_name
 
@@ -160,3 +171,169 @@ def test_a_paused_server_fails_calls_after_the_timeout_not_never(tmp_path: Path)
             assert ltm.totals().total_pattern_frequencies == 1
         finally:
             nodes.close()
+
+
+class _Freeze(monitoring.CommandListener):
+    """Runs ``action`` just before the ``nth`` ``command`` on ``collection`` is sent, and
+    ``after`` once it failed (each once)."""
+
+    def __init__(
+        self,
+        command: str,
+        collection: str,
+        nth: int,
+        action: Callable[[], None],
+        after: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.target = (command, collection)
+        self.left = nth
+        self.action = action
+        self.after = after
+        self.armed = False
+        self.request_id: int | None = None
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        sent = (event.command_name, event.command.get(event.command_name))
+        if self.armed and sent == self.target:
+            self.left -= 1
+            if self.left == 0:
+                self.armed = False
+                self.request_id = event.request_id
+                self.action()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        if event.request_id == self.request_id:
+            self.after()
+
+
+def _rich_effects() -> tuple[Effect, ...]:
+    """A learn that touches every collection: totals, symbols, emotives, the pattern."""
+    state = SessionState(
+        stm=(("a", "b"), ("c",)),
+        emotives_accumulator=({"joy": 0.5},),
+        metadata_accumulator=({"source": "x"},),
+    )
+    return learn(state, EngineConfig()).effects
+
+
+def _drain(ltm: LTMStore, effects: tuple[Effect, ...], effect_id: str) -> bool:
+    """What the outbox does: ask again until the store answers (a live claim makes it wait
+    for the lease)."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return ltm.apply(effects, effect_id=effect_id)
+        except StoreUnavailableError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _same_memory(ltm: LTMStore, clean: LTMStore) -> None:
+    assert ltm.totals() == clean.totals()
+    assert ltm.patterns() == clean.patterns()
+    assert ltm.all_symbol_stats() == clean.all_symbol_stats()
+
+
+@pytest.mark.parametrize(
+    ("command", "collection", "nth"),
+    [
+        ("findAndModify", "meta", 1),  # the totals
+        ("update", "symbols", 1),
+        ("update", "symbol_emotives", 1),
+        ("update", "patterns", 1),
+        ("update", "meta", 1),  # the last write: version and symbol count
+        ("findAndModify", "applied", 1),  # done
+    ],
+)
+def test_a_write_a_frozen_server_runs_after_its_writer_gave_up_counts_once(
+    tmp_path: Path, command: str, collection: str, nth: int
+) -> None:
+    """The ``ltm-pause`` race: the server is frozen (SIGSTOP) just before one write of a
+    learn, the apply times out and the outbox applies the effects again; the frozen write
+    runs when the server resumes. Every count ends as after one apply (a second node that
+    learned the same without a fault)."""
+    from kato.ltm.nx27017 import NX27017
+
+    with NX27017(tmp_path) as server:
+        freeze = _Freeze(command, collection, nth, server.pause)
+        nodes = MongoNodes(server.url, timeout_ms=300, event_listeners=[freeze])
+        ltm, clean = nodes.ltm("n"), nodes.ltm("clean")
+        effects = _rich_effects()
+        try:
+            for store in (ltm, clean):  # the pattern exists: its first update counts
+                assert store.apply(effects, effect_id="s:0") is True
+            assert clean.apply(effects, effect_id="s:1") is True
+            freeze.armed = True
+            try:
+                with pytest.raises(StoreUnavailableError):
+                    ltm.apply(effects, effect_id="s:1")
+                assert freeze.left == 0
+            finally:
+                server.resume()
+            _drain(ltm, effects, "s:1")
+            assert ltm.apply(effects, effect_id="s:1") is False
+            assert ltm.applied(["s:1"]) == {"s:1"}
+            _same_memory(ltm, clean)
+            [pattern] = ltm.patterns()
+            assert pattern.frequency == 2
+        finally:
+            nodes.close()
+
+
+def test_a_write_held_past_a_takeover_counts_once(tmp_path: Path) -> None:
+    """A write its writer gave up on reaches the server only after another writer took the
+    claim over and applied the effects (a paused server, or a slow network, delivering it
+    late): it must find that it was made and change nothing."""
+    from kato.lab.proxy import LatencyProxy
+    from kato.ltm.nx27017 import NX27017
+
+    with NX27017(tmp_path) as server, LatencyProxy("127.0.0.1", server.port) as proxy:
+        held = _Freeze(  # only that update: the next calls pass at once
+            "update", "patterns", 1, lambda: proxy.set_delay(2.0), lambda: proxy.set_delay(0.0)
+        )
+        first = MongoNodes(
+            f"mongodb://127.0.0.1:{proxy.port}", timeout_ms=300, event_listeners=[held]
+        )
+        second = MongoNodes(server.url, timeout_ms=300)
+        ltm, clean = first.ltm("n"), second.ltm("clean")
+        effects = _rich_effects()
+        try:
+            for store in (ltm, clean):
+                assert store.apply(effects, effect_id="s:0") is True
+            assert clean.apply(effects, effect_id="s:1") is True
+            held.armed = True
+            with pytest.raises(StoreUnavailableError):
+                ltm.apply(effects, effect_id="s:1")  # its patterns update is held 2 s
+            # the failure was marked on the claim: the other writer takes it over at once
+            assert second.ltm("n").apply(effects, effect_id="s:1") is True
+            time.sleep(2.5)  # the held update has reached the server by now
+            assert held.left == 0 and proxy.delay == (0.0, 0.0)
+            _same_memory(second.ltm("n"), clean)
+        finally:
+            first.close()
+            second.close()
+
+
+def test_markers_go_once_an_apply_no_other_writer_touched_is_done(
+    mongo_backend: Backend,
+) -> None:
+    """The per-document markers only live while an effect is being applied (or for good
+    where another writer may still have one of its writes in flight)."""
+    nodes = mongo_backend.make()
+    assert isinstance(nodes, MongoNodes)
+    ltm = nodes.ltm("n")
+    assert isinstance(ltm, MongoLTM)
+    effects = _rich_effects()
+    assert ltm.apply(effects, effect_id="s:1") is True
+    assert ltm.apply(effects) is True  # no id: marked all the same
+    db = nodes.client()[ltm.database]
+    for collection in ("meta", "symbols", "symbol_emotives", "patterns"):
+        docs = list(db[collection].find())
+        assert docs
+        assert not [doc for doc in docs if doc.get("_marks") or doc.get("_made")], collection
+    [pattern] = ltm.patterns()
+    assert pattern.frequency == 2
