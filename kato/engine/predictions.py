@@ -29,7 +29,7 @@ from typing import Any
 from kato.engine.accumulators import average_emotives
 from kato.engine.config import EngineConfig
 from kato.engine.limits import check_match_pairs
-from kato.engine.ltm import LTMView, Pattern
+from kato.engine.ltm import LTMView, Pattern, Totals
 
 __all__ = ["predict"]
 
@@ -54,17 +54,22 @@ def predict(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Return ``(predictions, future_potentials)`` for ``stm`` against the node's LTM.
 
-    Both are ``[]`` when the state has fewer than 2 symbols or nothing matches.
+    Both are ``[]`` when the state has fewer than 2 symbols or nothing matches (a node that
+    has learned nothing is answered so before the state is even listed: an STM that is never
+    learned from grows with every observe).
     """
-    state = [symbol for event in stm for symbol in event]
-    if len(state) < 2:
+    if sum(map(len, stm)) < 2:
         return [], []
+    totals = ltm.totals()
+    if not totals.total_pattern_frequencies:
+        return [], []
+    state = [symbol for event in stm for symbol in event]
     state_counts = Counter(state)
     observed = [frozenset(event) for event in stm]
     members, universe = _match_candidates(stm, observed, state, state_counts, ltm, config)
     if not members:
         return [], []
-    scored = _Ensemble(members, universe, stm, observed, state, state_counts, ltm)
+    scored = _Ensemble(members, universe, stm, observed, state, state_counts, ltm, totals)
     return scored.ranked(config.rank_sort_algo, config.max_predictions), scored.future_potentials()
 
 
@@ -245,12 +250,13 @@ class _Ensemble:
         state: list[str],
         state_counts: Counter[str],
         ltm: LTMView,
+        totals: Totals,
     ) -> None:
         self.members = members
         self.stm = stm
         self.observed = observed
         stats = ltm.symbol_stats(sorted(universe))
-        self.totals = totals = ltm.totals()
+        self.totals = totals
         tsip = totals.total_symbols_in_patterns_frequencies
         k = totals.symbol_count
         self.prob = prob = {
