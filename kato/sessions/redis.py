@@ -89,11 +89,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
+import os
 import random
 import time
-import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -721,7 +722,7 @@ class RedisSessionStore:
         """
         self.counters.updates += 1
         async with self._queued(session_id):
-            writer = _Writer(uuid.uuid4().hex if self.leases else "")
+            writer = _Writer(_token() if self.leases else "")
             try:
                 return await self._attempts(session_id, change, unique_id, restart, writer)
             finally:
@@ -928,6 +929,17 @@ class RedisSessionStore:
         if self._shared is not None:
             await self._shared.close()
         await self._redis.aclose()
+
+
+_TOKENS = itertools.count()
+_TOKEN_PREFIX = os.urandom(6).hex()
+
+
+def _token() -> str:
+    """A writer's lease token, unique among live writers of every process: the process id
+    (forked workers share the random part), a random part, and a counter (``uuid4`` took
+    1.5 % of a bare observe's time in a profile)."""
+    return f"{os.getpid():x}.{_TOKEN_PREFIX}.{next(_TOKENS):x}"
 
 
 def _size(parts: Mapping[str, bytes]) -> int:
