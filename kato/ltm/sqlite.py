@@ -367,6 +367,9 @@ class _NodeCache:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.generation = -1
+        #: whether the node was small (:func:`~kato.engine.ltm.small`) at the latest snapshot:
+        #: an at-once read of a large node is refused without a statement
+        self.small = False
         self._reset()
 
     def _reset(self) -> None:
@@ -494,8 +497,8 @@ class SQLiteLTM:
     def _at_once(self) -> Iterator[_View]:
         with self._connections.spare() as conn:
             cache = self._caches.get(self.node_id)
-            if conn is None or cache.generation < 0:
-                raise WouldWait("no spare connection, or the node is not cached yet")
+            if conn is None or cache.generation < 0 or not cache.small:
+                raise WouldWait("no spare connection, or the node is large or not cached yet")
             try:
                 conn.execute("BEGIN")
                 row = conn.execute(_SELECT_NODE, (self.node_id,)).fetchone()
@@ -529,6 +532,7 @@ class SQLiteLTM:
                 cache = self._caches.get(self.node_id)
                 cache.catch_up(reader, version, cleared)
             totals = Totals() if row is None else Totals(*row[2:])
+            cache.small = small(totals)
             yield _View(reader, path, cache, version, totals)
         finally:
             if not nested and conn.in_transaction:
