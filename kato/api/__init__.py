@@ -131,10 +131,17 @@ class Endpoint:
         return tuple(name for _, name, _, _ in string.Formatter().parse(self.path) if name)
 
 
-def _config_of(body: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``POST .../config`` takes ``{"config": {...}}`` or the changes themselves."""
+def _config_of(body: Mapping[str, Any]) -> Any:
+    """``POST .../config`` takes the changes themselves or ``{"config": {...}}``; in the second
+    form, changes given beside ``config`` count too (``config``'s win), so every field of the
+    body is validated, as its schema says. A ``config`` that is neither an object nor null is
+    handed on as it is, for the validation to refuse (400 ``INVALID_CONFIG``)."""
     nested = body.get("config")
-    return nested if isinstance(nested, dict) else body
+    if nested is None:
+        return body
+    if not isinstance(nested, dict):
+        return nested
+    return {**{key: value for key, value in body.items() if key != "config"}, **nested}
 
 
 _S = "/sessions/{session_id}"

@@ -71,10 +71,12 @@ class SessionCreateIn(BaseModel):
 
 def _update_schema() -> dict[str, Any]:
     changes = overrides_schema()
-    return {**changes, "properties": {**changes["properties"], "config": changes}}
+    nested = {"anyOf": [changes, {"type": "null"}]}
+    return {**changes, "properties": {**changes["properties"], "config": nested}}
 
 
-#: The body of ``POST .../config``: the changes, or ``{"config": {...changes}}``.
+#: The body of ``POST .../config``: the changes, or ``{"config": {...changes}}`` (changes beside
+#: it count too; ``config`` null is not given).
 ConfigUpdateIn = Annotated[dict[str, Any], WithJsonSchema(_update_schema())]
 
 

@@ -395,7 +395,10 @@ class Explorer:
 
     def stop(self) -> None:
         """What the Stop button does: end the running experiment early. Its final reads still
-        run and the shortened history is judged (ops in flight count as ``unknown``)."""
+        run and the shortened history is judged (ops in flight count as ``unknown``). Nothing
+        to do once the run has ended (its phase says ``done`` and stays so)."""
+        if self.stop_button.disabled:
+            return
         self._stop.set()
         self.phase.value = "phase: <b>stopping</b>"
 

@@ -94,8 +94,12 @@ class AtOnce(Generic[T]):
 async def compute(change: ChangeFn[T], record: SessionRecord) -> Change[T]:
     """``change(record)``: at once when it is an :class:`AtOnce` that can answer so, else in a
     worker thread (it may read a slow LTM and compute predictions, and the event loop must
-    keep serving every other request meanwhile)."""
+    keep serving every other request meanwhile). An update computed at once still lets the
+    other tasks run first: without that suspension an in-process store's update never yields,
+    and concurrent clients of one event loop (the workbench's engine target) would each run
+    their whole program in turn."""
     if isinstance(change, AtOnce):
+        await asyncio.sleep(0)
         try:
             return change.step(record, True)
         except WouldWait:

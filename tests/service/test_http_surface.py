@@ -103,6 +103,32 @@ def test_config_accepts_nested_or_flat_bodies(http: TestClient, session_id: str)
     assert http.post(url, json={"recall_threshold": 0.5}).status_code == 200
     config = http.get(url).json()["config"]
     assert config["max_pattern_length"] == 3 and config["recall_threshold"] == 0.5
+    # changes beside "config" count too (its own win); "config": null is not given
+    mixed = {"config": {"max_predictions": 7}, "max_predictions": 9, "persistence": 4}
+    assert http.post(url, json=mixed).status_code == 200
+    assert http.post(url, json={"config": None, "max_pattern_length": 6}).status_code == 200
+    config = http.get(url).json()["config"]
+    assert (config["max_predictions"], config["persistence"], config["max_pattern_length"]) == (
+        7,
+        4,
+        6,
+    )
+
+
+def test_config_refuses_a_bad_field_beside_config_and_a_config_not_an_object(
+    http: TestClient, session_id: str
+) -> None:
+    """What ``/openapi.json`` says of the body holds for every field of it (schemathesis found a
+    bad value beside ``config`` accepted): refused, and nothing applied."""
+    url = f"/sessions/{session_id}/config"
+    bad = {"config": {"max_predictions": 7}, "rank_sort_algo": 25367882743110}
+    response = http.post(url, json=bad)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "INVALID_CONFIG"
+    assert set(response.json()["error"]["details"]["fields"]) == {"rank_sort_algo"}
+    for config in ([1], "x", 3):
+        response = http.post(url, json={"config": config})
+        assert response.status_code == 400 and response.json()["error"]["code"] == "INVALID_CONFIG"
+    assert http.get(url).json()["config"]["max_predictions"] == 100
 
 
 def test_node_from_query_or_headers(http: TestClient, session_id: str, node_id: str) -> None:
