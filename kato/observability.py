@@ -43,6 +43,11 @@ __all__ = [
 
 T = TypeVar("T")
 MetricT = TypeVar("MetricT", Counter, Histogram)
+
+#: How many labelled children :meth:`Metrics.child` keeps (routes × statuses, store operations ×
+#: outcomes: a few hundred; the bound keeps label values clients choose, such as request
+#: methods, from growing it for ever).
+CACHED_LABELS = 4096
 log = logging.getLogger("kato")
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
@@ -220,12 +225,15 @@ class Metrics:
         self.child(self.store_bytes, "received").inc(received)
 
     def child(self, metric: MetricT, *labels: str) -> MetricT:
-        """``metric.labels(*labels)``, kept: prometheus' ``labels()`` takes a lock and builds
-        its key on every call, which costs more than the ``inc()`` it serves."""
+        """``metric.labels(*labels)``, kept (the first :data:`CACHED_LABELS` of them):
+        prometheus' ``labels()`` takes a lock and builds its key on every call, which costs more
+        than the ``inc()`` it serves."""
         key = (id(metric), labels)
         found = self._children.get(key)
         if found is None:
-            found = self._children[key] = metric.labels(*labels)
+            found = metric.labels(*labels)
+            if len(self._children) < CACHED_LABELS:
+                self._children[key] = found
         return found
 
     def conflict(self) -> None:

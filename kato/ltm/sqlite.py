@@ -182,6 +182,14 @@ class _Reader:
         self._conn = conn
         self._node = node_id
 
+    def node(self) -> tuple[int, int, Totals]:
+        """The node's version, the version of its latest clear, and its totals (a node never
+        written: all zero)."""
+        row = self._conn.execute(_SELECT_NODE, (self._node,)).fetchone()
+        if row is None:
+            return 0, 0, Totals()
+        return row[0], row[1], Totals(*row[2:])
+
     def candidates(self, symbols: Collection[str]) -> list[Pattern]:
         rows = self._conn.execute(
             f"{_SELECT_PATTERN} WHERE node_id = ?1 AND name IN ("
@@ -501,14 +509,11 @@ class SQLiteLTM:
                 raise WouldWait("no spare connection, or the node is large or not cached yet")
             try:
                 conn.execute("BEGIN")
-                row = conn.execute(_SELECT_NODE, (self.node_id,)).fetchone()
-                version = 0 if row is None else row[0]
-                totals = Totals() if row is None else Totals(*row[2:])
+                reader = _Reader(conn, self.node_id)
+                version, _, totals = reader.node()
                 if version != cache.generation or not small(totals):
                     raise WouldWait("the node changed since it was cached, or it is large")
-                yield _View(
-                    _Reader(conn, self.node_id), self._connections.path, cache, version, totals
-                )
+                yield _View(reader, self._connections.path, cache, version, totals)
             except sqlite3.Error as exc:  # busy, or anything else: the worker thread's read decides
                 raise WouldWait(f"{type(exc).__name__}: {exc}") from exc
             finally:
@@ -526,12 +531,10 @@ class SQLiteLTM:
                 conn.execute("BEGIN")
         try:
             with sqlite_errors("snapshot", path):
-                row = conn.execute(_SELECT_NODE, (self.node_id,)).fetchone()
-                version, cleared = (0, 0) if row is None else row[:2]
                 reader = _Reader(conn, self.node_id)
+                version, cleared, totals = reader.node()
                 cache = self._caches.get(self.node_id)
                 cache.catch_up(reader, version, cleared)
-            totals = Totals() if row is None else Totals(*row[2:])
             cache.small = small(totals)
             yield _View(reader, path, cache, version, totals)
         finally:

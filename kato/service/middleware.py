@@ -96,11 +96,6 @@ def _headers(scope: Scope) -> dict[bytes, str]:
     return found
 
 
-#: Labelled metric children kept per (method, route, status); past this many, looked up anew
-#: (methods come from clients).
-_CACHED_LABELS = 4096
-
-
 class RequestObserver:
     """Wraps the app; see the module docstring."""
 
@@ -120,7 +115,6 @@ class RequestObserver:
         self.body_timeout_s = body_timeout_s
         self.pid = os.getpid()
         self.worker = str(self.pid).encode()
-        self._labelled: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         # Request ids: 32 hex digits, this worker's random half and a count (a uuid4 per request
         # cost a system call and a fifth of this middleware's time).
         self._id_prefix = secrets.token_hex(8)
@@ -243,13 +237,9 @@ class RequestObserver:
         template = (path.rstrip("/") or "/") if path else "<unmatched>"
         method = scope.get("method", "")
         key = (method, template, str(status))
-        labelled = self._labelled.get(key)
-        if labelled is None:  # prometheus' labels() costs more than the rest of this method
-            labelled = (self.metrics.requests.labels(*key), self.metrics.latency.labels(*key[:2]))
-            if len(self._labelled) < _CACHED_LABELS:
-                self._labelled[key] = labelled
-        labelled[0].inc()
-        labelled[1].observe(seconds)
+        metrics = self.metrics
+        metrics.child(metrics.requests, *key).inc()
+        metrics.child(metrics.latency, *key[:2]).observe(seconds)
         if not log.isEnabledFor(logging.INFO):
             return
         log.info(

@@ -970,14 +970,13 @@ class Script:
     again."""
 
     def __init__(self, client: RedisClient, text: str, shared: SharedConnection | None) -> None:
-        self._text = text
         self._script = client.register_script(text)
         self._shared = shared
         self._lua = redis_pipe.Script(text)
 
     async def __call__(self, keys: list[str], args: Sequence[Arg], *, client: Any = None) -> Any:
         if isinstance(client, ClusterPipeline):
-            return client.eval(self._text, len(keys), *keys, *args)
+            return client.eval(self._lua.text, len(keys), *keys, *args)
         if client is None and self._shared is not None:
             return await self._shared.evalsha(self._lua, keys, args)
         return await self._script(keys=keys, args=args, client=client)

@@ -245,8 +245,9 @@ async def _drained(store: redis.Redis, *, timeout_s: float = 10.0, prefix: str =
     write when the first empties the index), so that no background settle changes a session
     record while the store is snapshotted, restored or fingerprinted."""
     deadline = time.monotonic() + timeout_s
+    leases = f"{prefix}:*:lease"
     while time.monotonic() < deadline and (
-        store.zcard(f"{prefix}:outbox") or next(store.scan_iter("*:lease", count=1000), None)
+        store.zcard(f"{prefix}:outbox") or next(store.scan_iter(leases, count=1000), None)
     ):
         await asyncio.sleep(0.02)
 
