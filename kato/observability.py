@@ -13,10 +13,12 @@ aggregates every worker's files.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
@@ -27,6 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from kato.collector import PAUSES
 from kato.exceptions import KatoError, SessionNotFoundError
 from kato.sessions import ChangeFn, Lease, Outcome, SessionRecord, SessionStore
 
@@ -218,6 +221,29 @@ class Metrics:
             registry=r,
             multiprocess_mode="mostrecent",
         )
+        self.gc_collections = Counter(
+            "kato_gc_collections_total",
+            "Garbage collections of the worker processes, by generation",
+            ["generation"],
+            registry=r,
+        )
+        self.gc_seconds = Counter(
+            "kato_gc_seconds_total",
+            "Seconds the worker processes spent in garbage collections, by generation (each "
+            "one stops the worker: its event loop and every thread)",
+            ["generation"],
+            registry=r,
+        )
+        self.gc_frozen = Gauge(
+            "kato_gc_frozen_objects",
+            "Objects a worker froze out of garbage collection once its app was built, summed "
+            "over live workers (kato.collector.settle)",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        PAUSES.install()
+        self._gc_lock = threading.Lock()
+        self._gc_counted: tuple[tuple[int, ...], tuple[float, ...]] = PAUSES.read()
 
     def round_trip(self, sent: int, received: int, *, background: bool = False) -> None:
         (self.background_round_trips if background else self.round_trips).inc()
@@ -242,9 +268,24 @@ class Metrics:
     def replicas(self, asked: int, acknowledged: int) -> None:
         self.replica_waits.labels("ok" if acknowledged >= asked else "shortfall").inc()
 
+    def count_collections(self) -> None:
+        """Add the collections since the last call to the ``kato_gc_*`` counters (they cannot
+        be counted as they happen: see :class:`~kato.collector.Pauses`). Every read of the
+        metrics does this, and so does the monitor's sampling, in every worker."""
+        with self._gc_lock:  # the monitor samples in a thread while /metrics is read
+            (collections, seconds), (counted, timed) = PAUSES.read(), self._gc_counted
+            self._gc_counted = (collections, seconds)
+        self.gc_frozen.set(gc.get_freeze_count())
+        for generation in range(3):
+            label = str(generation)
+            if collections[generation] > counted[generation]:
+                self.gc_collections.labels(label).inc(collections[generation] - counted[generation])
+                self.gc_seconds.labels(label).inc(max(seconds[generation] - timed[generation], 0.0))
+
     def collected(self) -> CollectorRegistry:
         """The registry to read: this one, or every worker's files merged when there are
         several (so every reader, text or JSON, sees the same aggregated figures)."""
+        self.count_collections()
         directory = multiprocess_dir()
         if directory is None:
             return self.registry

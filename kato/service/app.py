@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from kato._version import __version__
+from kato.collector import settle
 from kato.core import Kato
 from kato.nodes import open_nodes
 from kato.observability import Metrics, ObservedSessionStore, configure_logging
@@ -128,4 +129,6 @@ def create_app_from_env() -> FastAPI:
     import os
 
     configure_logging(os.environ.get("KATO_LOG_LEVEL", "info"))
-    return create_app(Settings.from_env())
+    app = create_app(Settings.from_env())
+    settle()  # what exists now lives as long as the worker (see kato.collector)
+    return app
