@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import glob
 import json
 import logging
 import os
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -148,6 +149,30 @@ def metrics_folder(workers: int) -> Iterator[str | None]:
             os.environ[MULTIPROC_ENV] = named
 
 
+class _WorkerFiles(MultiProcessCollector):
+    """Every worker's metric files merged, skipping a file that is being created this instant.
+
+    prometheus_client creates a worker's file empty and sizes it a moment later; a reader that
+    met it empty raised ``struct.error``, and when that reader was another worker's start-up
+    sample, that worker failed to start and took ``kato serve`` down with it. A file shorter
+    than its 8-byte header holds no value yet, and a file only grows, so skipping it loses
+    nothing and cannot race."""
+
+    def collect(self) -> Iterable[Metric]:
+        files = glob.glob(os.path.join(self._path, "*.db"))
+        merged: Iterable[Metric] = self.merge(  # type: ignore[no-untyped-call]
+            [name for name in files if _sized(name)], accumulate=True
+        )
+        return merged
+
+
+def _sized(name: str) -> bool:
+    try:
+        return os.path.getsize(name) >= 8
+    except FileNotFoundError:  # a dead worker's file, removed meanwhile
+        return False
+
+
 class Metrics:
     """The service's Prometheus metrics, in a registry of their own (one per app)."""
 
@@ -236,10 +261,10 @@ class Metrics:
         )
         self.gc_frozen = Gauge(
             "kato_gc_frozen_objects",
-            "Objects a worker froze out of garbage collection once its app was built, summed "
-            "over live workers (kato.collector.settle)",
+            "Objects a worker froze out of garbage collection once its app was built "
+            "(kato.collector.settle), summed over the workers this server started",
             registry=r,
-            multiprocess_mode="livesum",
+            multiprocess_mode="sum",
         )
         PAUSES.install()
         self._gc_lock = threading.Lock()
@@ -290,7 +315,7 @@ class Metrics:
         if directory is None:
             return self.registry
         merged = CollectorRegistry()
-        MultiProcessCollector(merged, path=directory)  # type: ignore[no-untyped-call]
+        _WorkerFiles(merged, path=directory)  # type: ignore[no-untyped-call]
         return merged
 
     def families(self) -> list[Metric]:

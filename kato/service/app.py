@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections.abc import AsyncIterator
@@ -30,6 +31,8 @@ from kato.service.ratelimit import RateLimiter
 from kato.service.routes import build_router
 from kato.sessions import MemorySessionStore, SessionStore
 from kato.settings import Settings
+
+log = logging.getLogger(__name__)
 
 __all__ = ["create_app", "create_app_from_env"]
 
@@ -86,7 +89,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        monitor.sample()
+        try:
+            monitor.sample()
+        except Exception:  # as every later sample: logged, never the worker's end
+            log.exception("monitoring sample failed at start-up")
         sampling = asyncio.create_task(monitor.run(), name="kato-monitor")
         drainer = asyncio.create_task(kato.drain_forever(), name="kato-outbox-drainer")
         try:
