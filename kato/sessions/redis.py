@@ -196,6 +196,19 @@ local function release(lease, wake, waiting, token)
 end
 """
 
+# Indexes a session in the outbox index under ``now`` or, when it is indexed already under a
+# mark as late (two writes in one millisecond), one past that mark: a drainer that read the
+# earlier mark must find it changed and keep the entry (``_SETTLED``); an equal mark was dropped
+# with the newer write's effects still pending.
+_OUTBOX_MARK = """
+local function index_outbox(outbox, id, now)
+  local mark = tonumber(now)
+  local seen = redis.call('ZSCORE', outbox, id)
+  if seen and tonumber(seen) >= mark then mark = tonumber(seen) + 1 end
+  redis.call('ZADD', outbox, mark, id)
+end
+"""
+
 # KEYS: doc, ids, idq, lease, wake, waiting[, outbox index]
 # ARGV: expected version, new version, ttl ms, restart ttl ("1"/"0"), unique id, reply, limit,
 #       outbox mark ("" for none), session id, drop the legacy document ("1"/"0"), lease token
@@ -204,6 +217,7 @@ end
 #    released, and one waiter woken if a writer waited lately)
 _COMPARE_AND_SET = (
     _RELEASE_LEASE
+    + _OUTBOX_MARK
     + """
 local v = redis.call('HGET', KEYS[1], 'v')
 if not v then return {-1} end
@@ -223,7 +237,7 @@ if ttl > 0 then
   redis.call('PEXPIRE', KEYS[2], ttl)
   redis.call('PEXPIRE', KEYS[3], ttl)
 end
-if ARGV[8] ~= '' then redis.call('ZADD', KEYS[7], 'GT', ARGV[8], ARGV[9]) end
+if ARGV[8] ~= '' then index_outbox(KEYS[7], ARGV[9], ARGV[8]) end
 if ARGV[11] ~= '' then release(KEYS[4], KEYS[5], KEYS[6], ARGV[11]) end
 return {1, ttl}
 """
@@ -266,6 +280,14 @@ end
 redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1])
 return {0}
 """
+
+# KEYS: outbox index   ARGV: id, now ms (for a commit that could not index in its own script)
+_INDEX_OUTBOX = (
+    _OUTBOX_MARK
+    + """
+index_outbox(KEYS[1], ARGV[1], ARGV[2])
+"""
+)
 
 # KEYS: outbox index   ARGV: id, mark -> 1 dropped, 0 indexed anew since (kept)
 _SETTLED = """
@@ -476,6 +498,7 @@ class RedisSessionStore:
         self._create_script = self.register_script(_CREATE)
         self._index_script = self.register_script(_INDEX)
         self._settled_script = self.register_script(_SETTLED)
+        self._index_outbox_script = self.register_script(_INDEX_OUTBOX)
         self._release_script = self.register_script(_RELEASE)
         self._commit = commit(self)
         self._refresh = refresh(self) if refresh is not None else None
@@ -814,7 +837,9 @@ class RedisSessionStore:
         """Index a session whose committed record carries pending effects (guarantee 3), in a
         round trip of its own (for commits that cannot do it in their script)."""
         with redis_errors("update", session_id):
-            await self._redis.zadd(self.outbox_key, {session_id: self.now_ms()}, gt=True)
+            await self._index_outbox_script(
+                keys=[self.outbox_key], args=[session_id, self.now_ms()]
+            )
         self.note_round_trip(len(session_id))
 
     async def outbox(self, limit: int) -> list[tuple[str, float]]:

@@ -349,3 +349,31 @@ def test_pending_effects_travel_in_the_record_and_index_the_session(
         assert await store.outbox(10) == []
 
     run(make_store, scenario)
+
+
+def test_a_second_pending_write_in_the_same_instant_outlives_a_stale_settle(
+    make_store: StoreFactory,
+) -> None:
+    """The drainer read the session's mark, then a second write with pending effects indexed it
+    again in the same millisecond: settling the first mark must keep the entry (an equal mark
+    once dropped it, leaving the second write's effects pending and unindexed)."""
+
+    def with_pending(rec: SessionRecord) -> Change[None]:
+        entry = Pending(effect_id(rec.session_id, rec.version + 1), (ClearNode(),))
+        return Change(replace(rec, pending=(*rec.pending, entry)), None)
+
+    async def scenario(store: SessionStore) -> None:
+        if isinstance(store, RedisSessionStore):
+            store.now_ms = lambda: 1_796_000_000_000  # type: ignore[method-assign]
+        rec = record()
+        await store.create(rec)
+        await store.update(rec.session_id, with_pending)
+        [(_, mark)] = await store.outbox(10)
+        await store.update(rec.session_id, with_pending)
+        await store.settled(rec.session_id, mark)
+        [(indexed, newer)] = await store.outbox(10)
+        assert indexed == rec.session_id and newer > mark
+        await store.settled(rec.session_id, newer)
+        assert await store.outbox(10) == []
+
+    run(make_store, scenario)
