@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pandas as pd
 import pytest
 
-from kato.bench.http import PATTERNS
+from kato.bench.http import PATTERNS, _prepare
 from kato.bench.load import parse_wrk
 from kato.bench.rows import COLUMNS, Goal, Row, format_table, write_csv
 from kato.bench.suite import SECTIONS
@@ -190,3 +193,16 @@ def test_slow_bodies_hold_at_most_the_body_budget_and_are_answered() -> None:
     assert result.answers == {"408": 8, "503": 4}
     assert result.peak_rss - result.baseline_rss < 300 * 2**20
     assert len(result.lines()) == 6
+
+
+def test_learning_sessions_start_at_every_stm_length(start_server: Any) -> None:
+    """The learning rows' sessions are observed 0–4 times before the load, so one observe in
+    five learns from the first measured request (all empty, a 6 s load at one worker learned
+    almost nothing)."""
+    with start_server("--store", "memory", "--ltm", "memory") as server:
+        setup = asyncio.run(_prepare(server.url, 10, every_kind=False))
+        lengths = [
+            len(httpx.get(f"{server.url}/sessions/{session}/stm").json()["stm"])
+            for session in setup.learning
+        ]
+    assert lengths == [0, 1, 2, 3, 4] * 2
