@@ -304,8 +304,12 @@ class Metrics:
         for generation in range(3):
             label = str(generation)
             if collections[generation] > counted[generation]:
-                self.gc_collections.labels(label).inc(collections[generation] - counted[generation])
-                self.gc_seconds.labels(label).inc(max(seconds[generation] - timed[generation], 0.0))
+                self.child(self.gc_collections, label).inc(
+                    collections[generation] - counted[generation]
+                )
+                self.child(self.gc_seconds, label).inc(
+                    max(seconds[generation] - timed[generation], 0.0)
+                )
 
     def collected(self) -> CollectorRegistry:
         """The registry to read: this one, or every worker's files merged when there are
