@@ -19,9 +19,11 @@ from __future__ import annotations
 import gc
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["PAUSES", "YOUNG_THRESHOLD", "Pauses", "settle"]
+__all__ = ["PAUSES", "YOUNG_THRESHOLD", "Pauses", "settle", "settled"]
 
 #: Allocations (net, of objects the collector tracks) between two young collections; CPython's
 #: default is 700, which one rendered prediction list exceeds. Older generations keep theirs.
@@ -39,6 +41,20 @@ def settle() -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, older, oldest)
+
+
+@contextmanager
+def settled() -> Iterator[None]:
+    """:func:`settle` for the length of a measurement that should see the collector as a
+    serving worker does; on exit the frozen objects are collectable again and the thresholds
+    are what they were."""
+    thresholds = gc.get_threshold()
+    settle()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 class Pauses:

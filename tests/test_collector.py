@@ -12,7 +12,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from kato.collector import PAUSES, YOUNG_THRESHOLD, Pauses, settle
+from kato.collector import PAUSES, YOUNG_THRESHOLD, Pauses, settle, settled
 from kato.observability import Metrics
 
 
@@ -58,6 +58,17 @@ def test_settle_freezes_what_exists_and_raises_only_the_young_threshold(
     settle()
     assert gc.get_freeze_count() >= len(kept)
     assert gc.get_threshold() == (YOUNG_THRESHOLD, older, oldest)
+
+
+def test_settled_holds_for_a_measurement_and_is_undone_after(restored_collector: None) -> None:
+    gc.unfreeze()
+    before = gc.get_threshold()
+    kept = [[index] for index in range(1000)]
+    with settled():
+        assert gc.get_freeze_count() >= len(kept)
+        assert gc.get_threshold()[0] == YOUNG_THRESHOLD
+    assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == before
 
 
 def test_metrics_count_collections_since_they_were_made() -> None:

@@ -10,6 +10,10 @@ other, and driven by the same load tool with the same connections. The rows are 
   every session created with ``max_pattern_length`` 5, so its STM stays at a typical 1–5 events
   (the fifth observe learns a pattern and clears it), and observed 0–4 times before the load so
   that one observe in five learns from the start (:func:`_stagger`);
+* ``http.observe.engine_bound.w1`` — ``http.observe``'s observes computed in the bench's own
+  process and nothing else (:func:`engine_bound`), per CPU second beside the same ``GET
+  /constant``: the ratio ``http.observe.w1`` could reach if HTTP, the store and the load tool
+  cost nothing;
 * ``http.stm`` and ``http.predictions`` — reads of sessions that each store
   :data:`STORED_PREDICTIONS` predictions (``max_predictions`` caps what their last observe kept;
   the note says the counts the bench read back).
@@ -45,7 +49,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kato.bench.load import Load, Request, load_tool, run_load
 from kato.bench.rows import Goal, Row
-from kato.engine import EngineConfig, SessionState, learn
+from kato.collector import settled
+from kato.engine import EngineConfig, Observation, SessionState, learn, observe
 from kato.lab.targets import serve
 from kato.ltm.sqlite import SQLiteNodes
 
@@ -53,7 +58,9 @@ __all__ = [
     "CONTENTION_PATTERNS",
     "PATTERNS",
     "STORED_PREDICTIONS",
+    "EngineBound",
     "contention_rows",
+    "engine_bound",
     "http_rows",
 ]
 
@@ -164,6 +171,75 @@ def _teach(path: Path, node: str, count: int) -> None:
         nodes.ltm(node).apply(effects)
     finally:
         nodes.close()
+
+
+@dataclass(frozen=True, slots=True)
+class EngineBound:
+    """``http.observe``'s observes computed in this process and nothing else: what one core
+    could serve if HTTP, the session store and the load tool cost nothing."""
+
+    observes: int
+    cpu_seconds: float
+    learned: int
+    predictions: int
+
+    @property
+    def rate(self) -> float:
+        """Observes per second of CPU."""
+        return self.observes / self.cpu_seconds if self.cpu_seconds else math.nan
+
+
+def engine_bound(
+    patterns: int = PATTERNS, *, seconds: float = 3.0, sessions: int = SESSIONS
+) -> EngineBound:
+    """Time ``http.observe``'s work alone: the same node (``patterns`` taught into a SQLite
+    file), sessions and observation, each observe read through one LTM snapshot as the service
+    reads it, and every learn applied to the file; for ``seconds``, under the collector a
+    serving worker has (:func:`kato.collector.settled`).
+
+    The ratio of its rate to ``GET /constant`` bounds ``http.observe``'s ratio from above with
+    this engine, however light the service around it becomes.
+    """
+    config = EngineConfig().with_overrides(LEARNING)
+    observation = Observation.parse(OBSERVATION, config)
+    every = config.max_pattern_length
+    with tempfile.TemporaryDirectory(prefix="kato-bound-") as folder:
+        path = Path(folder) / "ltm.sqlite3"
+        _teach(path, "bench", patterns)
+        nodes = SQLiteNodes(path)
+        try:
+            ltm = nodes.ltm("bench")
+            count = 0
+
+            def step(state: SessionState) -> tuple[SessionState, int, bool]:
+                nonlocal count
+                count += 1
+                with ltm.snapshot() as view:
+                    done = observe(
+                        state, observation, config, view, node_id="bench", unique_id=f"b{count}"
+                    )
+                if done.effects:
+                    ltm.apply(done.effects, effect_id=f"e{count}")
+                return done.state, len(done.state.predictions), bool(done.effects)
+
+            states = [SessionState()] * sessions
+            for index in range(sessions):  # every STM length, as _stagger leaves the service's
+                for _ in range(index % every):
+                    states[index] = step(states[index])[0]
+            observes = learned = predictions = 0
+            with settled():
+                started = time.process_time()
+                deadline = time.monotonic() + seconds
+                while time.monotonic() < deadline:
+                    index = observes % sessions
+                    states[index], made, learns = step(states[index])
+                    observes += 1
+                    learned += learns
+                    predictions += made
+                spent = time.process_time() - started
+        finally:
+            nodes.close()
+    return EngineBound(observes, spent, learned, predictions)
 
 
 async def _reader(client: _Client, node: str, rng: random.Random) -> tuple[str, int]:
@@ -428,7 +504,42 @@ def http_rows(
         ]
         if w == workers[0]:
             rows += _store_rows(plain, learning)
+        if w == 1:
+            rows.append(_bound_row(engine_bound(patterns, seconds=max(1.0, seconds / 2)), trivial))
     return rows
+
+
+def _bound_row(bound: EngineBound, trivial: Load) -> Row:
+    """``http.observe.w1``'s ceiling: the engine's observes per CPU second beside ``GET
+    /constant`` at one worker."""
+    each = bound.predictions / bound.observes if bound.observes else 0.0
+    not_comparable = (
+        ""
+        if trivial.tool == "wrk"
+        else f"not comparable: load by {trivial.tool}, which bounds GET /constant's rate itself "
+        "(wrk measures a server's ceiling; make bench installs it)"
+    )
+    alone = (
+        f"http.observe's observes computed alone in one process ({bound.observes:,}, "
+        f"{bound.learned:,} learning, {each:.0f} predictions each; an LTM snapshot per observe, "
+        "learns applied; no HTTP, store or load tool): http.observe.w1's ratio stays below this one"
+    )
+    return Row(
+        section="http",
+        name="http.observe.engine_bound.w1",
+        ours=bound.rate,
+        reference=trivial.requests_per_s,
+        unit="req/s",
+        reference_is="GET /constant, 1 worker",
+        note="; ".join(part for part in (not_comparable, alone, f"load: {trivial.tool}") if part),
+        extra={
+            "observes": bound.observes,
+            "cpu_seconds": round(bound.cpu_seconds, 3),
+            "learned": bound.learned,
+            "predictions_per_observe": each,
+        },
+        not_comparable=not_comparable,
+    )
 
 
 @dataclass(frozen=True, slots=True)

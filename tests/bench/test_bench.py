@@ -13,7 +13,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from kato.bench.http import PATTERNS, _prepare
+from kato.bench.http import PATTERNS, _prepare, engine_bound
 from kato.bench.load import parse_wrk
 from kato.bench.rows import COLUMNS, Goal, Row, format_table, write_csv
 from kato.bench.suite import SECTIONS
@@ -118,6 +118,10 @@ def test_quick_bench_writes_every_section_and_prints_its_folder_last(tmp_path: P
     for w in (1, 2):  # the learning node and the sessions read were built as the rows say
         assert frame.loc[f"http.observe.w{w}", "patterns"] == PATTERNS
         assert frame.loc[f"http.predictions.w{w}", "stored_predictions_min"] == 60
+    # the learning observe's bound: beside the same reference, no goal of its own
+    bound = frame.loc["http.observe.engine_bound.w1"]
+    assert bound["reference"] == frame.loc["http.observe.w1", "reference"]
+    assert pd.isna(bound["goal"]) and bound["learned"] > 0
     assert (folder / "bench.png").stat().st_size > 0
     # every row's ratio is ours / reference, as printed
     measured = frame.dropna(subset=["ratio"])
@@ -163,14 +167,17 @@ def test_without_wrk_every_http_ratio_is_not_comparable_and_its_goal_missed(
     assert done.returncode == 0, done.stderr[-3000:]
     frame = pd.read_csv(Path(done.stdout.strip().splitlines()[-1]) / "bench.csv")
     rates = frame[frame["unit"] == "req/s"]
-    assert set(rates["name"]) == {
+    judged = rates.dropna(subset=["goal"])
+    assert set(judged["name"]) == {
         "http.observe_bare.w1",
         "http.observe.w1",
         "http.stm.w1",
         "http.predictions.w1",
         "contention.one_session.w1",
     }
-    assert (rates["met"] == False).all()  # noqa: E712 (a column of booleans)
+    assert (judged["met"] == False).all()  # noqa: E712 (a column of booleans)
+    # the engine's bound has no goal, but its reference is a rate the client bounded too
+    assert set(rates["name"]) == {*judged["name"], "http.observe.engine_bound.w1"}
     assert rates["note"].str.startswith("not comparable: load by aiohttp").all()
     others = frame[frame["unit"] != "req/s"]
     assert not others["note"].str.contains("not comparable").any()
@@ -206,3 +213,15 @@ def test_learning_sessions_start_at_every_stm_length(start_server: Any) -> None:
             for session in setup.learning
         ]
     assert lengths == [0, 1, 2, 3, 4] * 2
+
+
+def test_the_engine_bound_times_learning_observes_that_predict() -> None:
+    """What ``http.observe.engine_bound.w1`` times is ``http.observe``'s work: every session
+    learns at its fifth event, and each observe ranks its predictions (100, the default cap:
+    the node is taught enough patterns that share the observed symbols)."""
+    bound = engine_bound(PATTERNS, seconds=0.5, sessions=10)
+    assert bound.observes >= 10 and bound.cpu_seconds > 0
+    assert bound.rate == bound.observes / bound.cpu_seconds
+    # one observe in five learns; sessions start at every STM length, so from the first one
+    assert abs(bound.learned - bound.observes / 5) <= 2
+    assert bound.predictions == 100 * bound.observes
