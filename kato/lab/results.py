@@ -44,6 +44,7 @@ __all__ = [
     "summary_frame",
     "wilson",
     "with_cells",
+    "workers_answered",
 ]
 
 #: Per-operation rates, with Wilson intervals (a cell's pooled over its trials).
@@ -102,6 +103,15 @@ def faults_frame(history: History) -> pd.DataFrame:
     return pd.DataFrame(windows, columns=["name", "start_s", "end_s"])
 
 
+def workers_answered(history: History) -> int | None:
+    """How many worker processes answered the run's requests, read from each operation's
+    ``worker_pid``; ``None`` when the target names none (the engine target, a deployment that
+    sends no ``X-Kato-Worker``). The kernel hands connections to a server's workers, and may
+    hand all of a run's to fewer than it has: a race between processes needs two to answer."""
+    pids = {op.worker_pid for op in history if op.worker_pid is not None}
+    return len(pids) or None
+
+
 def run_row(
     params: Mapping[str, Any], history: History, verdicts: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -127,6 +137,7 @@ def run_row(
             "anomaly_rate": anomalies / len(ops) if ops else 0.0,
             "valid": verdicts.get("valid"),
             "throughput_ops_s": len(ends) / span_s if span_s > 0 else 0.0,
+            "workers_answered": workers_answered(history),
         }
     )
     for q in (50, 90, 99):

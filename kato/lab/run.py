@@ -17,6 +17,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -33,12 +34,15 @@ from kato.lab.checkers import check
 from kato.lab.history import JOURNAL, PARQUET, History, Op
 from kato.lab.nemesis import nemesis_for
 from kato.lab.remote import adapt, skipped_checks
+from kato.lab.results import workers_answered
 from kato.lab.runner import execute, generator_ceiling, run_blocking
 from kato.lab.scenarios import plan
 from kato.lab.spec import Experiment
 from kato.lab.targets import Deployment, deploy
 
 __all__ = ["Run", "load", "run", "save"]
+
+log = logging.getLogger("kato.lab")
 
 
 @dataclass
@@ -155,8 +159,24 @@ def run(
         if bar is not None:
             bar.close()
     metadata.update({"run_id": run_id, "started": began, "finished": time.time()})
+    _count_workers(spec, history, metadata)
     verdicts = check(history, skipped=skipped_checks(metadata["target"]))
     return Run(run_id, spec, history, verdicts, metadata)
+
+
+def _count_workers(spec: Experiment, history: History, metadata: dict[str, Any]) -> None:
+    """Record how many workers answered, and warn when a server this run started with several
+    answered through fewer: its histories say nothing about races between the silent ones."""
+    answered = metadata["workers_answered"] = workers_answered(history)
+    started = spec.workers * spec.hosts if spec.target == "http" else 0
+    if started > 1 and answered is not None and answered < started:
+        log.warning(
+            "%s: %d of the %d workers answered its requests (the kernel placed every connection);"
+            " run it again, or with more concurrency, to exercise races between processes",
+            metadata["run_id"],
+            answered,
+            started,
+        )
 
 
 @contextlib.contextmanager

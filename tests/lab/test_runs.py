@@ -4,12 +4,14 @@ the production store passes every checker."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from kato.lab.results import run_row
 from kato.lab.run import load, run, save
 from kato.lab.spec import SCENARIOS, Experiment
 
@@ -37,6 +39,28 @@ def test_production_store_with_four_workers_is_valid(scenario: str) -> None:
     outcomes = {op.outcome for op in result.history}
     assert "ok" in outcomes
     assert all(op.worker_pid for op in result.history if op.outcome == "ok")
+
+
+def test_a_run_answered_by_fewer_workers_than_it_started_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One client and the run's control client keep a connection each, and the kernel hands
+    each to one worker: of four started, one or two answer, and the run says so (its history
+    cannot show a race between the others)."""
+    spec = Experiment(
+        scenario="lifecycle", target="http", store="redis", workers=4, concurrency=1, operations=20
+    )
+    with caplog.at_level(logging.WARNING, logger="kato.lab"):
+        result = run(spec)
+    answered = result.metadata["workers_answered"]
+    assert answered in (1, 2)
+    assert f"{answered} of the 4 workers answered" in caplog.text
+    assert run_row({}, result.history, result.verdicts)["workers_answered"] == answered
+    # a target that names no worker: nothing counted, nothing said
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kato.lab"):
+        engine = run(Experiment(operations=20))
+    assert engine.metadata["workers_answered"] is None and "workers answered" not in caplog.text
 
 
 def test_128_clients_on_one_session_lose_nothing() -> None:
