@@ -171,8 +171,9 @@ def _count_workers(spec: Experiment, history: History, metadata: dict[str, Any])
     started = spec.workers * spec.hosts if spec.target == "http" else 0
     if started > 1 and answered is not None and answered < started:
         log.warning(
-            "%s: %d of the %d workers answered its requests (the kernel placed every connection);"
-            " run it again, or with more concurrency, to exercise races between processes",
+            "%s: %d of the %d workers answered its requests (the kernel chooses the worker of"
+            " each connection); run it again, or with more concurrency, to exercise races"
+            " between processes",
             metadata["run_id"],
             answered,
             started,
