@@ -15,6 +15,8 @@ figure                  value, and its interval
 ``anomalous_trials``    fraction of the trials with at least one anomaly; Wilson score (cells only)
 ``throughput_ops_s``    mean over the trials; Student t (cells of 2 trials or more)
 ``p50_ms``, ``p99_ms``  mean over the trials; Student t (cells of 2 trials or more)
+``workers_answered``    worker processes that answered (:func:`workers_answered`); a cell's is the
+                        fewest any of its trials reached, no interval
 ======================  ==========================================================================
 
 A trial row's rate intervals are Wilson over its own operations. Intervals come from scipy
@@ -246,6 +248,8 @@ def _cell(rows: pd.DataFrame) -> dict[str, Any]:
     for column in ("p90_ms", "max_ms"):
         if column in rows.columns:
             figures[column] = float(rows[column].astype(float).mean())
+    if "workers_answered" in rows.columns and rows["workers_answered"].notna().any():
+        figures["workers_answered"] = int(rows["workers_answered"].min())  # the fewest any trial
     for column in ("ok", "fail", "unknown", *(c for c in rows.columns if c.endswith("_anomalies"))):
         if column in rows.columns:  # counts (each checker's anomalies too), summed over trials
             figures[column] = int(rows[column].sum())

@@ -174,3 +174,18 @@ def test_trials_of_a_url_target_gather_into_one_partial_cell() -> None:
     [cell] = table[table["kind"] == "cell"].to_dict("records")
     assert cell["trials"] == 2 and cell["ops"] == 200
     assert cell["urls"] == trial["urls"] and cell["valid"] == "partial"
+
+
+def test_a_cell_names_the_fewest_workers_any_of_its_trials_reached() -> None:
+    """A trial answered by one of two workers cannot show a race between them: its cell says so
+    whatever the others reached; a target that names no worker leaves the figure out."""
+    from kato.lab.results import with_cells
+
+    trial = {"concurrency": 4, "ops": 100, "ok": 100, "anomalies": 0, "valid": "True"}
+    trial |= {"anomaly_rate": 0.0, "error_rate": 0.0}
+    reached = [trial | {"seed": seed, "workers_answered": n} for seed, n in enumerate((2, 1, 2))]
+    [cell] = with_cells(pd.DataFrame(reached)).query("kind == 'cell'").to_dict("records")
+    assert cell["workers_answered"] == 1
+    unnamed = [trial | {"seed": seed, "workers_answered": None} for seed in range(2)]
+    [cell] = with_cells(pd.DataFrame(unnamed)).query("kind == 'cell'").to_dict("records")
+    assert pd.isna(cell["workers_answered"])
