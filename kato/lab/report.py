@@ -35,13 +35,14 @@ if TYPE_CHECKING:
 
 __all__ = ["SUMMARY_COLUMNS", "SweepError", "report", "sweep", "sweep_notebook"]
 
-#: The columns a report's table of cells shows (what exists of them).
+#: The columns a report's table of cells shows (those with a value in some cell).
 SUMMARY_COLUMNS = [
     "scenario",
     "target",
     "store",
     "variant",
     "workers",
+    "workers_answered",
     "concurrency",
     "fault",
     "duration_s",
@@ -196,11 +197,21 @@ def _as_html(notebook: Path) -> None:
 
 
 def _storable(table: pd.DataFrame) -> pd.DataFrame:
-    """Mixed columns as text (``valid`` is True, False or "unknown"): one type for Parquet."""
+    """Mixed columns as text (``valid`` is True, False or "unknown"): one type for Parquet. A
+    missing value (a cell's, where only trials have one) stays missing, not the text "nan"."""
+    import pandas as pd
+
+    def text(value: Any) -> str | None:
+        return (
+            None
+            if value is None or (pd.api.types.is_scalar(value) and pd.isna(value))
+            else str(value)
+        )
+
     stored = table.copy()
     for column in stored.columns:
         if stored[column].dtype == object or column == "valid":
-            stored[column] = stored[column].map(lambda v: v if v is None else str(v))
+            stored[column] = stored[column].map(text)
     return stored
 
 
@@ -271,7 +282,7 @@ def _write_pages(
     a notebook sweep, each cell's executed notebook (``links``, as HTML and ipynb) and the
     ``failures``."""
     cells = table[table["kind"] == "cell"] if "kind" in table.columns else table
-    columns = [c for c in SUMMARY_COLUMNS if c in cells.columns]
+    columns = [c for c in SUMMARY_COLUMNS if c in cells.columns and cells[c].notna().any()]
     summary = cells[columns].round(4)
     shown = summary.to_markdown(index=False) if len(summary) else "(no runs recorded)"
     lines = [f"# {title}", "", headline, ""]

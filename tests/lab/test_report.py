@@ -39,6 +39,8 @@ def test_report_over_saved_runs(tmp_path: Path) -> None:
     assert "production: 0 anomalies in 3 runs" in page  # the headline per cell
     assert "Anomalies by checker" in page and "no_lost_updates" in page
     assert "git_revision" in page and "seeds" in page  # the environment
+    # the engine target names no worker: the table of cells leaves that empty column out
+    assert "workers_answered" not in (folder / "report.md").read_text()
 
 
 def test_cli_sweep_runs_the_grid_and_prints_the_report_folder(tmp_path: Path) -> None:
@@ -189,3 +191,17 @@ def test_a_cell_names_the_fewest_workers_any_of_its_trials_reached() -> None:
     unnamed = [trial | {"seed": seed, "workers_answered": None} for seed in range(2)]
     [cell] = with_cells(pd.DataFrame(unnamed)).query("kind == 'cell'").to_dict("records")
     assert pd.isna(cell["workers_answered"])
+
+
+def test_the_table_of_cells_shows_the_workers_that_answered(tmp_path: Path) -> None:
+    from kato.lab.report import _write_pages
+    from kato.lab.results import with_cells
+
+    trial = {"workers": 2, "concurrency": 4, "ops": 100, "ok": 100, "anomalies": 0}
+    trial |= {"anomaly_rate": 0.0, "error_rate": 0.0, "valid": "True"}
+    rows = [trial | {"seed": seed, "workers_answered": n} for seed, n in enumerate((2, 1))]
+    _write_pages(tmp_path, "t", "h", with_cells(pd.DataFrame(rows)), [])
+    header, _, cell = (tmp_path / "report.md").read_text().split("## Cells")[1].splitlines()[2:5]
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    values = [v.strip() for v in cell.strip("|").split("|")]
+    assert dict(zip(columns, values, strict=True))["workers_answered"] == "1"
