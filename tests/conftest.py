@@ -4,6 +4,7 @@ benchmarks (``@pytest.mark.perf``) run only with ``-m perf``, and the one that a
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import tempfile
@@ -79,10 +80,43 @@ def node_id() -> str:
     return f"test-{uuid.uuid4().hex}"
 
 
-def running_server(*args: str, env: dict[str, str] | None = None) -> Any:
+#: The servers ``running_server`` has up, by ``id``: a failing test's report carries the tail of
+#: each one's log, which its folder takes with it when the server stops.
+_SERVERS: dict[int, Any] = {}
+LOG_TAIL_CHARS = 4_000
+#: What each request's log line has: a failure's report leaves those out (there are thousands).
+_ACCESS = '"logger": "kato.access", "msg": "request"'
+
+
+@contextlib.contextmanager
+def running_server(*args: str, env: dict[str, str] | None = None) -> Iterator[Any]:
     """``with running_server(*serve_args) as server:`` a real ``kato serve`` on a free port
     (the workbench's own launcher: ``server.url``, ``server.pid``, ``server.log_path``)."""
-    return serve(*args, env=env)
+    with serve(*args, env=env) as server:
+        _SERVERS[id(server)] = server
+        try:
+            yield server
+        finally:
+            del _SERVERS[id(server)]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test's report ends with the log tail of every server up at the time, so a rare
+    failure (a connection closed without an answer, say) can be read after the run."""
+    report = yield
+    if report.failed:
+        for server in list(_SERVERS.values()):
+            with contextlib.suppress(OSError):
+                lines = server.log_path.read_text(errors="replace").splitlines(keepends=True)
+                kept = "".join(line for line in lines if _ACCESS not in line)
+                report.sections.append(
+                    (
+                        f"kato serve log, {server.url} (request lines left out)",
+                        kept[-LOG_TAIL_CHARS:],
+                    )
+                )
+    return report
 
 
 @pytest.fixture(scope="session")
