@@ -38,10 +38,18 @@ from kato.exceptions import (
 )
 from kato.sessions import looks_like_session_id
 
-__all__ = ["AsyncHTTPTransport", "HTTPTransport"]
+__all__ = ["IDLE_EXPIRY_S", "AsyncHTTPTransport", "HTTPTransport"]
 
 
 USER_AGENT = f"kato-client/{__version__}"
+
+#: Seconds a kept-alive connection may sit idle before a client closes it, well under the
+#: seconds after which ``kato serve`` closes it (:data:`kato.service.server.KEEP_ALIVE_S`). A
+#: client that kept it as long as the server did could send a request on a connection the
+#: server was closing at that moment: "server disconnected without sending a response", for a
+#: request the server may never have read. A busy client releases a connection late, which
+#: widens that window (seen in a multi-worker test on 2 busy cores).
+IDLE_EXPIRY_S = 2.0
 
 # httpx errors after which a retry-safe request is worth repeating: the service may be back, or
 # the connection was a stale keep-alive one. Others (an unsupported URL scheme, a proxy refusing
@@ -211,6 +219,9 @@ class _BaseHTTPTransport(Generic[T]):
             base_url=base_url,
             timeout=httpx.Timeout(timeout),
             headers={"User-Agent": USER_AGENT, **(headers or {})},
+            limits=httpx.Limits(
+                max_connections=100, max_keepalive_connections=20, keepalive_expiry=IDLE_EXPIRY_S
+            ),
         )
 
     def _open(self, transport: T | None, **options: Any) -> None:

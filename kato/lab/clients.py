@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kato.api import Operation, operation
+from kato.client._http import IDLE_EXPIRY_S
 from kato.core import Kato
 from kato.engine import pattern_name
 from kato.exceptions import KatoError
@@ -153,7 +154,9 @@ class HttpClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         # two pools: ``other_connection`` steps go through the second one
         self._sessions = [
-            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections))
+            aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=connections, keepalive_timeout=IDLE_EXPIRY_S)
+            )
             for _ in range(2)
         ]
 

@@ -26,10 +26,13 @@ from kato.settings import LTM_BACKENDS, STORES, Settings
 from kato.stores.redis_cluster import embedded_cluster
 from kato.stores.redis_server import PERSISTENCE_MODES, redis_url
 
-__all__ = ["APP", "add_arguments", "run_uvicorn", "serve", "shared_socket"]
+__all__ = ["APP", "KEEP_ALIVE_S", "add_arguments", "run_uvicorn", "serve", "shared_socket"]
 
 #: The app factory of ``kato serve``: each worker calls it.
 APP = "kato.service.app:create_app_from_env"
+#: Seconds a connection may stay idle between requests before a worker closes it (uvicorn's
+#: ``timeout_keep_alive``); clients close theirs sooner (``kato.client._http.IDLE_EXPIRY_S``).
+KEEP_ALIVE_S = 5
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
@@ -151,6 +154,7 @@ def run_uvicorn(factory: str, args: argparse.Namespace) -> None:
         workers=args.workers,
         log_level=args.log_level,
         access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_S,
         http="kato.service.connections:HeaderDeadlineProtocol",  # late headers: closed
     )
     if args.workers == 1:

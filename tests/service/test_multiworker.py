@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from kato.client._http import IDLE_EXPIRY_S
 from kato.engine import pattern_name
 from kato.ltm.nx27017 import running_nx27017
 from kato.stores.redis_cluster import EmbeddedCluster
@@ -89,7 +90,7 @@ class Pool:
             httpx.AsyncClient(
                 base_url=base_urls[i % len(base_urls)],
                 timeout=30,
-                limits=httpx.Limits(max_connections=16),
+                limits=httpx.Limits(max_connections=16, keepalive_expiry=IDLE_EXPIRY_S),
             )
             for i in range(size)
         ]

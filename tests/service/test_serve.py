@@ -218,3 +218,13 @@ def test_sessions_survive_a_restart_of_the_service_with_the_same_data_dir(
     assert (tmp_path / "redis" / "appendonly.aof").exists()
     with start_server(*args) as again:
         assert _stm(again.url, session_id) == [["a"], ["b"]]
+
+
+def test_clients_let_go_of_an_idle_connection_well_before_a_worker_closes_it() -> None:
+    """A client that kept an idle connection as long as the server could send a request on it
+    as the server closed it ("server disconnected without sending a response"); a busy client
+    releases a connection late, so the margin is half the server's keep-alive or more."""
+    from kato.client._http import IDLE_EXPIRY_S
+    from kato.service.server import KEEP_ALIVE_S
+
+    assert 0 < IDLE_EXPIRY_S <= KEEP_ALIVE_S / 2
