@@ -397,15 +397,20 @@ def _trivial(workers: int, seconds: float, connections: int, tool: str) -> Load:
         return run_load(server.url, request, seconds=seconds, connections=connections, tool=tool)
 
 
+def _not_comparable(tools: set[str], bounded: str) -> str:
+    """Why a ratio over loads driven by ``tools`` means nothing ("" when ``wrk`` drove them):
+    any other tool bounds ``bounded`` itself."""
+    if tools == {"wrk"}:
+        return ""
+    return (
+        f"not comparable: load by {'/'.join(sorted(tools))}, which bounds {bounded} itself "
+        "(wrk measures a server's ceiling; make bench installs it)"
+    )
+
+
 def _row(section: str, name: str, ours: Load, reference: Load, reference_is: str, **kw: Any) -> Row:
     """A rate beside its reference rate; not comparable unless ``wrk`` drove both."""
-    tools = {ours.tool, reference.tool}
-    not_comparable = (
-        ""
-        if tools == {"wrk"}
-        else f"not comparable: load by {'/'.join(sorted(tools))}, which bounds both rates "
-        "itself (wrk measures a server's ceiling; make bench installs it)"
-    )
+    not_comparable = _not_comparable({ours.tool, reference.tool}, "both rates")
     errors = f"{ours.errors} failed of {ours.requests}" if ours.errors else ""
     slow = (
         f"only {ours.requests} answered in the load (p50 {ours.p50_ms:,.0f} ms): the rate "
@@ -513,12 +518,7 @@ def _bound_row(bound: EngineBound, trivial: Load) -> Row:
     """``http.observe.w1``'s ceiling: the engine's observes per CPU second beside ``GET
     /constant`` at one worker."""
     each = bound.predictions / bound.observes if bound.observes else 0.0
-    not_comparable = (
-        ""
-        if trivial.tool == "wrk"
-        else f"not comparable: load by {trivial.tool}, which bounds GET /constant's rate itself "
-        "(wrk measures a server's ceiling; make bench installs it)"
-    )
+    not_comparable = _not_comparable({trivial.tool}, "GET /constant's rate")
     alone = (
         f"http.observe's observes computed alone in one process ({bound.observes:,}, "
         f"{bound.learned:,} learning, {each:.0f} predictions each; an LTM snapshot per observe, "
